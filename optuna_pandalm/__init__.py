@@ -1,0 +1,51 @@
+"""optuna-pandalm: judge-driven hyperparameter search for LLM instruction tuning.
+
+A local pairwise judge compares checkpoints' answers; a Bradley–Terry model turns the
+preferences into scores; the scores drive an Optuna study.
+
+Everything is imported lazily (as Optuna does) so that ``import optuna_pandalm`` stays fast
+and never imports torch or transformers: a scheduler process that only needs the sampler,
+the pruner or the statistics does not pay for them.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+# Public name -> module that defines it.
+_EXPORTS = {
+    "fit_bradley_terry": "optuna_pandalm.bradley_terry",
+    "BradleyTerryResult": "optuna_pandalm.bradley_terry",
+    "Prompt": "optuna_pandalm.prompts",
+    "load_prompts": "optuna_pandalm.prompts",
+    "PromptFormatError": "optuna_pandalm.prompts",
+    "JudgeRequest": "optuna_pandalm.judges.base",
+    "Verdict": "optuna_pandalm.judges.base",
+    "PairwiseJudge": "optuna_pandalm.judges.base",
+    "Store": "optuna_pandalm.store",
+    "StoreError": "optuna_pandalm.store",
+}
+
+__all__ = sorted([*_EXPORTS, "__version__"])
+
+if TYPE_CHECKING:
+    from optuna_pandalm.bradley_terry import BradleyTerryResult, fit_bradley_terry
+    from optuna_pandalm.judges.base import JudgeRequest, PairwiseJudge, Verdict
+    from optuna_pandalm.prompts import Prompt, PromptFormatError, load_prompts
+    from optuna_pandalm.store import Store, StoreError
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'optuna_pandalm' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

@@ -1,0 +1,51 @@
+"""Shared fixtures: storage URLs for every supported database."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+POSTGRES_URL = os.environ.get("OPTUNA_PANDALM_TEST_POSTGRES_URL")
+
+
+def _postgres_database() -> Iterator[str]:
+    """A fresh database on the test server, dropped afterwards."""
+    import sqlalchemy as sa
+
+    if not POSTGRES_URL:
+        if os.environ.get("CI"):
+            pytest.fail("CI must run the PostgreSQL tests: OPTUNA_PANDALM_TEST_POSTGRES_URL unset")
+        pytest.skip("no PostgreSQL server (set OPTUNA_PANDALM_TEST_POSTGRES_URL)")
+    admin = sa.create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    with admin.connect() as connection:
+        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield sa.make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(sa.text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite-file", "sqlite-memory", "postgresql"])
+def storage_url(request: pytest.FixtureRequest, tmp_path) -> Iterator[str]:
+    """An empty database of each supported kind."""
+    if request.param == "sqlite-file":
+        yield f"sqlite:///{tmp_path / 'store.db'}"
+    elif request.param == "sqlite-memory":
+        yield "sqlite://"
+    else:
+        yield from _postgres_database()
+
+
+@pytest.fixture(params=["sqlite-file", "postgresql"])
+def shared_storage_url(request: pytest.FixtureRequest, tmp_path) -> Iterator[str]:
+    """A database several processes can open at once."""
+    if request.param == "sqlite-file":
+        yield f"sqlite:///{tmp_path / 'store.db'}"
+    else:
+        yield from _postgres_database()
