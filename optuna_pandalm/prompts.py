@@ -11,12 +11,15 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import logging
 import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Union
 
 __all__ = ["Prompt", "PromptFormatError", "load_prompts", "prompt_set_hash"]
+
+_logger = logging.getLogger(__name__)
 
 PromptSource = Union[str, "os.PathLike[str]", Iterable[Union["Prompt", Mapping[str, Any]]]]
 
@@ -180,7 +183,7 @@ def _read_file(path: Path) -> tuple[Iterator[tuple[int, Any]], str]:
     return (_jsonl_records(text, origin) if is_jsonl else _json_records(text, origin)), origin
 
 
-def load_prompts(source: PromptSource) -> list[Prompt]:
+def load_prompts(source: PromptSource, *, on_invalid: str = "raise") -> list[Prompt]:
     """Load an evaluation prompt set.
 
     Args:
@@ -188,6 +191,10 @@ def load_prompts(source: PromptSource) -> list[Prompt]:
             dicts. Records need ``instruction``; ``input``, ``reference`` (or Alpaca's
             ``output``) and ``id`` (or PandaLM's ``idx``) are optional; other fields (such as
             PandaLM's ``motivation_app``) are ignored.
+        on_invalid: ``"raise"`` (default) stops at the first invalid record;
+            ``"skip"`` leaves it out with a warning naming the file and line. PandaLM's
+            ``testset-inference-v1.json`` needs ``"skip"``: its record 161 has a blank
+            instruction.
 
     Returns:
         The prompts, in order.
@@ -202,6 +209,8 @@ def load_prompts(source: PromptSource) -> list[Prompt]:
         >>> prompts[0].reference
         '5'
     """
+    if on_invalid not in ("raise", "skip"):
+        raise ValueError(f"on_invalid must be 'raise' or 'skip', got {on_invalid!r}")
     if isinstance(source, (str, os.PathLike)):
         records, origin = _read_file(Path(source))
     elif isinstance(source, (Mapping, bytes)):
@@ -213,7 +222,13 @@ def load_prompts(source: PromptSource) -> list[Prompt]:
     seen: dict[str, str] = {}
     for index, (line, record) in enumerate(records):
         where = _where(origin, line, index)
-        prompt = _prompt(record, where)
+        try:
+            prompt = _prompt(record, where)
+        except PromptFormatError as error:
+            if on_invalid == "raise":
+                raise
+            _logger.warning("skipping an invalid prompt: %s", error)
+            continue
         if prompt.id is not None:
             if prompt.id in seen:
                 raise PromptFormatError(

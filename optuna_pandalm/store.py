@@ -396,9 +396,10 @@ class Store:
                     pass
             return inserted
         inserted = 0
+        statement = insert(table).on_conflict_do_nothing().returning(table.c.id)
         for chunk in _chunks(rows):
-            result = connection.execute(insert(table).on_conflict_do_nothing(), list(chunk))
-            inserted += max(result.rowcount, 0)
+            # RETURNING yields exactly the new rows; executemany's rowcount is unreliable.
+            inserted += len(connection.execute(statement, list(chunk)).all())
         return inserted
 
     # --- prompt sets and arenas -------------------------------------------------------------
