@@ -67,7 +67,7 @@ def test_study_refuses_a_different_prompt_set(storage_url):
     store = Store(storage_url)
     arena = _arena(store)
     assert store.bind_study("study", store.save_prompt_set(PROMPTS)) == arena
-    with pytest.raises(PromptSetMismatchError, match="study 'study'.*already uses prompt set"):
+    with pytest.raises(PromptSetMismatchError, match=r"study 'study'.*already uses prompt set"):
         store.bind_study("study", store.save_prompt_set(PROMPTS[:1]))
     assert store.arena_id("study") == arena  # nothing was changed by the refusal
 
