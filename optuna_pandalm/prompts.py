@@ -177,9 +177,13 @@ def _read_file(path: Path) -> tuple[Iterator[tuple[int, Any]], str]:
         raise PromptFormatError(
             f"{origin}, line {line}: not valid UTF-8 (byte {error.start})"
         ) from None
-    is_jsonl = path.suffix.lower() in (".jsonl", ".ndjson") or (
-        text.lstrip()[:1] == "{" and len([x for x in text.splitlines() if x.strip()]) > 1
-    )
+    is_jsonl = path.suffix.lower() in (".jsonl", ".ndjson")
+    if not is_jsonl and text.lstrip()[:1] == "{":
+        # One object is either {"prompts": [...]} or the first line of JSONL.
+        try:
+            json.loads(text)
+        except json.JSONDecodeError:
+            is_jsonl = True
     return (_jsonl_records(text, origin) if is_jsonl else _json_records(text, origin)), origin
 
 

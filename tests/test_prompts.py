@@ -50,6 +50,13 @@ def test_pandalm_inference_set_has_one_blank_instruction_that_can_be_skipped(cap
     assert "line 807" in caplog.text
 
 
+def test_jsonl_without_suffix_and_a_prompts_document_are_told_apart(tmp_path):
+    lines = _write(tmp_path, "p.txt", '{"instruction": "A"}\n{"instruction": "B"}\n')
+    document = _write(tmp_path, "d.json", '{\n  "prompts": [\n    {"instruction": "C"}\n  ]\n}\n')
+    assert [p.instruction for p in load_prompts(lines)] == ["A", "B"]
+    assert [p.instruction for p in load_prompts(document)] == ["C"]
+
+
 def test_records_and_prompt_objects_are_accepted():
     prompts = load_prompts([Prompt("A"), {"instruction": "B", "reference": "b", "idx": 2}])
     assert prompts == [Prompt("A"), Prompt("B", reference="b", id="2")]
