@@ -25,6 +25,11 @@ _EXPORTS = {
     "JudgeRequest": "optuna_pandalm.judges.base",
     "Verdict": "optuna_pandalm.judges.base",
     "PairwiseJudge": "optuna_pandalm.judges.base",
+    "PandaLMJudge": "optuna_pandalm.judges.pandalm",
+    "RewardModelJudge": "optuna_pandalm.judges.reward",
+    "ReferenceJudge": "optuna_pandalm.judges.reference",
+    "RemoteJudge": "optuna_pandalm.judges.remote",
+    "EnsembleJudge": "optuna_pandalm.judges.ensemble",
     "Store": "optuna_pandalm.store",
     "StoreError": "optuna_pandalm.store",
 }
@@ -34,6 +39,11 @@ __all__ = sorted([*_EXPORTS, "__version__"])
 if TYPE_CHECKING:
     from optuna_pandalm.bradley_terry import BradleyTerryResult, fit_bradley_terry
     from optuna_pandalm.judges.base import JudgeRequest, PairwiseJudge, Verdict
+    from optuna_pandalm.judges.ensemble import EnsembleJudge
+    from optuna_pandalm.judges.pandalm import PandaLMJudge
+    from optuna_pandalm.judges.reference import ReferenceJudge
+    from optuna_pandalm.judges.remote import RemoteJudge
+    from optuna_pandalm.judges.reward import RewardModelJudge
     from optuna_pandalm.prompts import Prompt, PromptFormatError, load_prompts
     from optuna_pandalm.store import Store, StoreError
 

@@ -45,6 +45,55 @@ def _prompts(args: argparse.Namespace) -> int:
     return 0
 
 
+def _judge_eval(args: argparse.Namespace) -> int:
+    from optuna_pandalm.judges import evaluation
+
+    try:
+        pairs = evaluation.load_testset(args.data)
+        if args.limit:
+            pairs = pairs[: args.limit]
+        swapped = None
+        if args.predictions:
+            if args.swap:
+                raise CommandError("--swap needs --judge (recorded predictions have one order)")
+            predictions = evaluation.read_predictions(args.predictions)
+        else:
+            from tqdm.auto import tqdm
+
+            from optuna_pandalm.judges.spec import judge_from_spec
+
+            judge = judge_from_spec(args.judge)
+            total = len(pairs) * (2 if args.swap else 1)
+            with tqdm(total=total, desc="judge-eval", unit="pair", file=sys.stderr) as bar:
+                predictions, swapped = evaluation.judge_testset(
+                    judge, pairs, swap=args.swap, batch_size=args.batch_size, progress=bar.update
+                )
+    except (ValueError, FileNotFoundError) as error:
+        raise CommandError(str(error)) from None
+    metrics = evaluation.evaluate_predictions(pairs, predictions, swapped=swapped)
+    if args.json:
+        print(json.dumps(metrics))
+        return 0
+    print(f"pairs                {metrics['n']}")
+    for key in ("accuracy", "precision", "recall", "f1"):
+        print(f"{key + ' (macro)' if key != 'accuracy' else key:<21}{metrics[key]:.4f}")
+    print(
+        f"invalid predictions  {metrics['n_invalid']} (counted as ties), "
+        f"missing {metrics['n_missing']}"
+    )
+    if metrics["length_preference"] is not None:
+        print(
+            f"picks longer         {metrics['length_preference']:.3f} of decisive verdicts "
+            f"(humans {metrics['human_length_preference']:.3f})"
+        )
+    if metrics.get("position_consistency") is not None:
+        print(
+            f"position consistency {metrics['position_consistency']:.3f} "
+            f"over {metrics['n_swap_compared']} pairs judged in both orders"
+        )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="optuna-pandalm",
@@ -66,6 +115,33 @@ def build_parser() -> argparse.ArgumentParser:
     )
     prompts.add_argument("--json", action="store_true", help="print one JSON document")
     prompts.set_defaults(handler=_prompts)
+
+    judge_eval = commands.add_parser(
+        "judge-eval",
+        help="measure a judge against PandaLM's human labels",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Accuracy and macro precision / recall / F1 over {tie, 1, 2} against the "
+        "annotators' majority (PandaLM's protocol), plus length preference and, with --swap, "
+        "position consistency.",
+        epilog="""Predictions (--predictions): a JSON list with 'idx' and the label in 'result'
+or one '*_result' field, as 0/1/2 or "1", "2", "Tie" in any case. Any other value
+(e.g. "garbage") counts as a tie in the headline metrics, as in PandaLM's script, and is
+reported as invalid. Judges (--judge): reference:rouge_l, pandalm:/path/to/model,
+reward:/path/to/model, remote:http://host:8000/v1?model=NAME (see docs/judges.md).
+
+Test-set quirks: four responses are the JSON value true and are judged as the text
+"true"; 54 pairs have an empty response and are judged as they are; pairs of equally long
+responses are left out of the length preference.""",
+    )
+    judge_eval.add_argument("--data", required=True, help="PandaLM testset-v1.json")
+    source = judge_eval.add_mutually_exclusive_group(required=True)
+    source.add_argument("--predictions", help="recorded predictions (JSON list by idx)")
+    source.add_argument("--judge", help="judge spec to run, e.g. pandalm:/models/pandalm-7b")
+    judge_eval.add_argument("--swap", action="store_true", help="also judge swapped orders")
+    judge_eval.add_argument("--batch-size", type=int, default=32, help="pairs per judge call")
+    judge_eval.add_argument("--limit", type=int, default=0, help="only the first N pairs")
+    judge_eval.add_argument("--json", action="store_true", help="print one JSON document")
+    judge_eval.set_defaults(handler=_judge_eval)
     return parser
 
 

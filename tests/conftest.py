@@ -49,3 +49,11 @@ def shared_storage_url(request: pytest.FixtureRequest, tmp_path) -> Iterator[str
         yield f"sqlite:///{tmp_path / 'store.db'}"
     else:
         yield from _postgres_database()
+
+
+@pytest.fixture(scope="session")
+def tiny_llama_path(tmp_path_factory) -> str:
+    """A 2-layer Llama with a character tokenizer, saved to a folder (loaded by path)."""
+    from optuna_pandalm.demo.tiny_model import save_tiny_llama
+
+    return str(save_tiny_llama(tmp_path_factory.mktemp("tiny-llama"), context=512))

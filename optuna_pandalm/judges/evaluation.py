@@ -1,0 +1,217 @@
+"""Judge validation on PandaLM's human-annotated test set (PandaLM's protocol).
+
+Truth is the majority of three annotators (labels 0 = tie, 1, 2). Metrics are accuracy and
+macro precision / recall / F1 over {tie, 1, 2}. Predictions that are not a label count as
+ties in those metrics, as PandaLM's own script does, so numbers compare with the paper; they
+are also counted separately (``n_invalid``). Also measured: length preference (the share of
+decisive verdicts that pick the longer response) and, with swapped orders, position
+consistency (the share of verdicts unchanged when the two responses trade places).
+
+Test-set quirks, handled explicitly: four responses are the JSON value ``true`` and are
+judged as the text ``"true"``; 54 pairs have an empty response, judged as empty; pairs of
+equally long responses are left out of the length preference.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from optuna_pandalm.judges.base import JudgeRequest, PairwiseJudge
+
+__all__ = [
+    "LabelledPair",
+    "evaluate_predictions",
+    "judge_testset",
+    "load_testset",
+    "read_predictions",
+]
+
+_STRING_LABELS = {"0": 0, "tie": 0, "1": 1, "2": 2}
+
+
+class EvaluationInputError(ValueError):
+    """A test set or prediction file that cannot be used; the message names file and row."""
+
+
+@dataclasses.dataclass(frozen=True)
+class LabelledPair:
+    idx: int
+    instruction: str
+    input: str
+    response_1: str
+    response_2: str
+    truth: int  # annotators' majority: 0 tie, 1, 2
+
+    def request(self, *, swapped: bool = False) -> JudgeRequest:
+        first, second = (
+            (self.response_2, self.response_1) if swapped else (self.response_1, self.response_2)
+        )
+        return JudgeRequest(self.instruction, first, second, input=self.input)
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def load_testset(path: str | Path) -> list[LabelledPair]:
+    """Read PandaLM's ``testset-v1.json`` (idx, instruction, input, response1, response2,
+    annotator1..3)."""
+    path = Path(path)
+    try:
+        rows = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise EvaluationInputError(f"{path}: cannot read the test set ({error})") from None
+    if not isinstance(rows, list) or not rows:
+        raise EvaluationInputError(f"{path}: expected a non-empty JSON list")
+    pairs = []
+    for number, row in enumerate(rows):
+        try:
+            votes = Counter(int(row[f"annotator{k}"]) for k in (1, 2, 3))
+            label, count = votes.most_common(1)[0]
+            pairs.append(
+                LabelledPair(
+                    idx=int(row["idx"]),
+                    instruction=_text(row["instruction"]),
+                    input=_text(row.get("input") or ""),
+                    response_1=_text(row["response1"]),
+                    response_2=_text(row["response2"]),
+                    truth=label if count >= 2 else 0,
+                )
+            )
+        except (KeyError, TypeError, ValueError) as error:
+            raise EvaluationInputError(
+                f"{path}, row {number}: bad or missing field {error}"
+            ) from None
+    return pairs
+
+
+def parse_label(value: Any) -> int | None:
+    """0, 1 or 2 from an int or a string ('1', '2', 'Tie' in any case); else ``None``."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value if value in (0, 1, 2) else None
+    if isinstance(value, str):
+        return _STRING_LABELS.get(value.strip().lower())
+    return None
+
+
+def read_predictions(path: str | Path) -> dict[int, int | None]:
+    """Predictions by ``idx``: the label in ``result`` or in any ``*_result`` field."""
+    path = Path(path)
+    try:
+        rows = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise EvaluationInputError(f"{path}: cannot read predictions ({error})") from None
+    if not isinstance(rows, list):
+        raise EvaluationInputError(f"{path}: expected a JSON list of predictions")
+    predictions: dict[int, int | None] = {}
+    for number, row in enumerate(rows):
+        if not isinstance(row, Mapping) or "idx" not in row:
+            raise EvaluationInputError(f"{path}, row {number}: expected an object with 'idx'")
+        fields = ["result"] if "result" in row else [k for k in row if str(k).endswith("_result")]
+        if len(fields) != 1:
+            raise EvaluationInputError(
+                f"{path}, row {number}: expected one 'result' or '*_result' field, found {fields}"
+            )
+        predictions[int(row["idx"])] = parse_label(row[fields[0]])
+    return predictions
+
+
+def _macro(truth: Sequence[int], predicted: Sequence[int]) -> dict[str, float]:
+    precision, recall, f1 = [], [], []
+    for label in (0, 1, 2):
+        tp = sum(t == label and p == label for t, p in zip(truth, predicted, strict=True))
+        fp = sum(t != label and p == label for t, p in zip(truth, predicted, strict=True))
+        fn = sum(t == label and p != label for t, p in zip(truth, predicted, strict=True))
+        p = tp / (tp + fp) if tp + fp else 0.0
+        r = tp / (tp + fn) if tp + fn else 0.0
+        precision.append(p)
+        recall.append(r)
+        f1.append(2 * p * r / (p + r) if p + r else 0.0)
+    return {
+        "precision": sum(precision) / 3,
+        "recall": sum(recall) / 3,
+        "f1": sum(f1) / 3,
+    }
+
+
+def length_preference(
+    pairs: Sequence[LabelledPair], labels: Mapping[int, int | None]
+) -> float | None:
+    """Share of decisive verdicts that pick the longer response (equal lengths left out)."""
+    decisive = [
+        (p, labels[p.idx])
+        for p in pairs
+        if labels.get(p.idx) in (1, 2) and len(p.response_1) != len(p.response_2)
+    ]
+    if not decisive:
+        return None
+    longer = sum((label == 1) == (len(p.response_1) > len(p.response_2)) for p, label in decisive)
+    return longer / len(decisive)
+
+
+def evaluate_predictions(
+    pairs: Sequence[LabelledPair],
+    predictions: Mapping[int, int | None],
+    *,
+    swapped: Mapping[int, int | None] | None = None,
+) -> dict[str, Any]:
+    """PandaLM-protocol metrics for predictions aligned by ``idx``.
+
+    Missing and invalid predictions count as ties in accuracy / precision / recall / F1 (as
+    in PandaLM's script) and are reported in ``n_invalid`` and ``n_missing``.
+    """
+    truth = [p.truth for p in pairs]
+    raw = [predictions.get(p.idx) for p in pairs]
+    predicted = [0 if label is None else label for label in raw]
+    result: dict[str, Any] = {
+        "n": len(pairs),
+        "accuracy": sum(t == p for t, p in zip(truth, predicted, strict=True)) / len(pairs),
+        **_macro(truth, predicted),
+        "n_invalid": sum(label is None for label in raw)
+        - sum(p.idx not in predictions for p in pairs),
+        "n_missing": sum(p.idx not in predictions for p in pairs),
+        "length_preference": length_preference(pairs, predictions),
+        "human_length_preference": length_preference(pairs, {p.idx: p.truth for p in pairs}),
+    }
+    if swapped is not None:
+        unswap = {0: 0, 1: 2, 2: 1}
+        both = [
+            (predictions[p.idx], swapped[p.idx])
+            for p in pairs
+            if predictions.get(p.idx) is not None and swapped.get(p.idx) is not None
+        ]
+        result["position_consistency"] = (
+            sum(a == unswap[b] for a, b in both) / len(both) if both else None
+        )
+        result["n_swap_compared"] = len(both)
+    return result
+
+
+def judge_testset(
+    judge: PairwiseJudge,
+    pairs: Sequence[LabelledPair],
+    *,
+    swap: bool = False,
+    batch_size: int = 32,
+    progress: Callable[[int], None] | None = None,
+) -> tuple[dict[int, int | None], dict[int, int | None] | None]:
+    """Run a judge over the pairs (and, with ``swap``, over the swapped pairs)."""
+
+    def run(swapped: bool) -> dict[int, int | None]:
+        labels: dict[int, int | None] = {}
+        for start in range(0, len(pairs), batch_size):
+            chunk = pairs[start : start + batch_size]
+            verdicts = judge.judge([p.request(swapped=swapped) for p in chunk])
+            labels.update({p.idx: v.winner for p, v in zip(chunk, verdicts, strict=True)})
+            if progress:
+                progress(len(chunk))
+        return labels
+
+    return run(False), (run(True) if swap else None)

@@ -1,0 +1,91 @@
+"""Specification of judge-eval: PandaLM's protocol on its human-annotated test set."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from optuna_pandalm.judges.evaluation import (
+    EvaluationInputError,
+    evaluate_predictions,
+    load_testset,
+    read_predictions,
+)
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "pandalm"
+pytestmark = pytest.mark.skipif(not DATA.exists(), reason="shared PandaLM data not present")
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "optuna_pandalm.cli",
+            "judge-eval",
+            "--data",
+            str(DATA / "testset-v1.json"),
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def test_reproduces_pandalm_7b_published_accuracy_and_macro_f1():
+    done = _cli("--predictions", str(DATA / "pandalm-7b-testset-v1.json"), "--json")
+    assert done.returncode == 0, done.stderr
+    metrics = json.loads(done.stdout)
+    assert round(metrics["accuracy"], 4) == 0.6677
+    assert round(metrics["f1"], 4) == 0.5743
+    assert metrics["n"] == 999 and metrics["n_invalid"] == 0
+    assert round(metrics["length_preference"], 3) == 0.655
+    assert round(metrics["human_length_preference"], 3) == 0.675
+
+
+def test_string_labels_and_garbage_count_like_pandalms_script(tmp_path):
+    pairs = load_testset(DATA / "testset-v1.json")[:4]
+    path = tmp_path / "predictions.json"
+    rows = [
+        {"idx": pairs[0].idx, "my_result": "TIE"},
+        {"idx": pairs[1].idx, "my_result": "2"},
+        {"idx": pairs[2].idx, "my_result": "garbage"},
+        {"idx": pairs[3].idx, "my_result": 1},
+    ]
+    path.write_text(json.dumps(rows))
+    predictions = read_predictions(path)
+    assert [predictions[p.idx] for p in pairs] == [0, 2, None, 1]
+    metrics = evaluate_predictions(pairs, predictions)
+    as_ties = evaluate_predictions(pairs, {**predictions, pairs[2].idx: 0})
+    assert metrics["n_invalid"] == 1
+    assert metrics["accuracy"] == as_ties["accuracy"] and metrics["f1"] == as_ties["f1"]
+
+
+def test_json_true_responses_are_judged_as_text():
+    pairs = {p.idx: p for p in load_testset(DATA / "testset-v1.json")}
+    assert pairs[157].response_1 == "true"
+
+
+def test_swap_measures_position_consistency_with_a_local_judge(tiny_llama_path):
+    done = _cli(
+        "--judge", f"pandalm:{tiny_llama_path}?device=cpu", "--swap", "--limit", "6", "--json"
+    )
+    assert done.returncode == 0, done.stderr
+    metrics = json.loads(done.stdout)
+    assert metrics["n"] == 6 and metrics["n_swap_compared"] == 6
+    assert 0.0 <= metrics["position_consistency"] <= 1.0
+
+
+def test_bad_prediction_files_fail_with_exit_2(tmp_path):
+    path = tmp_path / "bad.json"
+    path.write_text('[{"idx": 0, "a_result": 1, "b_result": 2}]')
+    done = _cli("--predictions", str(path))
+    assert done.returncode == 2
+    assert "bad.json, row 0: expected one 'result'" in done.stderr
+    with pytest.raises(EvaluationInputError, match="cannot read"):
+        read_predictions(tmp_path / "missing.json")
