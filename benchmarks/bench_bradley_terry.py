@@ -95,15 +95,21 @@ def bench(n_players: int, n_games: int, *, repeats: int, choix_timeout: float, s
     queue = context.Queue()
     process = context.Process(target=_run_choix, args=(n_players, winners, losers, queue))
     process.start()
-    process.join(choix_timeout)
+    try:
+        # Read before joining: a child whose result exceeds the pipe buffer cannot exit
+        # until the result is read.
+        choix_time, params = queue.get(timeout=choix_timeout)
+    except Exception:  # queue.Empty: choix is still running
+        choix_time = params = None
+    process.join(5)
     if process.is_alive():
         process.terminate()
         process.join()
+    if params is None:
         record["choix_ilsr_s"] = None
         record["choix_note"] = f"did not finish within {choix_timeout:.0f} s"
         record["speedup_vs_choix"] = f">= {choix_timeout / fit_time:.0f}"
     else:
-        choix_time, params = queue.get()
         record["choix_ilsr_s"] = round(choix_time, 4)
         record["choix_spearman_vs_truth"] = round(float(stats.spearmanr(strengths, params)[0]), 4)
         record["speedup_vs_choix"] = round(choix_time / fit_time, 2)

@@ -31,12 +31,16 @@ _EXPORTS = {
     "RemoteJudge": "optuna_pandalm.judges.remote",
     "EnsembleJudge": "optuna_pandalm.judges.ensemble",
     "Store": "optuna_pandalm.store",
+    "Arena": "optuna_pandalm.arena",
+    "BradleyTerrySampler": "optuna_pandalm.sampler",
+    "JudgePruner": "optuna_pandalm.pruner",
     "StoreError": "optuna_pandalm.store",
 }
 
 __all__ = sorted([*_EXPORTS, "__version__"])
 
 if TYPE_CHECKING:
+    from optuna_pandalm.arena import Arena
     from optuna_pandalm.bradley_terry import BradleyTerryResult, fit_bradley_terry
     from optuna_pandalm.judges.base import JudgeRequest, PairwiseJudge, Verdict
     from optuna_pandalm.judges.ensemble import EnsembleJudge
@@ -45,6 +49,8 @@ if TYPE_CHECKING:
     from optuna_pandalm.judges.remote import RemoteJudge
     from optuna_pandalm.judges.reward import RewardModelJudge
     from optuna_pandalm.prompts import Prompt, PromptFormatError, load_prompts
+    from optuna_pandalm.pruner import JudgePruner
+    from optuna_pandalm.sampler import BradleyTerrySampler
     from optuna_pandalm.store import Store, StoreError
 
 

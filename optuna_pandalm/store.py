@@ -728,3 +728,63 @@ class Store:
                 )
             ).one()
         return int(row[0]), int(row[1])
+
+    def pair_record(self, arena_id: int, player_id: int, opponent_id: int) -> tuple[int, int, int]:
+        """(wins, ties, losses) of ``player_id`` against ``opponent_id``, both orders."""
+        pair = sa.or_(
+            sa.and_(games.c.first_player_id == player_id, games.c.second_player_id == opponent_id),
+            sa.and_(games.c.first_player_id == opponent_id, games.c.second_player_id == player_id),
+        )
+        query = (
+            sa.select(games.c.first_player_id, games.c.outcome, sa.func.count())
+            .where(games.c.arena_id == arena_id, pair)
+            .group_by(games.c.first_player_id, games.c.outcome)
+        )
+        wins = ties = losses = 0
+        with self.engine.connect() as connection:
+            for first, outcome, count in connection.execute(query):
+                if outcome == 0:
+                    ties += count
+                elif (outcome == 1) == (first == player_id):
+                    wins += count
+                else:
+                    losses += count
+        return wins, ties, losses
+
+    def played_positions(self, arena_id: int, player_id: int, opponent_id: int) -> set[int]:
+        """Prompt positions on which the two players already have a game (either order)."""
+        pair = sa.or_(
+            sa.and_(games.c.first_player_id == player_id, games.c.second_player_id == opponent_id),
+            sa.and_(games.c.first_player_id == opponent_id, games.c.second_player_id == player_id),
+        )
+        with self.engine.connect() as connection:
+            return set(
+                connection.execute(
+                    sa.select(games.c.prompt_position).where(games.c.arena_id == arena_id, pair)
+                ).scalars()
+            )
+
+    def opponents(self, arena_id: int, player_id: int, *, kind: str | None = None) -> list[int]:
+        """Players that ``player_id`` was matched against as challenger, oldest first."""
+        query = sa.select(matches.c.player_b_id).where(
+            matches.c.arena_id == arena_id, matches.c.player_a_id == player_id
+        )
+        if kind is not None:
+            query = query.where(matches.c.kind == kind)
+        with self.engine.connect() as connection:
+            return list(dict.fromkeys(connection.execute(query.order_by(matches.c.id)).scalars()))
+
+    def reasons(self, arena_id: int, player_id: int, *, limit: int = 3) -> list[tuple[int, str]]:
+        """(prompt position, judge's reason) of a few of a player's games with a reason."""
+        involved = sa.or_(
+            games.c.first_player_id == player_id, games.c.second_player_id == player_id
+        )
+        query = (
+            sa.select(games.c.prompt_position, verdicts.c.reason)
+            .join(verdicts, verdicts.c.id == games.c.verdict_id)
+            .where(games.c.arena_id == arena_id, involved, verdicts.c.reason != "")
+            .order_by(games.c.id)
+            .limit(limit)
+        )
+        with self.engine.connect() as connection:
+            return [(int(p), str(r)) for p, r in connection.execute(query)]

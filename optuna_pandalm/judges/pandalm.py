@@ -283,25 +283,32 @@ class PandaLMJudge(PairwiseJudge):
     def judge(self, requests: Sequence[JudgeRequest]) -> list[Verdict]:
         from tqdm.auto import tqdm
 
-        verdicts: list[Verdict] = []
+        # Batches of similar length waste little on padding: sort, judge, restore the order.
+        sizes = [
+            len(r.instruction) + len(r.input) + len(r.response_1) + len(r.response_2)
+            for r in requests
+        ]
+        order = sorted(range(len(requests)), key=lambda i: sizes[i])
+        verdicts: list[Verdict | None] = [None] * len(requests)
         batches = range(0, len(requests), self.batch_size)
         for start in tqdm(batches, desc="judging", unit="batch", disable=not self.progress):
-            batch = list(requests[start : start + self.batch_size])
-            texts, n_cut = self.prompts(batch)
+            chosen = order[start : start + self.batch_size]
+            texts, n_cut = self.prompts([requests[i] for i in chosen])
             if n_cut:
                 self.n_truncated += n_cut
                 _logger.warning(
                     "%d of %d judge inputs exceeded %d tokens: responses cut from their end",
                     n_cut,
-                    len(batch),
+                    len(chosen),
                     self.max_length,
                 )
-            if self.mode == "likelihood":
-                verdicts.extend(self._likelihood(texts))
-            else:
-                verdicts.extend(self._generate(texts))
+            judged = (
+                self._likelihood(texts) if self.mode == "likelihood" else self._generate(texts)
+            )
+            for i, verdict in zip(chosen, judged, strict=True):
+                verdicts[i] = verdict
             free_accelerator_memory(self.model)
-        return verdicts
+        return verdicts  # type: ignore[return-value]
 
     def _encode(self, texts: list[str]) -> dict[str, Any]:
         encoded = self.tokenizer(texts, return_tensors="pt", padding=True)

@@ -1,0 +1,94 @@
+"""Publish the arena's leaderboard where Optuna users look: study attributes and Dashboard.
+
+A finished trial can never change, but study user attributes can: after each finalize the
+study gets a compact leaderboard (``pandalm_leaderboard``). When ``optuna-dashboard`` is
+installed, the leaderboard is also saved as a plotly figure (one id, overwritten) and the
+trial gets a note with its record against the incumbent and a few of the judge's reasons.
+Generated text is HTML-escaped in notes.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from optuna_pandalm.arena import Arena
+
+__all__ = ["LEADERBOARD_ATTR", "LEADERBOARD_GRAPH_ID", "leaderboard_figure", "publish"]
+
+_logger = logging.getLogger(__name__)
+
+LEADERBOARD_ATTR = "pandalm_leaderboard"
+LEADERBOARD_GRAPH_ID = "pandalm-leaderboard"
+_TOP = 20
+
+
+def leaderboard_figure(arena: Arena, *, top: int = _TOP) -> Any:
+    """A plotly figure: score with 95% interval per player, P(best) in the hover text."""
+    import plotly.graph_objects as go
+
+    rows = arena.leaderboard()[:top]
+    labels = [f"baseline {r.name}" if r.name else f"trial {r.trial} / step {r.step}" for r in rows]
+    figure = go.Figure(
+        go.Scatter(
+            x=[r.score for r in rows],
+            y=labels,
+            mode="markers",
+            marker={"color": ["#d62728" if r.name else "#1f77b4" for r in rows]},
+            error_x={
+                "type": "data",
+                "symmetric": False,
+                "array": [r.ci_high - r.score for r in rows],
+                "arrayminus": [r.score - r.ci_low for r in rows],
+            },
+            customdata=[[r.p_best, r.games] for r in rows],
+            hovertemplate="%{y}<br>score %{x:.3f}<br>P(best) %{customdata[0]:.3f}"
+            "<br>games %{customdata[1]}<extra></extra>",
+        )
+    )
+    figure.update_layout(
+        title="Judge leaderboard (Bradley–Terry score, 95% interval)",
+        xaxis_title="score (log-odds against the anchor)",
+        yaxis={"autorange": "reversed"},
+    )
+    return figure
+
+
+def _note(arena: Arena, trial: Any) -> str:
+    players = arena.trial_players(trial)
+    lines = [f"### Judge record of trial {trial.number}", ""]
+    for player in players:
+        for opponent in arena.incumbent_opponents(player):
+            wins, ties, losses = arena.match_record(player, opponent)
+            lines.append(
+                f"- step {player.step} vs {html.escape(opponent.label)}: "
+                f"{wins} wins, {ties} ties, {losses} losses"
+            )
+    if players:
+        best = players[-1]
+        lines += ["", f"Judge's reasons (step {best.step}):", ""]
+        for position, reason in arena.reasons(best):
+            # Generated text: escaped so the dashboard never renders it as markup.
+            lines.append(f"- prompt {position}: {html.escape(reason[:300])}")
+    return "\n".join(lines)
+
+
+def publish(arena: Arena, study: Any, trial: Any | None = None) -> None:
+    """Write the compact leaderboard to the study, and the figure and note to Dashboard."""
+    rows = arena.leaderboard()
+    compact = [
+        {k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.as_dict().items()}
+        for row in rows[:_TOP]
+    ]
+    study.set_user_attr(LEADERBOARD_ATTR, compact)
+    try:
+        import optuna_dashboard
+    except ImportError:
+        return
+    optuna_dashboard.save_plotly_graph_object(
+        study, leaderboard_figure(arena), graph_object_id=LEADERBOARD_GRAPH_ID
+    )
+    if trial is not None:
+        optuna_dashboard.save_note(trial, _note(arena, trial))

@@ -1,0 +1,298 @@
+"""A simulated judge and synthetic tuning landscapes, to test judge-driven searches.
+
+Like ``optuna.testing``, this is public: users can check their own study setup (sampler,
+pruner, budgets) against a known truth before spending GPU hours.
+
+* :class:`SimulatedJudge` reads a latent quality written into each response (see
+  :func:`simulated_response`) and answers like a noisy LLM judge: Davidson ties, a bias
+  towards the first-shown response, a bias towards longer responses, per-prompt difficulty
+  and invalid outputs, all configurable. It is deterministic: the same request always gets
+  the same verdict (as a cached judge would), and a seed changes every verdict.
+* :class:`Landscape` maps PandaLM's search space (learning rate 2e-6..2e-4, optimizer,
+  scheduler, LoRA rank, warmup, weight decay; epochs as checkpoints) to a true quality per
+  checkpoint, with shapes that trouble searches: a narrow learning-rate optimum,
+  interacting parameters, dips that recover, a flat plateau.
+
+Example:
+    >>> from optuna_pandalm import JudgeRequest
+    >>> judge = SimulatedJudge(seed=0, position_bias=0.0, tie_strength=0.0, noise=0.0)
+    >>> good, bad = simulated_response(2.0), simulated_response(-2.0)
+    >>> judge.judge([JudgeRequest("Q", good, bad)])[0].winner
+    1
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import math
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from optuna_pandalm.judges.base import JudgeRequest, PairwiseJudge, Verdict
+from optuna_pandalm.prompts import Prompt
+
+__all__ = [
+    "LANDSCAPES",
+    "Landscape",
+    "SimulatedJudge",
+    "simulated_prompts",
+    "simulated_response",
+    "simulated_verdicts",
+]
+
+_QUALITY = re.compile(r"\[quality=([-+0-9.eE]+)\]")
+
+
+def simulated_response(quality: float, *, length: int = 40, text: str = "answer") -> str:
+    """A response carrying its latent quality (log-odds scale), padded to ``length`` chars."""
+    head = f"[quality={quality:+.6f}] {text}"
+    return head + " " + "x" * max(0, length - len(head) - 1)
+
+
+def response_quality(response: str) -> float | None:
+    """The latent quality written in a simulated response, or ``None``."""
+    match = _QUALITY.search(response)
+    return float(match.group(1)) if match else None
+
+
+def simulated_prompts(n: int = 40, *, seed: int = 0) -> list[Prompt]:
+    """``n`` distinct prompts with references (for judges that need them)."""
+    return [
+        Prompt(f"Simulated task {i} (seed {seed}).", reference=f"reference {i}") for i in range(n)
+    ]
+
+
+def _uniform(*parts: Any) -> float:
+    """A deterministic uniform(0, 1) number from the parts."""
+    digest = hashlib.blake2b(repr(parts).encode("utf-8", "surrogatepass"), digest_size=8)
+    return (int.from_bytes(digest.digest(), "big") + 0.5) / 2**64
+
+
+def simulated_verdicts(
+    quality_1: np.ndarray,
+    quality_2: np.ndarray,
+    *,
+    length_ratio: np.ndarray | None = None,
+    difficulty: np.ndarray | None = None,
+    uniforms: np.ndarray,
+    invalid_uniforms: np.ndarray | None = None,
+    position_bias: float = 0.3,
+    length_bias: float = 0.0,
+    tie_strength: float = 0.5,
+    invalid_rate: float = 0.0,
+) -> np.ndarray:
+    """Vectorised verdicts: 0 tie, 1, 2, or -1 invalid, one per row.
+
+    ``P(1) : P(2) : P(tie) = exp(d/2) : exp(-d/2) : nu`` with
+    ``d = (q1 - q2) * difficulty + position_bias + length_bias * log(length_ratio)``.
+    """
+    delta = np.asarray(quality_1, dtype=float) - np.asarray(quality_2, dtype=float)
+    if difficulty is not None:
+        delta = delta * difficulty
+    delta = delta + position_bias
+    if length_ratio is not None:
+        delta = delta + length_bias * np.log(length_ratio)
+    u = delta / 2
+    top = np.maximum(np.abs(u), math.log(max(tie_strength, 1e-300)))
+    p1, p2, p0 = np.exp(u - top), np.exp(-u - top), tie_strength * np.exp(-top)
+    total = p1 + p2 + p0
+    draw = np.asarray(uniforms) * total
+    winner = np.where(draw < p1, 1, np.where(draw < p1 + p2, 2, 0))
+    if invalid_rate > 0 and invalid_uniforms is not None:
+        winner = np.where(np.asarray(invalid_uniforms) < invalid_rate, -1, winner)
+    return winner
+
+
+class SimulatedJudge(PairwiseJudge):
+    """A fake judge with known behaviour, for tests and benchmarks (not for real studies).
+
+    Args:
+        seed: Changes every verdict; the same seed and request give the same verdict.
+        noise: Standard deviation of the judge's own per-request error on the quality
+            difference (log-odds). 0 = it always sees the true difference.
+        position_bias: Log-odds added to the first-shown response.
+        length_bias: Log-odds per unit of ``log(len(response 1) / len(response 2))``.
+        tie_strength: Davidson's ``nu``; between equals P(tie) = nu / (2 + nu).
+        difficulty_spread: Per-prompt multiplier on quality differences is
+            ``exp(N(0, difficulty_spread))``: some prompts separate models, some do not.
+        invalid_rate: Share of invalid outputs (0..1).
+        calls: Counts requests judged (cache hits never reach a judge).
+    """
+
+    def __init__(
+        self,
+        *,
+        seed: int = 0,
+        noise: float = 0.5,
+        position_bias: float = 0.3,
+        length_bias: float = 0.0,
+        tie_strength: float = 0.5,
+        difficulty_spread: float = 0.3,
+        invalid_rate: float = 0.0,
+    ) -> None:
+        if not 0 <= invalid_rate < 1:
+            raise ValueError(f"invalid_rate must be in [0, 1), got {invalid_rate}")
+        self.seed = seed
+        self.noise = noise
+        self.position_bias = position_bias
+        self.length_bias = length_bias
+        self.tie_strength = tie_strength
+        self.difficulty_spread = difficulty_spread
+        self.invalid_rate = invalid_rate
+        self.calls = 0
+        self.name = (
+            f"simulated:seed={seed}:noise={noise}:position={position_bias}:"
+            f"length={length_bias}:tie={tie_strength}:difficulty={difficulty_spread}:"
+            f"invalid={invalid_rate}"
+        )
+
+    def judge(self, requests: Sequence[JudgeRequest]) -> list[Verdict]:
+        self.calls += len(requests)
+        verdicts = []
+        for r in requests:
+            q1, q2 = response_quality(r.response_1), response_quality(r.response_2)
+            if q1 is None or q2 is None:
+                verdicts.append(Verdict(winner=None, raw="no [quality=...] marker"))
+                continue
+            key = (self.seed, r.instruction, r.input, r.response_1, r.response_2)
+            # Box-Muller from two deterministic uniforms: the judge's own error this time.
+            a, b = _uniform(*key, "noise-a"), _uniform(*key, "noise-b")
+            error = self.noise * math.sqrt(-2 * math.log(a)) * math.cos(2 * math.pi * b)
+            difficulty = math.exp(
+                self.difficulty_spread
+                * math.sqrt(-2 * math.log(_uniform(self.seed, r.instruction, "d-a")))
+                * math.cos(2 * math.pi * _uniform(self.seed, r.instruction, "d-b"))
+            )
+            ratio = max(len(r.response_1), 1) / max(len(r.response_2), 1)
+            label = int(
+                simulated_verdicts(
+                    np.array([q1 + error]),
+                    np.array([q2]),
+                    length_ratio=np.array([ratio]),
+                    difficulty=np.array([difficulty]),
+                    uniforms=np.array([_uniform(*key, "outcome")]),
+                    invalid_uniforms=np.array([_uniform(*key, "invalid")]),
+                    position_bias=self.position_bias,
+                    length_bias=self.length_bias,
+                    tie_strength=self.tie_strength,
+                    invalid_rate=self.invalid_rate,
+                )[0]
+            )
+            if label < 0:
+                verdicts.append(Verdict(winner=None, raw="simulated garbage"))
+                continue
+            text = {0: "Tie", 1: "1", 2: "2"}[label]
+            verdicts.append(
+                Verdict(
+                    winner=label,
+                    reason=f"simulated: qualities {q1:+.3f} vs {q2:+.3f}",
+                    raw=f"{text}\n\n### Reason: simulated",
+                )
+            )
+        return verdicts
+
+
+@dataclasses.dataclass(frozen=True)
+class Landscape:
+    """True quality of a checkpoint as a function of hyperparameters and epoch.
+
+    ``quality(params, epoch)`` is in log-odds against a reference model (0). ``shape`` is
+    one of :data:`LANDSCAPES`. ``seed`` moves the optimum a little between instances.
+    ``generations(params, epoch, prompts)`` writes simulated responses whose per-prompt
+    quality scatters around the checkpoint's quality (sd ``prompt_noise``).
+    """
+
+    shape: str = "narrow_lr"
+    seed: int = 0
+    prompt_noise: float = 0.5
+    epochs: int = 4
+
+    def __post_init__(self) -> None:
+        if self.shape not in LANDSCAPES:
+            raise ValueError(f"shape must be one of {LANDSCAPES}, got {self.shape!r}")
+
+    @staticmethod
+    def suggest(trial: Any) -> dict[str, Any]:
+        """Sample PandaLM's search space with an Optuna trial."""
+        return {
+            "learning_rate": trial.suggest_float("learning_rate", 2e-6, 2e-4, log=True),
+            "optimizer": trial.suggest_categorical("optimizer", ["adamw", "sgd"]),
+            "scheduler": trial.suggest_categorical("scheduler", ["cosine", "linear"]),
+            "lora_rank": trial.suggest_categorical("lora_rank", [4, 8, 16, 32]),
+            "warmup_ratio": trial.suggest_float("warmup_ratio", 0.0, 0.1),
+            "weight_decay": trial.suggest_float("weight_decay", 0.0, 0.1),
+        }
+
+    def _optimum(self) -> float:
+        rng = np.random.default_rng(self.seed)
+        return math.log10(2e-5) + rng.uniform(-0.3, 0.3)
+
+    def quality(self, params: Mapping[str, Any], epoch: int) -> float:
+        """True quality (log-odds) of the checkpoint after ``epoch`` epochs (1-based)."""
+        x = math.log10(params["learning_rate"]) - self._optimum()
+        adam = params.get("optimizer", "adamw") == "adamw"
+        cosine = params.get("scheduler", "cosine") == "cosine"
+        rank = params.get("lora_rank", 8)
+        warmup = params.get("warmup_ratio", 0.05)
+        decay = params.get("weight_decay", 0.0)
+        progress = epoch / self.epochs
+        if self.shape == "narrow_lr":
+            base = 2.0 * math.exp(-((x / 0.25) ** 2)) - 0.5 * x**2
+            base += (0.3 if adam else -0.6) + (0.1 if cosine else 0.0)
+            return base * (1 - math.exp(-3 * progress))
+        if self.shape == "interacting":
+            # SGD wants a ten times larger learning rate; rank and lr trade off.
+            shift = 0.0 if adam else 1.0
+            base = 1.5 * math.exp(-(((x - shift) / 0.4) ** 2))
+            base += 0.2 * math.log2(rank / 8) * (-1 if x > shift else 1)
+            return base + 0.3 * warmup * 10 * (1 if cosine else -1) - decay
+        if self.shape == "dips":
+            base = 1.6 * math.exp(-((x / 0.4) ** 2)) + (0.3 if adam else -0.3)
+            curve = base * progress
+            if epoch == 3:
+                curve -= 0.8 * abs(base)  # a dip that recovers (PandaLM Appendix J)
+            if epoch == self.epochs and x > 0.3:
+                curve -= 0.5  # overfitting at high learning rates
+            return curve
+        # plateau: almost everything is equally good; only the worst corner is poor.
+        return 0.1 * math.tanh(-x) + (0.0 if adam else -0.1) - (1.0 if x > 0.8 else 0.0)
+
+    def best_quality(self) -> float:
+        """The best quality over a dense grid of the space and all epochs (for regret)."""
+        best = -math.inf
+        for lr in np.logspace(math.log10(2e-6), math.log10(2e-4), 201):
+            for optimizer in ("adamw", "sgd"):
+                for scheduler in ("cosine", "linear"):
+                    for rank in (4, 8, 16, 32):
+                        for warmup in (0.0, 0.1):
+                            params = {
+                                "learning_rate": lr,
+                                "optimizer": optimizer,
+                                "scheduler": scheduler,
+                                "lora_rank": rank,
+                                "warmup_ratio": warmup,
+                                "weight_decay": 0.0,
+                            }
+                            for epoch in range(1, self.epochs + 1):
+                                best = max(best, self.quality(params, epoch))
+        return best
+
+    def generations(
+        self, params: Mapping[str, Any], epoch: int, prompts: Sequence[Prompt], *, key: Any = 0
+    ) -> list[str]:
+        """Simulated responses of the checkpoint to each prompt (deterministic per ``key``)."""
+        quality = self.quality(params, epoch)
+        out = []
+        for i, prompt in enumerate(prompts):
+            a = _uniform(self.seed, key, epoch, i, prompt.instruction, "a")
+            b = _uniform(self.seed, key, epoch, i, prompt.instruction, "b")
+            wobble = self.prompt_noise * math.sqrt(-2 * math.log(a)) * math.cos(2 * math.pi * b)
+            out.append(simulated_response(quality + wobble, text=f"epoch {epoch} of {key}"))
+        return out
+
+
+LANDSCAPES = ("narrow_lr", "interacting", "dips", "plateau")

@@ -1,0 +1,67 @@
+"""Run small simulated judge-driven studies, for the arena, sampler and pruner tests."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import optuna
+
+from optuna_pandalm import Arena, BradleyTerrySampler, JudgePruner
+from optuna_pandalm.testing import Landscape, SimulatedJudge, simulated_prompts
+
+
+@dataclasses.dataclass
+class StudyRun:
+    study: optuna.Study
+    arena: Arena
+    judge: SimulatedJudge
+    landscape: Landscape
+    truth: dict[tuple[int, int], float]  # (trial, epoch) -> true quality of the checkpoint
+    potential: dict[int, float]  # trial -> true quality of its best epoch (all epochs)
+
+
+def run_study(
+    url: str,
+    *,
+    seed: int,
+    sampler: str = "tpe",
+    n_trials: int = 30,
+    n_prompts: int = 24,
+    shape: str = "narrow_lr",
+    prune: bool = True,
+    n_jobs: int = 1,
+) -> StudyRun:
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    prompts = simulated_prompts(n_prompts, seed=seed)
+    landscape = Landscape(shape, seed=seed)
+    judge = SimulatedJudge(seed=seed)
+    arena = Arena(url, f"study-{seed}", judge, prompts, seed=seed, batch_size=12, min_games=12)
+    base = {
+        "tpe": lambda: optuna.samplers.TPESampler(seed=seed, n_startup_trials=8),
+        "random": lambda: optuna.samplers.RandomSampler(seed=seed),
+        "gp": lambda: optuna.samplers.GPSampler(seed=seed),
+        "cmaes": lambda: optuna.samplers.CmaEsSampler(seed=seed),
+    }[sampler]()
+    study = optuna.create_study(
+        study_name=f"study-{seed}",
+        storage=url,
+        direction="maximize",
+        sampler=BradleyTerrySampler(arena, base),
+        pruner=JudgePruner(arena) if prune else optuna.pruners.NopPruner(),
+    )
+    truth: dict[tuple[int, int], float] = {}
+    potential: dict[int, float] = {}
+
+    def objective(trial: optuna.Trial) -> float:
+        params = Landscape.suggest(trial)
+        potential[trial.number] = max(landscape.quality(params, e) for e in range(1, 5))
+        for epoch in range(1, landscape.epochs + 1):
+            texts = landscape.generations(params, epoch, prompts, key=trial.number)
+            arena.evaluate(trial, epoch, texts)
+            truth[(trial.number, epoch)] = landscape.quality(params, epoch)
+            if trial.should_prune():
+                raise optuna.TrialPruned()
+        return arena.finalize(trial)
+
+    study.optimize(objective, n_trials=n_trials, n_jobs=n_jobs)
+    return StudyRun(study, arena, judge, landscape, truth, potential)

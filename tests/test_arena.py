@@ -1,0 +1,334 @@
+"""Specification of the arena, the sampler wrapper and the pruner on simulated studies."""
+
+from __future__ import annotations
+
+import multiprocessing
+import statistics
+
+import numpy as np
+import optuna
+import pytest
+from scipy import stats
+
+from optuna_pandalm import Arena, BradleyTerrySampler, JudgeRequest, Verdict
+from optuna_pandalm.judges import PairwiseJudge
+from optuna_pandalm.store import PromptSetMismatchError
+from optuna_pandalm.testing import Landscape, SimulatedJudge, simulated_prompts, simulated_response
+from tests.studies import run_study
+
+SEEDS = range(10)
+
+
+@pytest.fixture(scope="module")
+def studies(tmp_path_factory):
+    """30-trial simulated studies over 10 seeds, with BT+TPE and BT+random."""
+    runs = {}
+    for seed in SEEDS:
+        for sampler in ("tpe", "random"):
+            folder = tmp_path_factory.mktemp(f"{sampler}-{seed}")
+            runs[sampler, seed] = run_study(
+                f"sqlite:///{folder / 'db.sqlite'}", seed=seed, sampler=sampler
+            )
+    return runs
+
+
+def _chosen_quality(run) -> float:
+    top = run.arena.leaderboard(n_samples=500)[0]
+    return run.truth[(top.trial, top.step)]
+
+
+def test_top_ranked_checkpoint_is_close_to_the_truly_best_one_evaluated(studies):
+    margins = [max(run.truth.values()) - _chosen_quality(run) for run in studies.values()]
+    assert statistics.median(margins) <= 0.2  # log-odds; checkpoints span about 4
+
+
+def test_values_the_base_sampler_sees_track_the_truth(studies):
+    correlations = []
+    for run in studies.values():
+        proxy = run.study.sampler._proxy(run.study)
+        complete = proxy.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
+        seen = [t.value for t in complete]
+        true = [
+            max(q for (trial, _), q in run.truth.items() if trial == t.number) for t in complete
+        ]
+        correlations.append(stats.spearmanr(seen, true).statistic)
+    assert statistics.median(correlations) >= 0.7
+
+
+def test_bt_tpe_is_not_worse_than_random_search(studies):
+    tpe = statistics.median(_chosen_quality(studies["tpe", s]) for s in SEEDS)
+    random = statistics.median(_chosen_quality(studies["random", s]) for s in SEEDS)
+    assert tpe >= random
+
+
+def test_pruner_prunes_poor_trials_but_never_the_truly_best(studies):
+    pruned_share = []
+    for run in studies.values():
+        pruned = {t.number for t in run.study.trials if t.state == optuna.trial.TrialState.PRUNED}
+        best = max(run.potential, key=run.potential.get)
+        assert best not in pruned
+        pruned_share.append(len(pruned) / len(run.study.trials))
+        if pruned:  # pruned trials are, on the whole, the poor ones
+            kept = [q for t, q in run.potential.items() if t not in pruned]
+            assert statistics.median(run.potential[t] for t in pruned) < statistics.median(kept)
+    assert statistics.median(pruned_share) >= 0.3
+
+
+def test_completed_trial_values_in_storage_are_never_rewritten(studies):
+    run = studies["tpe", 0]
+    stored = {
+        t.number: t.value for t in run.study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
+    }
+    proxy = {t.number: t.value for t in run.study.sampler._proxy(run.study).get_trials()}
+    fresh = optuna.load_study(study_name=run.study.study_name, storage=run.study._storage)
+    assert {
+        t.number: t.value for t in fresh.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
+    } == stored
+    assert any(proxy[n] != v for n, v in stored.items())  # the sampler sees current scores
+
+
+# --- matches -------------------------------------------------------------------------------------
+def _planted(arena: Arena, qualities: list[float]) -> None:
+    for trial, quality in enumerate(qualities):
+        texts = [
+            simulated_response(quality + 0.3 * np.sin(i + trial))
+            for i in range(len(arena.prompts))
+        ]
+        arena.evaluate(trial, 1, texts)
+
+
+def test_racing_spends_fewer_judge_calls_and_finds_the_same_leader(tmp_path):
+    qualities = [0.0, 1.5, -1.0, 4.0, 1.0, 2.5]  # clear gaps: what racing is for
+    leaders, calls = {}, {}
+    for racing in (True, False):
+        judge = SimulatedJudge(seed=3)
+        arena = Arena(
+            f"sqlite:///{tmp_path / f'{racing}.db'}",
+            "s",
+            judge,
+            simulated_prompts(60),
+            racing=racing,
+            seed=3,
+        )
+        _planted(arena, qualities)
+        leaders[racing], calls[racing] = arena.incumbent().trial, judge.calls
+    assert leaders[True] == leaders[False] == 3
+    assert calls[True] < 0.7 * calls[False]
+
+
+class _FlakyJudge(PairwiseJudge):
+    """Works for ``limit`` requests, then raises, like a judge server going down."""
+
+    def __init__(self, inner: PairwiseJudge, limit: int):
+        self.inner, self.limit, self.name, self.calls = inner, limit, inner.name, 0
+
+    def judge(self, requests):
+        if self.calls + len(requests) > self.limit:
+            raise ConnectionError("judge server went away")
+        self.calls += len(requests)
+        return self.inner.judge(requests)
+
+
+def test_a_crash_in_the_middle_of_a_match_loses_nothing_and_counts_nothing_twice(tmp_path):
+    url, prompts = f"sqlite:///{tmp_path / 'crash.db'}", simulated_prompts(48)
+    first = Arena(url, "s", SimulatedJudge(seed=1), prompts, racing=False, batch_size=8)
+    first.evaluate(0, 1, [simulated_response(0.0) for _ in prompts])
+    flaky = Arena(
+        url,
+        "s",
+        _FlakyJudge(SimulatedJudge(seed=1), limit=20),
+        prompts,
+        racing=False,
+        batch_size=8,
+    )
+    with pytest.raises(ConnectionError):
+        flaky.evaluate(1, 1, [simulated_response(1.0, text=f"r{i}") for i in range(48)])
+    committed = flaky.store.games_version(flaky.arena_id)[0]
+    assert committed == 16  # two batches of 8 made it before the crash
+    resumed = Arena(url, "s", SimulatedJudge(seed=1), prompts, racing=False, batch_size=8)
+    resumed.evaluate(1, 1, [simulated_response(1.0, text=f"r{i}") for i in range(48)])
+    players = {(p.trial, p.step): p for p in resumed.players()}
+    assert sum(resumed.match_record(players[1, 1], players[0, 1])) == 48  # each prompt once
+    assert resumed.judge_calls == 48 - 16  # the committed games were not judged again
+
+
+def _incumbent_in_process(url: str, queue) -> None:
+    arena = Arena(url, "shared", SimulatedJudge(seed=2), simulated_prompts(30), seed=2)
+    queue.put(arena.incumbent().id)
+
+
+def test_two_processes_on_one_sqlite_study_agree_on_the_incumbent(tmp_path):
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    arena = Arena(url, "shared", SimulatedJudge(seed=2), simulated_prompts(30), seed=2)
+    _planted(arena, [0.0, 0.8, 1.6, 0.4])
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    workers = [context.Process(target=_incumbent_in_process, args=(url, queue)) for _ in range(2)]
+    for worker in workers:
+        worker.start()
+    answers = [queue.get(timeout=120) for _ in workers]
+    for worker in workers:
+        worker.join(60)
+    assert answers == [arena.incumbent().id] * 2
+
+
+def test_swap_judges_both_orders_and_calls_conflicts_ties(tmp_path):
+    class OrderBiased(PairwiseJudge):
+        name = "always-first"
+
+        def judge(self, requests):
+            return [Verdict(winner=1) for _ in requests]
+
+    arena = Arena(
+        f"sqlite:///{tmp_path / 'swap.db'}",
+        "s",
+        OrderBiased(),
+        simulated_prompts(20),
+        position="swap",
+    )
+    arena.evaluate(0, 1, [simulated_response(0.0)] * 20)
+    result = arena.evaluate(1, 1, [simulated_response(1.0)] * 20)
+    assert result.judge_calls == 40
+    assert (result.wins, result.ties, result.losses) == (0, 20, 0)
+
+
+def test_random_order_fits_the_judges_position_bias(tmp_path):
+    judge = SimulatedJudge(seed=4, position_bias=0.8, noise=0.0)
+    arena = Arena(
+        f"sqlite:///{tmp_path / 'pos.db'}", "s", judge, simulated_prompts(80), racing=False
+    )
+    _planted(arena, [0.0, 0.5, 1.0, 0.2, 0.7])
+    fit = arena.fit().result
+    assert abs(fit.position_effect - 0.8) < 3 * fit.effect_stderr["position_effect"]
+
+
+def test_invalid_verdicts_are_stored_and_counted_but_never_games(tmp_path):
+    judge = SimulatedJudge(seed=5, invalid_rate=0.3)
+    arena = Arena(
+        f"sqlite:///{tmp_path / 'bad.db'}", "s", judge, simulated_prompts(40), racing=False
+    )
+    arena.evaluate(0, 1, [simulated_response(0.0)] * 40)
+    result = arena.evaluate(1, 1, [simulated_response(0.5, text=str(i)) for i in range(40)])
+    assert result.invalid > 0 and result.games + result.invalid == 40
+    assert arena.store.games_version(arena.arena_id)[0] == result.games
+
+
+def test_verdicts_are_cached_across_arenas_with_the_same_judge(tmp_path):
+    url, prompts = f"sqlite:///{tmp_path / 'cache.db'}", simulated_prompts(20)
+    for study in ("a", "b"):
+        judge = SimulatedJudge(seed=6)
+        arena = Arena(url, study, judge, prompts, racing=False, seed=1)
+        _planted(arena, [0.0, 1.0])
+    assert judge.calls == 0 and arena.cache_hits == 20
+
+
+def test_a_study_refuses_another_prompt_set(tmp_path):
+    url = f"sqlite:///{tmp_path / 'p.db'}"
+    Arena(url, "s", SimulatedJudge(), simulated_prompts(10))
+    with pytest.raises(PromptSetMismatchError, match="already uses prompt set"):
+        Arena(url, "s", SimulatedJudge(), simulated_prompts(11))
+
+
+def test_generations_must_match_the_prompt_set(tmp_path):
+    arena = Arena(f"sqlite:///{tmp_path / 'g.db'}", "s", SimulatedJudge(), simulated_prompts(5))
+    with pytest.raises(ValueError, match="trial 0 step 1: 4 generations for 5 prompts"):
+        arena.evaluate(0, 1, ["a"] * 4)
+
+
+def test_baseline_anchors_scores_and_is_the_first_opponent(tmp_path):
+    prompts = simulated_prompts(20)
+    arena = Arena(
+        f"sqlite:///{tmp_path / 'b.db'}",
+        "s",
+        SimulatedJudge(seed=7),
+        prompts,
+        baseline=("alpaca-default", [simulated_response(0.0)] * 20),
+    )
+    result = arena.evaluate(0, 1, [simulated_response(2.0)] * 20)
+    assert result.opponent.name == "alpaca-default" and result.score > 0
+    assert next(r for r in arena.leaderboard() if r.name == "alpaca-default").score == 0.0
+
+
+def test_finalize_returns_the_best_checkpoint_score_and_records_its_step(tmp_path):
+    url = f"sqlite:///{tmp_path / 'f.db'}"
+    prompts = simulated_prompts(40)
+    arena = Arena(url, "s", SimulatedJudge(seed=8, noise=0.0), prompts, racing=False)
+    study = optuna.create_study(study_name="s", storage=url, direction="maximize")
+
+    def objective(trial):
+        for step, quality in ((1, 0.0), (2, 3.0), (3, 1.0)):  # epoch 2 is best
+            arena.evaluate(trial, step, [simulated_response(quality, text=str(step))] * 40)
+        return arena.finalize(trial)
+
+    study.optimize(objective, n_trials=1)
+    trial = study.trials[0]
+    assert trial.user_attrs["pandalm_best_step"] == 2
+    assert trial.value == pytest.approx(arena.scores()[arena.trial_players(0)[1]], abs=1e-9)
+
+
+@pytest.mark.parametrize("sampler", ["gp", "cmaes"])
+def test_other_base_samplers_work_through_the_wrapper(tmp_path, sampler):
+    run = run_study(
+        f"sqlite:///{tmp_path / 'db.sqlite'}", seed=0, sampler=sampler, n_trials=6, prune=False
+    )
+    assert len(run.study.trials) == 6
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in run.study.trials)
+
+
+def test_parallel_jobs_share_one_arena(tmp_path):
+    run = run_study(f"sqlite:///{tmp_path / 'db.sqlite'}", seed=1, n_trials=8, n_jobs=2)
+    assert len(run.study.trials) == 8
+    assert run.arena.incumbent() is not None
+
+
+def test_sampler_refuses_a_minimising_study(tmp_path):
+    url = f"sqlite:///{tmp_path / 'm.db'}"
+    arena = Arena(url, "m", SimulatedJudge(), simulated_prompts(5))
+    study = optuna.create_study(study_name="m", storage=url, sampler=BradleyTerrySampler(arena))
+    with pytest.raises(ValueError, match="direction='maximize'"):
+        study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=1)
+
+
+def test_pruner_waits_for_patience_so_a_single_dip_survives(tmp_path):
+    from optuna_pandalm import JudgePruner
+
+    url = f"sqlite:///{tmp_path / 'dip.db'}"
+    prompts = simulated_prompts(60)
+    arena = Arena(url, "s", SimulatedJudge(seed=9, noise=0.0), prompts, racing=False)
+    study = optuna.create_study(
+        study_name="s", storage=url, direction="maximize", pruner=JudgePruner(arena, patience=2)
+    )
+    decisions = {}
+
+    def objective(trial):
+        qualities = [3.0] if trial.number == 0 else [1.0, 2.5, -2.0, -2.0]
+        for step, quality in enumerate(qualities, start=1):
+            arena.evaluate(
+                trial, step, [simulated_response(quality, text=f"{trial.number}-{step}")] * 60
+            )
+            decisions[trial.number, step] = trial.should_prune()
+            if decisions[trial.number, step]:
+                raise optuna.TrialPruned()
+        return arena.finalize(trial)
+
+    study.optimize(objective, n_trials=2)
+    assert decisions[1, 1] is False  # one significant loss is not enough
+    assert decisions[1, 2] is False  # the recovery resets the run of losses
+    assert decisions[1, 4] is True and study.trials[1].state == optuna.trial.TrialState.PRUNED
+
+
+def test_landscape_dips_recover(tmp_path):
+    landscape = Landscape("dips", seed=0)
+    params = {"learning_rate": 2e-5, "optimizer": "adamw", "scheduler": "cosine"}
+    curve = [landscape.quality(params, e) for e in range(1, 5)]
+    assert curve[2] < curve[1] < curve[3]
+
+
+def test_simulated_judge_is_deterministic_and_seeded():
+    request = [JudgeRequest("Q", simulated_response(0.1), simulated_response(0.0))] * 1
+    assert SimulatedJudge(seed=1).judge(request) == SimulatedJudge(seed=1).judge(request)
+    many = [
+        JudgeRequest(f"Q{i}", simulated_response(0.1), simulated_response(0.0)) for i in range(200)
+    ]
+    winners = {s: [v.winner for v in SimulatedJudge(seed=s).judge(many)] for s in (1, 2)}
+    assert winners[1] != winners[2]
