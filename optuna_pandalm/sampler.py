@@ -81,34 +81,45 @@ class BradleyTerrySampler(BaseSampler):
     def __init__(self, arena: Arena, base_sampler: BaseSampler | None = None) -> None:
         self.arena = arena
         self.base_sampler = base_sampler or optuna.samplers.TPESampler()
-        self._cache: tuple[Any, dict[int, FrozenTrial]] | None = None
+        self._snapshot_cache: tuple[Any, dict[int, dict[int, float]], Any] | None = None
+        self._copies: dict[int, tuple[Any, FrozenTrial]] = {}
 
     def __repr__(self) -> str:
         return f"BradleyTerrySampler({self.base_sampler!r})"
 
-    def _scores_by_trial(self) -> tuple[Any, dict[int, dict[int, float]]]:
+    def _snapshot(self, trial: FrozenTrial | None) -> dict[int, dict[int, float]]:
+        """Current scores by trial and step, fitted once per sampled trial: the hooks of one
+        trial (search space, relative and independent sampling) see one consistent view."""
+        key = None if trial is None else trial._trial_id
+        if self._snapshot_cache is not None and key is not None and self._snapshot_cache[0] == key:
+            return self._snapshot_cache[1]
         fit = self.arena.fit()
-        by_trial: dict[int, dict[int, float]] = {}
-        for i, player in enumerate(fit.players):
-            if player.trial is not None and player.step is not None:
-                by_trial.setdefault(player.trial, {})[player.step] = float(fit.result.scores[i])
-        return fit, by_trial
+        if self._snapshot_cache is not None and self._snapshot_cache[2] is fit:
+            by_trial = self._snapshot_cache[1]
+        else:
+            by_trial = {}
+            for i, player in enumerate(fit.players):
+                if player.trial is not None and player.step is not None:
+                    by_trial.setdefault(player.trial, {})[player.step] = float(
+                        fit.result.scores[i]
+                    )
+            self._copies = {}
+        self._snapshot_cache = (key, by_trial, fit)
+        return by_trial
 
-    def _rescore(self, trials: list[FrozenTrial]) -> list[FrozenTrial]:
-        fit, by_trial = self._scores_by_trial()
-        cached_fit, copies = self._cache if self._cache is not None else (None, {})
-        if cached_fit is not fit:
-            copies = {}
+    def _rescore(
+        self, trials: list[FrozenTrial], by_trial: dict[int, dict[int, float]]
+    ) -> list[FrozenTrial]:
         out = []
         for trial in trials:
             scores = by_trial.get(trial.number)
             if not scores:
                 out.append(trial)
                 continue
-            stamp = (trial.state, len(trial.intermediate_values), trial.number)
-            cached = copies.get(trial._trial_id)
-            if cached is not None and getattr(cached, "_pandalm_stamp", None) == stamp:
-                out.append(cached)
+            stamp = (trial.state, len(trial.intermediate_values))
+            cached = self._copies.get(trial._trial_id)
+            if cached is not None and cached[0] == stamp:
+                out.append(cached[1])
                 continue
             scored = copy.copy(trial)  # shallow: the cached original is never touched
             scored.intermediate_values = {
@@ -116,29 +127,28 @@ class BradleyTerrySampler(BaseSampler):
             }
             if trial.state == TrialState.COMPLETE:
                 scored._values = [max(scores.values())]
-            scored._pandalm_stamp = stamp  # type: ignore[attr-defined]
-            copies[trial._trial_id] = scored
+            self._copies[trial._trial_id] = (stamp, scored)
             out.append(scored)
-        self._cache = (fit, copies)
         return out
 
-    def _proxy(self, study: Study) -> Study:
+    def _proxy(self, study: Study, trial: FrozenTrial | None = None) -> Study:
         if study.direction != StudyDirection.MAXIMIZE:
             raise ValueError(
                 "BradleyTerrySampler needs optuna.create_study(direction='maximize'): "
                 "a higher judge score is better"
             )
-        return _ScoredStudy(study, self._rescore)
+        by_trial = self._snapshot(trial)
+        return _ScoredStudy(study, lambda trials: self._rescore(trials, by_trial))
 
     def infer_relative_search_space(
         self, study: Study, trial: FrozenTrial
     ) -> dict[str, BaseDistribution]:
-        return self.base_sampler.infer_relative_search_space(self._proxy(study), trial)
+        return self.base_sampler.infer_relative_search_space(self._proxy(study, trial), trial)
 
     def sample_relative(
         self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
     ) -> dict[str, Any]:
-        return self.base_sampler.sample_relative(self._proxy(study), trial, search_space)
+        return self.base_sampler.sample_relative(self._proxy(study, trial), trial, search_space)
 
     def sample_independent(
         self,
@@ -148,11 +158,11 @@ class BradleyTerrySampler(BaseSampler):
         param_distribution: BaseDistribution,
     ) -> Any:
         return self.base_sampler.sample_independent(
-            self._proxy(study), trial, param_name, param_distribution
+            self._proxy(study, trial), trial, param_name, param_distribution
         )
 
     def before_trial(self, study: Study, trial: FrozenTrial) -> None:
-        self.base_sampler.before_trial(self._proxy(study), trial)
+        self.base_sampler.before_trial(self._proxy(study, trial), trial)
 
     def after_trial(
         self,
@@ -161,7 +171,7 @@ class BradleyTerrySampler(BaseSampler):
         state: TrialState,
         values: Sequence[float] | None,
     ) -> None:
-        self.base_sampler.after_trial(self._proxy(study), trial, state, values)
+        self.base_sampler.after_trial(self._proxy(study, trial), trial, state, values)
 
     def reseed_rng(self) -> None:
         self.base_sampler.reseed_rng()

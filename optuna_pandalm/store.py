@@ -718,6 +718,20 @@ class Store:
             length_diff=length,
         )
 
+    def version(self, arena_id: int) -> tuple[int, int, int]:
+        """(number of games, largest game id, number of players) in one query: changes
+        whenever a game or a player is added, so fits can be cached on it."""
+        n_players = (
+            sa.select(sa.func.count()).where(players.c.arena_id == arena_id).scalar_subquery()
+        )
+        with self.engine.connect() as connection:
+            row = connection.execute(
+                sa.select(
+                    sa.func.count(), sa.func.coalesce(sa.func.max(games.c.id), 0), n_players
+                ).where(games.c.arena_id == arena_id)
+            ).one()
+        return int(row[0]), int(row[1]), int(row[2])
+
     def games_version(self, arena_id: int) -> tuple[int, int]:
         """(number of games, largest game id): changes whenever a game is added, so fits can
         be cached on it."""

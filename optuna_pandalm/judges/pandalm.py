@@ -39,8 +39,9 @@ def build_pandalm_prompt(
     """PandaLM's evaluation prompt, exactly as the released model was trained on.
 
     Example:
-        >>> print(build_pandalm_prompt("Add 2 and 3.", "5", "6").splitlines()[0][:40])
-        Below are two responses for a given tas
+        >>> prompt = build_pandalm_prompt("Add 2 and 3.", "5", "6")
+        >>> prompt.startswith("Below are two responses"), prompt.endswith("### Evaluation:\n")
+        (True, True)
     """
     context = " with an Input that provides further context" if input else ""
     parts = [
