@@ -40,7 +40,7 @@ def build_pandalm_prompt(
 
     Example:
         >>> prompt = build_pandalm_prompt("Add 2 and 3.", "5", "6")
-        >>> prompt.startswith("Below are two responses"), prompt.endswith("### Evaluation:\n")
+        >>> prompt.startswith("Below are two responses"), prompt.endswith("### Evaluation:\\n")
         (True, True)
     """
     context = " with an Input that provides further context" if input else ""
