@@ -34,6 +34,7 @@ _EXPORTS = {
     "Arena": "optuna_pandalm.arena",
     "BradleyTerrySampler": "optuna_pandalm.sampler",
     "JudgePruner": "optuna_pandalm.pruner",
+    "JudgeCallback": "optuna_pandalm.callback",
     "StoreError": "optuna_pandalm.store",
 }
 
@@ -42,6 +43,7 @@ __all__ = sorted([*_EXPORTS, "__version__"])
 if TYPE_CHECKING:
     from optuna_pandalm.arena import Arena
     from optuna_pandalm.bradley_terry import BradleyTerryResult, fit_bradley_terry
+    from optuna_pandalm.callback import JudgeCallback
     from optuna_pandalm.judges.base import JudgeRequest, PairwiseJudge, Verdict
     from optuna_pandalm.judges.ensemble import EnsembleJudge
     from optuna_pandalm.judges.pandalm import PandaLMJudge

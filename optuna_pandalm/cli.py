@@ -94,6 +94,101 @@ def _judge_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _tune(args: argparse.Namespace) -> int:
+    from optuna_pandalm.tuning import ConfigError, TuneConfig
+
+    try:
+        config = TuneConfig.from_file(args.config)
+    except ConfigError as error:
+        raise CommandError(str(error)) from None
+    n_trials = args.n_trials if args.n_trials is not None else config.n_trials
+    timeout = args.timeout if args.timeout is not None else config.timeout
+    if args.dry_run:
+        print(
+            f"{args.config}: valid; {n_trials} trials on {config.base_model}, "
+            f"judge {config.judge}, study {config.study_name!r}"
+        )
+        return 0
+    import optuna
+
+    from optuna_pandalm import Arena, BradleyTerrySampler, JudgePruner
+    from optuna_pandalm.judges.spec import judge_from_spec
+    from optuna_pandalm.report import write_report
+    from optuna_pandalm.tuning import make_objective
+
+    try:
+        judge = judge_from_spec(config.judge)
+        arena = Arena(
+            config.storage, config.study_name, judge, config.eval_prompts, seed=config.seed
+        )
+    except (ValueError, FileNotFoundError) as error:
+        raise CommandError(str(error)) from None
+    study = optuna.create_study(
+        study_name=config.study_name,
+        storage=config.storage,
+        direction="maximize",
+        load_if_exists=True,  # an interrupted study resumes
+        sampler=BradleyTerrySampler(arena, optuna.samplers.TPESampler(seed=config.seed)),
+        pruner=JudgePruner(arena),
+    )
+    if config.baseline and not study.trials:
+        study.enqueue_trial(dict(config.baseline), user_attrs={"baseline": True})
+    done = sum(t.state.is_finished() for t in study.trials)
+    study.optimize(
+        make_objective(config, arena), n_trials=max(0, n_trials - done), timeout=timeout
+    )
+    report = write_report(arena, study, f"{config.output_dir}/report.html")
+    for row in arena.leaderboard()[:10]:
+        who = row.name if row.name else f"trial {row.trial} step {row.step}"
+        print(
+            f"{who:<28} {row.score:+.3f}  [{row.ci_low:+.2f}, {row.ci_high:+.2f}]  "
+            f"P(best) {row.p_best:.3f}"
+        )
+    print(f"report: {report}")
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from optuna_pandalm.demo.run import run_demo
+
+    def say(message: str) -> None:
+        if not args.json:
+            print(f"[demo] {message}", file=sys.stderr, flush=True)
+
+    summary = run_demo(
+        storage=args.storage,
+        study_name=args.study_name,
+        n_trials=args.n_trials,
+        out=args.out,
+        seed=args.seed,
+        progress=say,
+    )
+    if args.json:
+        print(json.dumps(summary))
+        return 0
+    print(f"{'trial':>7} {'step':>6} {'score':>8} {'95% interval':>18} {'P(best)':>8}  W-T-L")
+    for row in summary["leaderboard"]:
+        who = f"{row['trial']}" if row["trial"] is not None else str(row["name"])
+        interval = f"[{row['ci_low']:+.2f}, {row['ci_high']:+.2f}]"
+        print(
+            f"{who:>7} {row['step'] if row['step'] is not None else '-':>6} {row['score']:>+8.3f} "
+            f"{interval:>18} {row['p_best']:>8.3f}  {row['wins']}-{row['ties']}-{row['losses']}"
+        )
+    accuracy = summary["heldout_accuracy"]
+    print(
+        f"\n{summary['n_trials']} trials ({summary['n_pruned']} pruned), "
+        f"{summary['judge_calls']} judge calls, {summary['seconds']} s"
+    )
+    print(f"best trial {summary['best_trial']} (step {summary['best_step']}):")
+    print(f"  {summary['best_params']}")
+    print(
+        f"held-out exact match: best trial {accuracy['best']:.2f}, "
+        f"baseline (Alpaca defaults, trial {summary['baseline_trial']}) {accuracy['baseline']:.2f}"
+    )
+    print(f"report: {summary['report']}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="optuna-pandalm",
@@ -115,6 +210,35 @@ def build_parser() -> argparse.ArgumentParser:
     )
     prompts.add_argument("--json", action="store_true", help="print one JSON document")
     prompts.set_defaults(handler=_prompts)
+
+    demo = commands.add_parser(
+        "demo",
+        help="run the whole judge-driven search on CPU in a few minutes, no downloads",
+        description="Tune a tiny model on a synthetic instruction task with a reference "
+        "judge, BradleyTerrySampler(TPE) and JudgePruner; print the leaderboard and write an "
+        "HTML report.",
+    )
+    demo.add_argument("--storage", default=None, help="SQLAlchemy URL (default: OUT/demo.db)")
+    demo.add_argument("--study-name", default="optuna-pandalm-demo")
+    demo.add_argument("--n-trials", type=int, default=12, help="trials, the baseline included")
+    demo.add_argument(
+        "--out", default="optuna-pandalm-demo", help="folder for the report and runs"
+    )
+    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--json", action="store_true", help="print one JSON document")
+    demo.set_defaults(handler=_demo)
+
+    tune = commands.add_parser(
+        "tune",
+        help="config-driven instruction-tuning search (see docs/tune.md)",
+        description="Run a judge-driven search from a YAML or JSON config; an interrupted "
+        "study resumes where it stopped.",
+    )
+    tune.add_argument("config", help="the config file (YAML or JSON)")
+    tune.add_argument("--dry-run", action="store_true", help="only validate the config")
+    tune.add_argument("--n-trials", type=int, default=None, help="override the file's n_trials")
+    tune.add_argument("--timeout", type=float, default=None, help="seconds; overrides the file")
+    tune.set_defaults(handler=_tune)
 
     judge_eval = commands.add_parser(
         "judge-eval",

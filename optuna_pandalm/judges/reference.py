@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 
 from optuna_pandalm.judges.base import JudgeRequest, PairwiseJudge, Verdict
 
-__all__ = ["ReferenceJudge", "exact_match", "rouge_l", "token_f1"]
+__all__ = ["ReferenceJudge", "char_ratio", "exact_match", "rouge_l", "token_f1"]
 
 _PUNCTUATION = re.compile(f"[{re.escape(string.punctuation)}]")
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
@@ -72,6 +72,21 @@ def rouge_l(response: str, reference: str) -> float:
     return 2 * precision * recall / (precision + recall)
 
 
+def char_ratio(response: str, reference: str) -> float:
+    """Character-level similarity (0..1): difflib's ratio of matching characters, for short
+    answers where word-level metrics degenerate to exact match.
+
+    Example:
+        >>> round(char_ratio("abcd", "abed"), 3)
+        0.75
+    """
+    import difflib
+
+    return difflib.SequenceMatcher(
+        None, response.strip(), reference.strip(), autojunk=False
+    ).ratio()
+
+
 def exact_match(response: str, reference: str) -> float:
     """1.0 when the normalised texts are equal, else 0.0."""
     return float(_tokens(response) == _tokens(reference))
@@ -81,6 +96,7 @@ _METRICS: dict[str, Callable[[str, str], float]] = {
     "rouge_l": rouge_l,
     "token_f1": token_f1,
     "exact": exact_match,
+    "char_ratio": char_ratio,
 }
 
 
@@ -88,7 +104,7 @@ class ReferenceJudge(PairwiseJudge):
     """Prefer the response closer to the prompt's reference answer.
 
     Args:
-        metric: ``"rouge_l"``, ``"token_f1"`` or ``"exact"`` (all 0..1).
+        metric: ``"rouge_l"``, ``"token_f1"``, ``"exact"`` or ``"char_ratio"`` (all 0..1).
         tie_margin: Scores closer than this are a tie (0..1).
         max_tokens: Each text is cut to this many tokens before scoring, which bounds the
             cost of ROUGE-L on huge responses.

@@ -1,0 +1,124 @@
+"""Answering the prompt set with the model being trained.
+
+Batched greedy generation with left padding, in eval mode under ``torch.inference_mode``
+with the KV cache, optional autocast, and the model's training mode restored afterwards.
+Prompts are formatted with a template: Alpaca's (the default, as PandaLM's models were
+tuned), the tokenizer's chat template, or any callable ``(instruction, input) -> str``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Sequence
+from typing import Any
+
+from optuna_pandalm.prompts import Prompt
+
+__all__ = ["ALPACA", "ALPACA_WITH_INPUT", "format_prompt", "generate_responses"]
+
+ALPACA = (
+    "Below is an instruction that describes a task. Write a response that appropriately "
+    "completes the request.\n\n### Instruction:\n{instruction}\n\n### Response:\n"
+)
+ALPACA_WITH_INPUT = (
+    "Below is an instruction that describes a task, paired with an input that provides "
+    "further context. Write a response that appropriately completes the request.\n\n"
+    "### Instruction:\n{instruction}\n\n### Input:\n{input}\n\n### Response:\n"
+)
+
+
+def format_prompt(prompt: Prompt, template: Any = "alpaca", tokenizer: Any = None) -> str:
+    """The text the trainee sees for one prompt.
+
+    Example:
+        >>> format_prompt(Prompt("Add 2 and 3.")).endswith("### Response:\\n")
+        True
+    """
+    if callable(template):
+        return template(prompt.instruction, prompt.input)
+    if template == "alpaca":
+        if prompt.input:
+            return ALPACA_WITH_INPUT.format(instruction=prompt.instruction, input=prompt.input)
+        return ALPACA.format(instruction=prompt.instruction)
+    if template == "chat":
+        if tokenizer is None or getattr(tokenizer, "chat_template", None) is None:
+            raise ValueError("template='chat' needs a tokenizer with a chat template")
+        content = f"{prompt.instruction}\n\n{prompt.input}" if prompt.input else prompt.instruction
+        return tokenizer.apply_chat_template(
+            [{"role": "user", "content": content}], tokenize=False, add_generation_prompt=True
+        )
+    raise ValueError(f"template must be 'alpaca', 'chat' or a callable, got {template!r}")
+
+
+def _autocast(model: Any, dtype: Any) -> Any:
+    import torch
+
+    if dtype is None:
+        return contextlib.nullcontext()
+    device = next(model.parameters()).device
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def generate_responses(
+    model: Any,
+    tokenizer: Any,
+    prompts: Sequence[Prompt],
+    *,
+    template: Any = "alpaca",
+    max_new_tokens: int = 256,
+    batch_size: int = 16,
+    generation_kwargs: dict[str, Any] | None = None,
+    autocast_dtype: Any = None,
+    progress: bool = False,
+) -> list[str]:
+    """Greedy (by default) responses of ``model`` to each prompt, in prompt order.
+
+    The model is put in eval mode and restored to its previous mode afterwards; the
+    tokenizer's padding side is restored too. Prompts are sorted by length so that batches
+    waste little on padding.
+    """
+    import torch
+    from tqdm.auto import tqdm
+
+    texts = [format_prompt(p, template, tokenizer) for p in prompts]
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    was_training = model.training
+    padding_side = tokenizer.padding_side
+    tokenizer.padding_side = "left"
+    pad_token_id = (
+        tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    )
+    settings = {
+        "max_new_tokens": max_new_tokens,
+        "do_sample": False,
+        "use_cache": True,
+        "pad_token_id": pad_token_id,
+        **(generation_kwargs or {}),
+    }
+    device = next(model.parameters()).device
+    answers: list[str] = [""] * len(texts)
+    model.eval()
+    try:
+        batches = range(0, len(order), batch_size)
+        for start in tqdm(batches, desc="generating", unit="batch", disable=not progress):
+            chosen = order[start : start + batch_size]
+            encoded = tokenizer([texts[i] for i in chosen], return_tensors="pt", padding=True).to(
+                device
+            )
+            with torch.inference_mode(), _autocast(model, autocast_dtype):
+                output = model.generate(
+                    input_ids=encoded["input_ids"],
+                    attention_mask=encoded["attention_mask"],
+                    **settings,
+                )
+            new = output[:, encoded["input_ids"].shape[1] :]
+            for i, text in zip(
+                chosen, tokenizer.batch_decode(new, skip_special_tokens=True), strict=True
+            ):
+                answers[i] = text
+    finally:
+        tokenizer.padding_side = padding_side
+        model.train(was_training)
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+    return answers

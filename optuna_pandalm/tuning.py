@@ -1,0 +1,405 @@
+"""Instruction tuning under judge-driven search: the config, its validation, the objective.
+
+Used by ``optuna-pandalm tune CONFIG.yaml`` and by the CPU demo. A trial loads the base
+model from a local folder, optionally wraps it with a LoRA adapter (peft), trains it with the
+Hugging Face ``Trainer`` on Alpaca-format data, and lets :class:`JudgeCallback` score each
+epoch's checkpoint. Nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import logging
+import math
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = ["ConfigError", "SearchSpace", "TuneConfig", "load_train_data", "make_objective"]
+
+_logger = logging.getLogger(__name__)
+
+OPTIMIZERS = {"adamw": "adamw_torch", "sgd": "sgd", "adafactor": "adafactor"}
+SCHEDULERS = ("cosine", "linear", "constant", "constant_with_warmup", "polynomial")
+METHODS = ("lora", "full")
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot run; the message names the key and, where it can, a fix."""
+
+
+def _unknown(keys: Sequence[str], allowed: Sequence[str], where: str) -> None:
+    for key in keys:
+        if key not in allowed:
+            close = difflib.get_close_matches(key, allowed, n=1)
+            hint = (
+                f" (did you mean {close[0]!r}?)" if close else f" (allowed: {', '.join(allowed)})"
+            )
+            raise ConfigError(f"{where}: unknown key {key!r}{hint}")
+
+
+def _range(
+    value: Any, where: str, *, low: float, high: float, log: bool = False
+) -> tuple[float, float]:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        value = [value, value]
+    if not (isinstance(value, (list, tuple)) and len(value) == 2):
+        raise ConfigError(f"{where}: expected [low, high] or a number, got {value!r}")
+    a, b = (float(v) for v in value)
+    if (
+        not (math.isfinite(a) and math.isfinite(b))
+        or a > b
+        or a < low
+        or b > high
+        or (log and a <= 0)
+    ):
+        raise ConfigError(f"{where}: [{a}, {b}] must satisfy {low} <= low <= high <= {high}")
+    return a, b
+
+
+def _choices(
+    value: Any, where: str, allowed: Sequence[Any] | None = None, kind: type = str
+) -> list[Any]:
+    values = value if isinstance(value, (list, tuple)) else [value]
+    if not values:
+        raise ConfigError(f"{where}: needs at least one choice")
+    for v in values:
+        if not isinstance(v, kind) or isinstance(v, bool):
+            raise ConfigError(f"{where}: {v!r} is not a {kind.__name__}")
+        if allowed is not None and v not in allowed:
+            close = difflib.get_close_matches(str(v), [str(a) for a in allowed], n=1)
+            hint = (
+                f" (did you mean {close[0]!r}?)"
+                if close
+                else f" (allowed: {', '.join(map(str, allowed))})"
+            )
+            raise ConfigError(f"{where}: unknown choice {v!r}{hint}")
+    return list(values)
+
+
+@dataclasses.dataclass(frozen=True)
+class SearchSpace:
+    """What the sampler may choose. Ranges are ``[low, high]``; choices are lists."""
+
+    learning_rate: tuple[float, float] = (2e-6, 2e-4)
+    epochs: int = 4
+    optimizer: list[str] = dataclasses.field(default_factory=lambda: ["adamw", "sgd"])
+    scheduler: list[str] = dataclasses.field(default_factory=lambda: ["cosine", "linear"])
+    warmup_ratio: tuple[float, float] = (0.0, 0.1)
+    batch_size: list[int] = dataclasses.field(default_factory=lambda: [8])
+    weight_decay: tuple[float, float] = (0.0, 0.0)
+    method: list[str] = dataclasses.field(default_factory=lambda: ["lora"])
+    lora_rank: list[int] = dataclasses.field(default_factory=lambda: [8, 16])
+    lora_alpha: list[int] = dataclasses.field(default_factory=lambda: [16])
+    lora_dropout: tuple[float, float] = (0.05, 0.05)
+    target_modules: list[str] | None = None
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any], where: str = "search_space") -> SearchSpace:
+        fields = [f.name for f in dataclasses.fields(cls)]
+        _unknown(list(data), fields, where)
+        defaults = cls()
+        get = lambda key: data.get(key, getattr(defaults, key))  # noqa: E731
+        epochs = get("epochs")
+        if not isinstance(epochs, int) or isinstance(epochs, bool) or not 1 <= epochs <= 100:
+            raise ConfigError(f"{where}.epochs: expected an integer in 1..100, got {epochs!r}")
+        targets = get("target_modules")
+        if targets is not None:
+            targets = _choices(targets, f"{where}.target_modules")
+        return cls(
+            learning_rate=_range(
+                get("learning_rate"), f"{where}.learning_rate", low=1e-8, high=1.0, log=True
+            ),
+            epochs=epochs,
+            optimizer=_choices(get("optimizer"), f"{where}.optimizer", list(OPTIMIZERS)),
+            scheduler=_choices(get("scheduler"), f"{where}.scheduler", SCHEDULERS),
+            warmup_ratio=_range(get("warmup_ratio"), f"{where}.warmup_ratio", low=0.0, high=1.0),
+            batch_size=_choices(get("batch_size"), f"{where}.batch_size", kind=int),
+            weight_decay=_range(get("weight_decay"), f"{where}.weight_decay", low=0.0, high=1.0),
+            method=_choices(get("method"), f"{where}.method", METHODS),
+            lora_rank=_choices(get("lora_rank"), f"{where}.lora_rank", kind=int),
+            lora_alpha=_choices(get("lora_alpha"), f"{where}.lora_alpha", kind=int),
+            lora_dropout=_range(get("lora_dropout"), f"{where}.lora_dropout", low=0.0, high=0.9),
+            target_modules=targets,
+        )
+
+    def suggest(self, trial: Any) -> dict[str, Any]:
+        """Hyperparameters for one trial (fixed values are not suggested)."""
+
+        def number(name: str, bounds: tuple[float, float], log: bool = False) -> float:
+            low, high = bounds
+            return low if low == high else trial.suggest_float(name, low, high, log=log)
+
+        def pick(name: str, options: list[Any]) -> Any:
+            return options[0] if len(options) == 1 else trial.suggest_categorical(name, options)
+
+        params = {
+            "learning_rate": number("learning_rate", self.learning_rate, log=True),
+            "optimizer": pick("optimizer", self.optimizer),
+            "scheduler": pick("scheduler", self.scheduler),
+            "warmup_ratio": number("warmup_ratio", self.warmup_ratio),
+            "batch_size": pick("batch_size", self.batch_size),
+            "weight_decay": number("weight_decay", self.weight_decay),
+            "method": pick("method", self.method),
+        }
+        if params["method"] == "lora":
+            params["lora_rank"] = pick("lora_rank", self.lora_rank)
+            params["lora_alpha"] = pick("lora_alpha", self.lora_alpha)
+            params["lora_dropout"] = number("lora_dropout", self.lora_dropout)
+        return params
+
+
+@dataclasses.dataclass(frozen=True)
+class TuneConfig:
+    """Everything ``optuna-pandalm tune`` needs; see ``docs/tune.md`` for each key."""
+
+    base_model: str
+    train_data: str
+    eval_prompts: str
+    judge: str
+    tokenizer: str | None = None
+    template: str = "alpaca"
+    search_space: SearchSpace = dataclasses.field(default_factory=SearchSpace)
+    n_trials: int = 20
+    timeout: float | None = None
+    storage: str = "sqlite:///optuna-pandalm.db"
+    study_name: str = "optuna-pandalm"
+    output_dir: str = "optuna-pandalm-runs"
+    baseline: dict[str, Any] | None = None
+    max_length: int = 512
+    max_new_tokens: int = 256
+    generation_batch_size: int = 16
+    seed: int = 0
+    trust_remote_code: bool = False
+    save_best: bool = False
+
+    @classmethod
+    def from_mapping(
+        cls, data: Mapping[str, Any], *, base: Path | None = None, check_files: bool = True
+    ) -> TuneConfig:
+        """Validate a parsed config; relative paths are resolved against ``base``."""
+        fields = [f.name for f in dataclasses.fields(cls)]
+        _unknown(list(data), fields, "config")
+        for key in ("base_model", "train_data", "eval_prompts", "judge"):
+            if not isinstance(data.get(key), str) or not data[key]:
+                raise ConfigError(f"config: {key!r} is required (a non-empty string)")
+        values = dict(data)
+        if base is not None:
+            for key in ("base_model", "train_data", "eval_prompts", "tokenizer"):
+                if isinstance(values.get(key), str) and not Path(values[key]).is_absolute():
+                    values[key] = str((base / values[key]).resolve())
+        values["search_space"] = SearchSpace.from_mapping(values.get("search_space") or {})
+        for key, low in (
+            ("n_trials", 1),
+            ("max_length", 16),
+            ("max_new_tokens", 1),
+            ("generation_batch_size", 1),
+        ):
+            value = values.get(key, getattr(cls, key, None))
+            if key in values and (
+                not isinstance(value, int) or isinstance(value, bool) or value < low
+            ):
+                raise ConfigError(f"config.{key}: expected an integer >= {low}, got {value!r}")
+        if values.get("template", "alpaca") not in ("alpaca", "chat"):
+            raise ConfigError(f"config.template: 'alpaca' or 'chat', got {values['template']!r}")
+        baseline = values.get("baseline")
+        if baseline is not None and not isinstance(baseline, Mapping):
+            raise ConfigError("config.baseline: expected a mapping of hyperparameters")
+        config = cls(**values)
+        if check_files:
+            config.check_files()
+        return config
+
+    @classmethod
+    def from_file(cls, path: str | Path, *, check_files: bool = True) -> TuneConfig:
+        path = Path(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as error:
+            raise ConfigError(f"{path}: cannot read the config ({error.strerror})") from None
+        try:
+            if path.suffix.lower() == ".json":
+                data = json.loads(text)
+            else:
+                import yaml
+
+                data = yaml.safe_load(text)
+        except Exception as error:  # YAML and JSON raise many kinds
+            kind = "JSON" if path.suffix.lower() == ".json" else "YAML"
+            raise ConfigError(f"{path}: not valid {kind}: {error}") from None
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"{path}: expected a mapping at the top level")
+        try:
+            return cls.from_mapping(data, base=path.parent, check_files=check_files)
+        except ConfigError as error:
+            raise ConfigError(f"{path}: {error}") from None
+
+    def check_files(self) -> None:
+        model = Path(self.base_model)
+        if not (model / "config.json").is_file():
+            raise ConfigError(
+                f"config.base_model: no model folder at {str(model)!r} (local folders only)"
+            )
+        for key in ("train_data", "eval_prompts"):
+            if not Path(getattr(self, key)).is_file():
+                raise ConfigError(f"config.{key}: file {getattr(self, key)!r} does not exist")
+        if self.tokenizer is not None and not Path(self.tokenizer).exists():
+            raise ConfigError(f"config.tokenizer: {self.tokenizer!r} does not exist")
+
+
+def load_train_data(path: str | Path) -> list[dict[str, str]]:
+    """Alpaca records (instruction, input, output) from a JSON list or JSONL file."""
+    from optuna_pandalm.prompts import PromptFormatError, load_prompts
+
+    prompts = load_prompts(path)
+    records = []
+    for i, prompt in enumerate(prompts):
+        if prompt.reference is None:
+            raise PromptFormatError(f"{path}, record {i}: training records need an 'output'")
+        records.append(
+            {"instruction": prompt.instruction, "input": prompt.input, "output": prompt.reference}
+        )
+    return records
+
+
+class _Tokenized:
+    """Training examples: prompt tokens masked out of the loss, the answer and EOS kept."""
+
+    def __init__(
+        self, records: Sequence[Mapping[str, str]], tokenizer: Any, template: Any, max_length: int
+    ):
+        from optuna_pandalm.generation import format_prompt
+        from optuna_pandalm.prompts import Prompt
+
+        self.items = []
+        for r in records:
+            prompt_text = format_prompt(
+                Prompt(r["instruction"], r.get("input", "")), template, tokenizer
+            )
+            prompt_ids = tokenizer(prompt_text)["input_ids"]
+            answer_ids = tokenizer(r["output"], add_special_tokens=False)["input_ids"] + [
+                tokenizer.eos_token_id
+            ]
+            ids = (prompt_ids + answer_ids)[:max_length]
+            labels = ([-100] * len(prompt_ids) + answer_ids)[:max_length]
+            self.items.append({"input_ids": ids, "labels": labels})
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> dict[str, list[int]]:
+        return self.items[i]
+
+
+def _collate(pad_id: int) -> Callable[[list[dict[str, list[int]]]], dict[str, Any]]:
+    import torch
+
+    def collate(batch: list[dict[str, list[int]]]) -> dict[str, Any]:
+        width = max(len(b["input_ids"]) for b in batch)
+        ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+        labels = torch.full((len(batch), width), -100, dtype=torch.long)
+        mask = torch.zeros((len(batch), width), dtype=torch.long)
+        for row, b in enumerate(batch):
+            n = len(b["input_ids"])
+            ids[row, :n] = torch.tensor(b["input_ids"])
+            labels[row, :n] = torch.tensor(b["labels"])
+            mask[row, :n] = 1
+        return {"input_ids": ids, "labels": labels, "attention_mask": mask}
+
+    return collate
+
+
+def make_objective(
+    config: TuneConfig,
+    arena: Any,
+    *,
+    train_records: Sequence[Mapping[str, str]] | None = None,
+    callback_options: Mapping[str, Any] | None = None,
+    on_trial_end: Callable[[Any, Any, Any], None] | None = None,
+) -> Callable[[Any], float]:
+    """An Optuna objective that fine-tunes ``config.base_model`` and returns the judge score.
+
+    ``on_trial_end(trial, model, tokenizer)`` runs after training (for example to measure a
+    held-out metric) before ``arena.finalize``.
+    """
+    records = (
+        list(train_records) if train_records is not None else load_train_data(config.train_data)
+    )
+
+    def objective(trial: Any) -> float:
+        import torch
+        import transformers
+
+        from optuna_pandalm.callback import JudgeCallback
+
+        params = config.search_space.suggest(trial)
+        for key, value in params.items():
+            trial.set_user_attr(f"hp_{key}", value)
+        tokenizer = transformers.AutoTokenizer.from_pretrained(
+            config.tokenizer or config.base_model,
+            local_files_only=True,
+            trust_remote_code=config.trust_remote_code,
+        )
+        if tokenizer.pad_token is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        model = transformers.AutoModelForCausalLM.from_pretrained(
+            config.base_model, local_files_only=True, trust_remote_code=config.trust_remote_code
+        )
+        if params["method"] == "lora":
+            import peft
+
+            model = peft.get_peft_model(
+                model,
+                peft.LoraConfig(
+                    r=params["lora_rank"],
+                    lora_alpha=params["lora_alpha"],
+                    lora_dropout=params["lora_dropout"],
+                    target_modules=config.search_space.target_modules,
+                    task_type="CAUSAL_LM",
+                ),
+            )
+        dataset = _Tokenized(records, tokenizer, config.template, config.max_length)
+        output = Path(config.output_dir) / f"trial-{trial.number}"
+        args = transformers.TrainingArguments(
+            output_dir=str(output),
+            num_train_epochs=config.search_space.epochs,
+            learning_rate=params["learning_rate"],
+            optim=OPTIMIZERS[params["optimizer"]],
+            lr_scheduler_type=params["scheduler"],
+            warmup_steps=float(params["warmup_ratio"]),  # a float in [0, 1) is a ratio
+            weight_decay=params["weight_decay"],
+            per_device_train_batch_size=params["batch_size"],
+            save_strategy="no",
+            report_to=[],
+            logging_strategy="no",
+            disable_tqdm=True,
+            seed=config.seed,
+            use_cpu=not torch.cuda.is_available(),
+            bf16=torch.cuda.is_available() and torch.cuda.is_bf16_supported(),
+        )
+        callback = JudgeCallback(
+            arena,
+            trial,
+            tokenizer,
+            template=config.template,
+            max_new_tokens=config.max_new_tokens,
+            batch_size=config.generation_batch_size,
+            save_best_to=Path(config.output_dir) / "best" if config.save_best else None,
+            **(callback_options or {}),
+        )
+        trainer = transformers.Trainer(
+            model=model,
+            args=args,
+            train_dataset=dataset,
+            data_collator=_collate(tokenizer.pad_token_id),
+            callbacks=[callback],
+        )
+        trainer.remove_callback(transformers.PrinterCallback)  # no metrics dict on stdout
+        trainer.train()
+        if on_trial_end is not None:
+            on_trial_end(trial, model, tokenizer)
+        return arena.finalize(trial)
+
+    return objective

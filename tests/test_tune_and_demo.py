@@ -1,0 +1,158 @@
+"""`optuna-pandalm tune` config validation, and the CPU demo's pieces and a short run."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from optuna_pandalm.demo.tasks import TASKS, exact_match_accuracy, make_data, make_example
+from optuna_pandalm.tuning import ConfigError, TuneConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _cli(*args: str, env: dict | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "optuna_pandalm.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+    )
+
+
+@pytest.fixture
+def config_file(tmp_path, tiny_llama_path):
+    (tmp_path / "train.jsonl").write_text(
+        "\n".join(json.dumps(r) for r in make_data(n_train=20, n_judge=1, n_heldout=1).train)
+        + "\n"
+    )
+    (tmp_path / "prompts.jsonl").write_text(
+        '{"instruction": "Copy the letters.", "input": "abc", "output": "abc"}\n'
+    )
+    config = {
+        "base_model": tiny_llama_path,
+        "train_data": "train.jsonl",
+        "eval_prompts": "prompts.jsonl",
+        "judge": "reference:char_ratio",
+        "search_space": {"learning_rate": [1e-4, 1e-2], "epochs": 2, "method": ["full"]},
+        "n_trials": 2,
+        "storage": f"sqlite:///{tmp_path / 'tune.db'}",
+        "output_dir": str(tmp_path / "runs"),
+        "baseline": {"learning_rate": 2e-5},
+        "max_new_tokens": 4,
+    }
+
+    def write(**changes) -> Path:
+        data = {**config, **changes}
+        data = {k: v for k, v in data.items() if v is not None}
+        path = tmp_path / "config.yaml"
+        path.write_text(yaml.safe_dump(data))
+        return path
+
+    return write
+
+
+def test_a_valid_config_passes_a_dry_run(config_file):
+    done = _cli("tune", str(config_file()), "--dry-run")
+    assert done.returncode == 0, done.stderr
+    assert "valid; 2 trials" in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"n_trail": 3}, "unknown key 'n_trail' \\(did you mean 'n_trials'\\?\\)"),
+        ({"search_space": {"learnig_rate": [1e-5, 1e-4]}}, "did you mean 'learning_rate'"),
+        (
+            {"search_space": {"learning_rate": [1e-3, 1e-5]}},
+            "learning_rate: \\[0.001, 1e-05\\] must satisfy",
+        ),
+        (
+            {"search_space": {"optimizer": ["adam"]}},
+            "unknown choice 'adam' \\(did you mean 'adamw'\\?\\)",
+        ),
+        ({"search_space": {"epochs": 0}}, "epochs: expected an integer in 1..100"),
+        ({"base_model": "/no/such/model"}, "base_model: no model folder at '/no/such/model'"),
+        ({"train_data": "missing.jsonl"}, "train_data: file .*missing.jsonl' does not exist"),
+        ({"judge": None}, "'judge' is required"),
+        ({"n_trials": -1}, "n_trials: expected an integer >= 1"),
+    ],
+)
+def test_config_errors_name_the_key_and_suggest_a_fix(config_file, changes, message):
+    path = config_file(**changes)
+    with pytest.raises(ConfigError, match=message):
+        TuneConfig.from_file(path)
+    done = _cli("tune", str(path), "--dry-run")
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+
+
+def test_malformed_yaml_is_reported_with_the_file(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("base_model: [unclosed\n")
+    with pytest.raises(ConfigError, match=r"bad\.yaml: not valid YAML"):
+        TuneConfig.from_file(path)
+
+
+def test_tune_runs_the_baseline_first_and_resumes_an_interrupted_study(config_file, tmp_path):
+    path = config_file()
+    first = _cli("tune", str(path), "--n-trials", "1")
+    assert first.returncode == 0, first.stderr
+    second = _cli("tune", str(path))  # the file says 2 trials: one more runs
+    assert second.returncode == 0, second.stderr
+    import optuna
+
+    study = optuna.load_study(
+        study_name="optuna-pandalm", storage=f"sqlite:///{tmp_path / 'tune.db'}"
+    )
+    assert len(study.trials) == 2
+    assert (
+        study.trials[0].params["learning_rate"] == 2e-5 and study.trials[0].user_attrs["baseline"]
+    )
+    assert (tmp_path / "runs" / "report.html").is_file()
+
+
+def test_demo_tasks_are_verifiable_and_splits_disjoint():
+    data = make_data(seed=1, n_train=200, n_judge=20, n_heldout=30)
+
+    def keys(prompts):
+        return {(p.instruction, p.input) for p in prompts}
+
+    train = {(r["instruction"], r["input"]) for r in data.train}
+    assert not (train & keys(data.judge_prompts)) and not (train & keys(data.heldout))
+    assert not keys(data.judge_prompts) & keys(data.heldout)
+    instructions = {make_example(task, random.Random(0))["instruction"] for task in TASKS}
+    assert {p.instruction for p in data.heldout} == instructions  # every task is held out
+    assert exact_match_accuracy([p.reference for p in data.heldout], data.heldout) == 1.0
+    addition = make_example("add", random.Random(3))
+    left, right = addition["input"].split("+")
+    assert addition["output"] == str(int(left) + int(right))
+
+
+def test_short_demo_run_reports_the_contract_fields(tmp_path):
+    done = _cli(
+        "demo",
+        "--out",
+        str(tmp_path / "demo"),
+        "--n-trials",
+        "3",
+        "--json",
+        env={"OPTUNA_PANDALM_CACHE": str(tmp_path / "cache")},
+        timeout=900,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    summary = json.loads(done.stdout)
+    assert summary["n_trials"] == 3 and summary["baseline_trial"] == 0
+    for key in ("n_pruned", "judge_calls", "best_trial", "heldout_accuracy"):
+        assert key in summary
+    assert set(summary["heldout_accuracy"]) == {"best", "baseline"}
+    assert Path(summary["report"]).is_file()
+    assert "leaderboard-figure" in Path(summary["report"]).read_text()
