@@ -17,7 +17,15 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ConfigError", "SearchSpace", "TuneConfig", "load_train_data", "make_objective"]
+__all__ = [
+    "ConfigError",
+    "InstructionDataset",
+    "SearchSpace",
+    "TuneConfig",
+    "load_train_data",
+    "make_collator",
+    "make_objective",
+]
 
 _logger = logging.getLogger(__name__)
 
@@ -264,8 +272,9 @@ def load_train_data(path: str | Path) -> list[dict[str, str]]:
     return records
 
 
-class _Tokenized:
-    """Training examples: prompt tokens masked out of the loss, the answer and EOS kept."""
+class InstructionDataset:
+    """Alpaca records tokenized for causal-LM training: the prompt (formatted with the
+    template) is masked out of the loss; the answer and an EOS token are learned."""
 
     def __init__(
         self, records: Sequence[Mapping[str, str]], tokenizer: Any, template: Any, max_length: int
@@ -293,7 +302,8 @@ class _Tokenized:
         return self.items[i]
 
 
-def _collate(pad_id: int) -> Callable[[list[dict[str, list[int]]]], dict[str, Any]]:
+def make_collator(pad_id: int) -> Callable[[list[dict[str, list[int]]]], dict[str, Any]]:
+    """Pad a batch on the right: ``pad_id`` for inputs, -100 (ignored) for labels."""
     import torch
 
     def collate(batch: list[dict[str, list[int]]]) -> dict[str, Any]:
@@ -360,7 +370,7 @@ def make_objective(
                     task_type="CAUSAL_LM",
                 ),
             )
-        dataset = _Tokenized(records, tokenizer, config.template, config.max_length)
+        dataset = InstructionDataset(records, tokenizer, config.template, config.max_length)
         output = Path(config.output_dir) / f"trial-{trial.number}"
         args = transformers.TrainingArguments(
             output_dir=str(output),
@@ -393,7 +403,7 @@ def make_objective(
             model=model,
             args=args,
             train_dataset=dataset,
-            data_collator=_collate(tokenizer.pad_token_id),
+            data_collator=make_collator(tokenizer.pad_token_id),
             callbacks=[callback],
         )
         trainer.remove_callback(transformers.PrinterCallback)  # no metrics dict on stdout

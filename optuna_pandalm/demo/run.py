@@ -84,7 +84,7 @@ def pretrained_base(cache: Path | None = None, *, seed: int = 0) -> Path:
     import transformers
 
     from optuna_pandalm.demo.tiny_model import char_tokenizer, tiny_llama
-    from optuna_pandalm.tuning import _collate, _Tokenized
+    from optuna_pandalm.tuning import InstructionDataset, make_collator
 
     key = hashlib.sha256(f"{BASE_VERSION}:{seed}:{torch.__version__}".encode()).hexdigest()[:12]
     folder = (cache or _cache_dir()) / f"{BASE_VERSION}-{key}"
@@ -122,8 +122,8 @@ def pretrained_base(cache: Path | None = None, *, seed: int = 0) -> Path:
     trainer = transformers.Trainer(
         model=model,
         args=args,
-        train_dataset=_Tokenized(text, tokenizer, DEMO_TEMPLATE, 128),
-        data_collator=_collate(tokenizer.pad_token_id),
+        train_dataset=InstructionDataset(text, tokenizer, DEMO_TEMPLATE, 128),
+        data_collator=make_collator(tokenizer.pad_token_id),
     )
     trainer.remove_callback(transformers.PrinterCallback)
     trainer.train()
