@@ -207,8 +207,7 @@ class Arena:
         if baseline is not None:
             name, texts = baseline
             self._check_generations(texts, f"baseline {name!r}")
-            baseline_id = self.store.player(self.arena_id, name=name)
-            self.store.save_generations(baseline_id, list(texts))
+            baseline_id = self.store.player(self.arena_id, name=name, generations=list(texts))
             self.baseline = Player(baseline_id, None, None, name)
 
     def __repr__(self) -> str:
@@ -280,17 +279,20 @@ class Arena:
         return {p: float(fit.result.scores[i]) for i, p in enumerate(fit.players)}
 
     def incumbent(self, *, exclude: Player | None = None) -> Player | None:
-        """The player with the highest current score (ties: the oldest), or ``None``."""
+        """The player with the highest current score (ties: the oldest), or ``None``.
+
+        Players without games (their score is only the prior's) are passed over while any
+        player has games: a checkpoint another worker has just added is not yet a champion.
+        """
         fit = self.fit()
-        best: Player | None = None
-        best_score = -math.inf
-        for i, player in enumerate(fit.players):
-            if exclude is not None and player.id == exclude.id:
-                continue
-            score = float(fit.result.scores[i])
-            if score > best_score:
-                best, best_score = player, score
-        return best
+        candidates = [
+            (float(fit.result.scores[i]), -p.id, p)
+            for i, p in enumerate(fit.players)
+            if exclude is None or p.id != exclude.id
+        ]
+        played = [c for c in candidates if fit.records[fit.index[c[2].id]].sum() > 0]
+        pool = played or candidates
+        return max(pool, key=lambda c: (c[0], c[1]))[2] if pool else None
 
     def leaderboard(self, *, n_samples: int = 4000) -> list[LeaderboardRow]:
         """Players by score, with 95% intervals, P(best) and game records."""
@@ -439,8 +441,9 @@ class Arena:
         number = _trial_number(trial)
         self._check_generations(generations, f"trial {number} step {step}")
         calls_before = self.judge_calls
-        player_id = self.store.player(self.arena_id, trial=number, step=int(step))
-        self.store.save_generations(player_id, list(generations))
+        player_id = self.store.player(
+            self.arena_id, trial=number, step=int(step), generations=list(generations)
+        )
         player = Player(player_id, number, int(step), None)
         opponent = self.incumbent(exclude=player)
         outcome = {
@@ -515,6 +518,11 @@ class Arena:
     def _best_of(self, players: Sequence[Player]) -> Player:
         fit = self.fit()
         return max(players, key=lambda p: (fit.result.scores[fit.index[p.id]], -p.id))
+
+    def best_checkpoint(self, trial: Any) -> Player | None:
+        """The trial's checkpoint with the highest current score (ties: the earliest)."""
+        own = self.trial_players(trial)
+        return self._best_of(own) if own else None
 
     def _contender(self, best: Player) -> Player | None:
         """The strongest rival worth an extra match, or ``None`` when the top is settled."""

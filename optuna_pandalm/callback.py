@@ -205,9 +205,8 @@ class JudgeCallback(TrainerCallback):
     def _save_if_best(self, model: Any, result: EvaluationResult) -> None:
         if self.save_best_to is None:
             return
-        scores = self.arena.scores()
-        own = [(score, p.step) for p, score in scores.items() if p.trial == result.player.trial]
-        if max(own)[1] != result.player.step:
+        best = self.arena.best_checkpoint(result.player.trial)
+        if best is None or best.step != result.player.step:
             return
         folder = self.save_best_to / f"trial-{result.player.trial}"
         getattr(model, "module", model).save_pretrained(folder)

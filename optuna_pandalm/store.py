@@ -497,9 +497,11 @@ class Store:
         trial: int | None = None,
         step: int | None = None,
         name: str | None = None,
+        generations: Sequence[str] | None = None,
     ) -> int:
         """Id of a player, created on first use: a checkpoint ``(trial, step)`` or a named
-        baseline (``name``)."""
+        baseline (``name``). ``generations`` are stored in the same transaction, so no other
+        process ever sees the player without its responses."""
         if (name is None) == (trial is None):
             raise ValueError("a player is either a checkpoint (trial, step) or a baseline (name)")
         if name is not None:
@@ -523,13 +525,16 @@ class Store:
                     }
                 ],
             )
-            return int(
+            player_id = int(
                 connection.execute(
                     sa.select(players.c.id).where(
                         players.c.arena_id == arena_id, players.c.key == key
                     )
                 ).scalar_one()
             )
+            if generations is not None:
+                self._insert_generations(connection, player_id, generations)
+        return player_id
 
     def players(self, arena_id: int) -> list[PlayerRecord]:
         """All players of an arena, in creation order."""
@@ -547,22 +552,27 @@ class Store:
             ).all()
         return [PlayerRecord(r.id, r.key, r.trial_number, r.step, r.name) for r in rows]
 
+    def _insert_generations(
+        self, connection: sa.Connection, player_id: int, texts: Sequence[str]
+    ) -> list[str]:
+        hashes = [text_hash(text) for text in texts]
+        self._insert_ignore(
+            connection,
+            generations,
+            [
+                {"player_id": player_id, "position": i, "hash": h, "text": _storable(t)}
+                for i, (t, h) in enumerate(zip(texts, hashes, strict=True))
+            ],
+        )
+        return hashes
+
     def save_generations(self, player_id: int, texts: Sequence[str]) -> list[str]:
         """Store a player's responses, one per prompt position; returns their hashes.
 
         Idempotent: positions already stored are kept as they were.
         """
-        hashes = [text_hash(text) for text in texts]
         with self.engine.begin() as connection:
-            self._insert_ignore(
-                connection,
-                generations,
-                [
-                    {"player_id": player_id, "position": i, "hash": h, "text": _storable(t)}
-                    for i, (t, h) in enumerate(zip(texts, hashes, strict=True))
-                ],
-            )
-        return hashes
+            return self._insert_generations(connection, player_id, texts)
 
     def generations(self, player_id: int) -> list[str]:
         """A player's stored responses in prompt order."""

@@ -25,8 +25,11 @@ class _AlwaysPrune(optuna.pruners.BasePruner):
         return True
 
 
-def _config(path: str, tmp_path, *, epochs: int, method: str = "lora") -> TuneConfig:
+def _config(
+    path: str, tmp_path, *, epochs: int, method: str = "lora", save_best: bool = False
+) -> TuneConfig:
     return TuneConfig(
+        save_best=save_best,
         base_model=path,
         train_data="(memory)",
         eval_prompts="(memory)",
@@ -62,7 +65,7 @@ def test_callback_scores_each_epoch_of_a_lora_trainer_and_finalize_picks_the_bes
     arena, study = _study(tmp_path)
     seen = {}
     objective = make_objective(
-        _config(tiny_llama_path, tmp_path, epochs=2),
+        _config(tiny_llama_path, tmp_path, epochs=2, save_best=True),
         arena,
         train_records=DATA.train,
         on_trial_end=lambda trial, model, tokenizer: seen.update(model=type(model).__name__),
@@ -74,6 +77,9 @@ def test_callback_scores_each_epoch_of_a_lora_trainer_and_finalize_picks_the_bes
     assert trial.user_attrs["pandalm_best_step"] in trial.intermediate_values
     assert "Peft" in seen["model"]
     assert trial.value == pytest.approx(max(arena.scores().values()), abs=1e-9)
+    saved = tmp_path / "runs" / "best" / "trial-0"
+    assert (saved / "adapter_config.json").is_file()  # the LoRA adapter, not the whole model
+    assert int((saved / "pandalm_step.txt").read_text()) == trial.user_attrs["pandalm_best_step"]
 
 
 def test_prune_stops_training_and_finalize_raises_trial_pruned(tiny_llama_path, tmp_path):
