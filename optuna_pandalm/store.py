@@ -314,6 +314,14 @@ def _engine(url: str) -> sa.Engine:
     return engine
 
 
+def _between(player_id: int, opponent_id: int) -> Any:
+    """Games between two players, in either order."""
+    return sa.or_(
+        sa.and_(games.c.first_player_id == player_id, games.c.second_player_id == opponent_id),
+        sa.and_(games.c.first_player_id == opponent_id, games.c.second_player_id == player_id),
+    )
+
+
 def _chunks(items: Sequence[Any], size: int = _BATCH) -> Iterator[Sequence[Any]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
@@ -755,10 +763,7 @@ class Store:
 
     def pair_record(self, arena_id: int, player_id: int, opponent_id: int) -> tuple[int, int, int]:
         """(wins, ties, losses) of ``player_id`` against ``opponent_id``, both orders."""
-        pair = sa.or_(
-            sa.and_(games.c.first_player_id == player_id, games.c.second_player_id == opponent_id),
-            sa.and_(games.c.first_player_id == opponent_id, games.c.second_player_id == player_id),
-        )
+        pair = _between(player_id, opponent_id)
         query = (
             sa.select(games.c.first_player_id, games.c.outcome, sa.func.count())
             .where(games.c.arena_id == arena_id, pair)
@@ -777,10 +782,7 @@ class Store:
 
     def played_positions(self, arena_id: int, player_id: int, opponent_id: int) -> set[int]:
         """Prompt positions on which the two players already have a game (either order)."""
-        pair = sa.or_(
-            sa.and_(games.c.first_player_id == player_id, games.c.second_player_id == opponent_id),
-            sa.and_(games.c.first_player_id == opponent_id, games.c.second_player_id == player_id),
-        )
+        pair = _between(player_id, opponent_id)
         with self.engine.connect() as connection:
             return set(
                 connection.execute(
