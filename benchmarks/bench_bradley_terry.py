@@ -121,11 +121,18 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small sizes only")
     parser.add_argument("--repeats", type=int, default=3, help="best of this many fits")
     parser.add_argument("--choix-timeout", type=float, default=300.0, help="seconds")
+    parser.add_argument(
+        "--sizes",
+        default="1000x200000,10000x1000000",
+        help="comma-separated PLAYERSxGAMES (default: the two targets)",
+    )
     args = parser.parse_args()
     _choix()
     _ = fit_bradley_terry([0], [1], [1]).stderr  # import scipy's pieces before timing
     sizes = (
-        [(100, 10_000), (300, 30_000)] if args.quick else [(1_000, 200_000), (10_000, 1_000_000)]
+        [(100, 10_000), (300, 30_000)]
+        if args.quick
+        else [tuple(int(v) for v in size.split("x")) for size in args.sizes.split(",")]
     )
     results = [
         bench(n, g, repeats=args.repeats, choix_timeout=args.choix_timeout) for n, g in sizes

@@ -8,7 +8,11 @@ PandaLM's released inference judges one request at a time with 4 beams (repetiti
 * ``likelihood``: one forward pass per request, batched.
 
 Prints one JSON document with pairs/s and the ratios. On CPU the model is a tiny random
-Llama with a character tokenizer (``--model tiny``); on a GPU pass ``--model 1b`` for a
+Llama (``--model tiny``: 4 layers of width 256) with a word-level tokenizer fitted to the
+requests and capped at 4,000 words: about one token per word, close to LLaMA's BPE, and an
+output layer that is not most of the model (with a 16k vocabulary and width 128 the output
+layer is 83% of the parameters, against 2% in a 7B model, and the benchmark would measure
+softmaxes over the vocabulary). On a GPU pass ``--model 1b`` for a
 ~1B-parameter Llama built from a config (random weights are fine for throughput) or a
 local folder. Random weights rarely write an end-of-sequence token, so every generation
 runs to ``--max-new-tokens``: both generate modes pay the same length.
@@ -55,7 +59,7 @@ def word_tokenizer(texts: list[str], max_vocab: int = 16_000):
     )
 
 
-def build_model(kind: str, device: str, texts: list[str]):
+def build_model(kind: str, device: str, texts: list[str], *, vocab: int, hidden: int, layers: int):
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -63,11 +67,13 @@ def build_model(kind: str, device: str, texts: list[str]):
 
     if kind in ("tiny", "tiny-char"):
         tokenizer = (
-            word_tokenizer(texts) if kind == "tiny" else char_tokenizer(model_max_length=4096)
+            word_tokenizer(texts, vocab)
+            if kind == "tiny"
+            else char_tokenizer(model_max_length=4096)
         )
-        return tiny_llama(tokenizer, hidden=128, layers=2, context=4096), tokenizer
+        return tiny_llama(tokenizer, hidden=hidden, layers=layers, context=4096), tokenizer
     if kind == "1b":
-        tokenizer = word_tokenizer(texts)
+        tokenizer = word_tokenizer(texts, vocab)
         config = LlamaConfig(
             vocab_size=len(tokenizer),
             hidden_size=2048,
@@ -116,6 +122,11 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--max-new-tokens", type=int, default=128)
     parser.add_argument("--data", type=Path, default=DATA)
+    parser.add_argument(
+        "--vocab", type=int, default=4000, help="word vocabulary cap (rarer words are <unk>)"
+    )
+    parser.add_argument("--hidden", type=int, default=256, help="tiny model width")
+    parser.add_argument("--layers", type=int, default=4, help="tiny model depth")
     args = parser.parse_args()
 
     import torch
@@ -124,7 +135,9 @@ def main() -> None:
     pairs = load_testset(args.data)
     texts = [t for p in pairs for t in (p.instruction, p.input, p.response_1, p.response_2)]
     texts.append(build_pandalm_prompt("", "", "", "x") + "1 2 Tie ### Reason: Reference:")
-    model, tokenizer = build_model(args.model, device, texts)
+    model, tokenizer = build_model(
+        args.model, device, texts, vocab=args.vocab, hidden=args.hidden, layers=args.layers
+    )
     requests = [p.request() for p in pairs[: args.pairs]]
     common = {"device": device, "max_length": 4096}
     decoding = {"max_new_tokens": args.max_new_tokens, "num_beams": 4, "repetition_penalty": 1.2}

@@ -201,7 +201,7 @@ class Arena:
         self.judge_calls = 0
         self.cache_hits = 0
         self.prompt_set_id = self.store.save_prompt_set(self.prompts)
-        self.arena_id = self.store.bind_study(study_name, self.prompt_set_id)
+        self.arena_id = self.store.bind_study(study_name, self.prompt_set_id, position=position)
         self._fit_cache: tuple[Any, _Fit] | None = None
         self.baseline: Player | None = None
         if baseline is not None:
@@ -209,6 +209,29 @@ class Arena:
             self._check_generations(texts, f"baseline {name!r}")
             baseline_id = self.store.player(self.arena_id, name=name, generations=list(texts))
             self.baseline = Player(baseline_id, None, None, name)
+
+    @classmethod
+    def load(cls, storage: str | Store, study_name: str) -> Arena:
+        """Open a study's arena read-only (leaderboards, reports, checks): prompts, position
+        mode and baseline come from the store; judging raises.
+
+        Raises:
+            ValueError: the storage has no arena for this study.
+        """
+        store = storage if isinstance(storage, Store) else Store(storage)
+        settings = store.arena_settings(study_name)
+        if settings is None:
+            raise ValueError(
+                f"no optuna-pandalm arena for study {study_name!r} in {store.masked_url!r}"
+            )
+        prompts = [
+            Prompt(r["instruction"], r["input"], r["reference"], r["user_id"])
+            for r in store.study_prompts(study_name)
+        ]
+        arena = cls(store, study_name, _ReadOnlyJudge(), prompts, position=settings["position"])
+        baselines = [p for p in arena.players() if p.name is not None]
+        arena.baseline = baselines[0] if baselines else None
+        return arena
 
     def __repr__(self) -> str:
         return (
@@ -557,6 +580,15 @@ class Arena:
         """The players ``player`` challenged as the then-incumbent."""
         by_id = {p.id: p for p in self.players()}
         return [by_id[i] for i in self.store.opponents(self.arena_id, player.id, kind="incumbent")]
+
+
+class _ReadOnlyJudge(PairwiseJudge):
+    """The judge of an arena opened with :meth:`Arena.load`: it must not be called."""
+
+    name = "read-only"
+
+    def judge(self, requests: Sequence[JudgeRequest]) -> list[Verdict]:
+        raise RuntimeError("this arena was opened read-only (Arena.load): it cannot judge")
 
 
 def _trial_number(trial: Any) -> int:

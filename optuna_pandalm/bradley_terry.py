@@ -398,9 +398,12 @@ class _Hessian:
         n = self.problem.n
         matrix = np.zeros((self.problem.size, self.problem.size))
         if len(self.problem.games.first):
-            incidence = self.problem.incidence
-            laplacian = (incidence.multiply(self.row_weights) @ incidence.T).toarray()
-            matrix[:n, :n] = laplacian - np.diag(np.diag(laplacian))
+            games = self.problem.games
+            # Off-diagonal pair weights, both orders summed: -(W + W^T).
+            pair_weights = np.bincount(
+                games.first * n + games.second, self.row_weights, minlength=n * n
+            ).reshape(n, n)
+            matrix[:n, :n] = -(pair_weights + pair_weights.T)
         matrix[np.arange(n), np.arange(n)] = self.diagonal
         matrix[:n, n:] = self.cross
         matrix[n:, :n] = self.cross.T
@@ -591,6 +594,19 @@ class BradleyTerryResult:
             self._cache["effect_stderr"] = errors
         return self._cache["effect_stderr"]
 
+    def _inverse_lower(self) -> np.ndarray:
+        """Lower triangle of the inverse Hessian's strength block (LAPACK's inverse from the
+        Cholesky factor, about 5x faster than solving against the identity)."""
+        if "inverse_lower" not in self._cache:
+            from scipy import linalg
+
+            factor = self._hessian.cholesky()
+            inverse, info = linalg.lapack.dpotri(factor[0], lower=1)
+            if info != 0:
+                raise np.linalg.LinAlgError(f"dpotri failed with info={info}")
+            self._cache["inverse_lower"] = inverse[: self.n_players, : self.n_players]
+        return self._cache["inverse_lower"]
+
     def covariance(self) -> np.ndarray:
         """Posterior covariance of the centred strengths (n x n), dense.
 
@@ -602,20 +618,15 @@ class BradleyTerryResult:
                 raise ValueError(
                     f"a dense covariance of {n} players is too large; use contrast_variance"
                 )
-            from scipy import linalg
-
-            factor = self._hessian.cholesky()
             if self.robust:
+                from scipy import linalg
+
                 spread = self._cluster_scores().toarray()  # clusters x parameters
+                factor = self._hessian.cholesky()
                 half = linalg.cho_solve(factor, spread.T, check_finite=False)[:n]
                 covariance = half @ half.T
             else:
-                # LAPACK's inverse from the Cholesky factor: about 5x faster than solving
-                # against the identity.
-                inverse, info = linalg.lapack.dpotri(factor[0], lower=1)
-                if info != 0:
-                    raise np.linalg.LinAlgError(f"dpotri failed with info={info}")
-                lower = np.tril(inverse[:n, :n])
+                lower = np.tril(self._inverse_lower())
                 covariance = lower + np.tril(lower, -1).T
             self._cache["covariance"] = covariance
         return self._cache["covariance"]
@@ -624,17 +635,24 @@ class BradleyTerryResult:
     def stderr(self) -> np.ndarray:
         """Standard error of each score (of ``strength - strength[anchor]``); 0 for the anchor.
 
-        Computed on first access from the dense covariance (about ``n**3 / 3`` flops).
+        Computed on first access (about ``n**3 / 3`` flops; 1,000 players take ~0.07 s).
         """
         if "stderr" not in self._cache:
-            n = self.n_players
+            n, a = self.n_players, self.anchor
             if n == 0:
                 self._cache["stderr"] = np.zeros(0)
-            else:
+                return self._cache["stderr"]
+            if n > _DENSE_COVARIANCE_LIMIT:
+                raise ValueError(f"stderr of {n} players is too large; use contrast_variance")
+            if self.robust:
                 cov = self.covariance()
-                a = self.anchor
-                variance = np.diag(cov) - 2 * cov[:, a] + cov[a, a]
-                self._cache["stderr"] = np.sqrt(np.maximum(variance, 0.0))
+                diagonal, column = np.diag(cov), cov[:, a]
+            else:
+                lower = self._inverse_lower()  # only the lower triangle is valid
+                diagonal = np.diag(lower).copy()
+                column = np.concatenate([lower[a, :a], lower[a:, a]])
+            variance = diagonal - 2 * column + diagonal[a]
+            self._cache["stderr"] = np.sqrt(np.maximum(variance, 0.0))
         return self._cache["stderr"]
 
     def interval(self, level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:

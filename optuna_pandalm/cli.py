@@ -10,6 +10,7 @@ import json
 import logging
 import sys
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from optuna_pandalm import __version__
 
@@ -91,6 +92,56 @@ def _judge_eval(args: argparse.Namespace) -> int:
             f"position consistency {metrics['position_consistency']:.3f} "
             f"over {metrics['n_swap_compared']} pairs judged in both orders"
         )
+    return 0
+
+
+def _load_arena(args: argparse.Namespace) -> Any:
+    from optuna_pandalm.arena import Arena
+    from optuna_pandalm.store import StoreError
+
+    try:
+        return Arena.load(args.storage, args.study_name)
+    except (StoreError, ValueError) as error:
+        raise CommandError(str(error)) from None
+
+
+def _leaderboard(args: argparse.Namespace) -> int:
+    arena = _load_arena(args)
+    rows = arena.leaderboard()[: args.top] if args.top else arena.leaderboard()
+    fit = arena.fit().result
+    if args.json:
+        document = {
+            "study": args.study_name,
+            "position_effect": fit.position_effect,
+            "tie_strength": fit.tie_strength,
+            "rows": [row.as_dict() for row in rows],
+        }
+        print(json.dumps(document))
+        return 0
+    header = f"{'#':>3}  {'player':<24}{'score':>8}  {'95% interval':>17}{'P(best)':>9}"
+    print(f"{header}{'games':>7}  W-T-L")
+    for rank, row in enumerate(rows, start=1):
+        who = f"baseline {row.name}" if row.name else f"trial {row.trial} step {row.step}"
+        interval = f"[{row.ci_low:+.2f}, {row.ci_high:+.2f}]"
+        print(
+            f"{rank:>3}  {who:<24}{row.score:>+8.3f}  {interval:>17}{row.p_best:>9.3f}"
+            f"{row.games:>7}  {row.wins}-{row.ties}-{row.losses}"
+        )
+    print(f"position effect {fit.position_effect:+.3f}, tie strength {fit.tie_strength:.3f}")
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    import optuna
+
+    from optuna_pandalm.report import write_report
+
+    arena = _load_arena(args)
+    try:
+        study = optuna.load_study(study_name=args.study_name, storage=args.storage)
+    except KeyError:
+        raise CommandError(f"no Optuna study {args.study_name!r} in that storage") from None
+    print(write_report(arena, study, args.out))
     return 0
 
 
@@ -227,6 +278,21 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--json", action="store_true", help="print one JSON document")
     demo.set_defaults(handler=_demo)
+
+    leaderboard = commands.add_parser(
+        "leaderboard", help="the study's players by judge score, with intervals and P(best)"
+    )
+    leaderboard.add_argument("--storage", required=True, help="SQLAlchemy URL")
+    leaderboard.add_argument("--study-name", required=True)
+    leaderboard.add_argument("--top", type=int, default=0, help="only the K best")
+    leaderboard.add_argument("--json", action="store_true", help="print one JSON document")
+    leaderboard.set_defaults(handler=_leaderboard)
+
+    report = commands.add_parser("report", help="write a self-contained HTML report")
+    report.add_argument("--storage", required=True, help="SQLAlchemy URL")
+    report.add_argument("--study-name", required=True)
+    report.add_argument("--out", required=True, help="the HTML file to write")
+    report.set_defaults(handler=_report)
 
     tune = commands.add_parser(
         "tune",

@@ -26,34 +26,10 @@ _TOP = 20
 
 
 def leaderboard_figure(arena: Arena, *, top: int = _TOP) -> Any:
-    """A plotly figure: score with 95% interval per player, P(best) in the hover text."""
-    import plotly.graph_objects as go
+    """The leaderboard figure published to the dashboard (the report shows the same one)."""
+    from optuna_pandalm.visualization import plot_leaderboard
 
-    rows = arena.leaderboard()[:top]
-    labels = [f"baseline {r.name}" if r.name else f"trial {r.trial} / step {r.step}" for r in rows]
-    figure = go.Figure(
-        go.Scatter(
-            x=[r.score for r in rows],
-            y=labels,
-            mode="markers",
-            marker={"color": ["#d62728" if r.name else "#1f77b4" for r in rows]},
-            error_x={
-                "type": "data",
-                "symmetric": False,
-                "array": [r.ci_high - r.score for r in rows],
-                "arrayminus": [r.score - r.ci_low for r in rows],
-            },
-            customdata=[[r.p_best, r.games] for r in rows],
-            hovertemplate="%{y}<br>score %{x:.3f}<br>P(best) %{customdata[0]:.3f}"
-            "<br>games %{customdata[1]}<extra></extra>",
-        )
-    )
-    figure.update_layout(
-        title="Judge leaderboard (Bradley–Terry score, 95% interval)",
-        xaxis_title="score (log-odds against the anchor)",
-        yaxis={"autorange": "reversed"},
-    )
-    return figure
+    return plot_leaderboard(arena, top=top)
 
 
 def _note(arena: Arena, trial: Any) -> str:

@@ -79,6 +79,9 @@ arenas = sa.Table(
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("study_name", sa.String(512), nullable=False, unique=True),
     sa.Column("prompt_set_id", sa.ForeignKey("pandalm_prompt_sets.id"), nullable=False),
+    # Who is shown first ("random", "swap", "fixed"): it decides how the fit treats order,
+    # so every worker (and every reader) must use the same.
+    sa.Column("position", sa.String(16), nullable=False, server_default="random"),
     sa.Column("created_at", sa.Float, nullable=False),
 )
 
@@ -452,11 +455,12 @@ class Store:
                 sa.select(prompt_sets.c.hash).where(prompt_sets.c.id == prompt_set_id)
             ).scalar_one()
 
-    def bind_study(self, study_name: str, prompt_set_id: int) -> int:
+    def bind_study(self, study_name: str, prompt_set_id: int, *, position: str = "random") -> int:
         """Return the arena id of a study, binding it to the prompt set on first use.
 
         Raises:
-            PromptSetMismatchError: the study already uses a different prompt set.
+            PromptSetMismatchError: the study already uses a different prompt set, or a
+                different position mode.
         """
         with self.engine.begin() as connection:
             self._insert_ignore(
@@ -466,6 +470,7 @@ class Store:
                     {
                         "study_name": study_name,
                         "prompt_set_id": prompt_set_id,
+                        "position": position,
                         "created_at": time.time(),
                     }
                 ],
@@ -474,6 +479,7 @@ class Store:
                 sa.select(
                     arenas.c.id,
                     arenas.c.prompt_set_id,
+                    arenas.c.position,
                     prompt_sets.c.hash,
                     prompt_sets.c.n_prompts,
                 )
@@ -487,7 +493,22 @@ class Store:
                 f"not {self.prompt_set_hash(prompt_set_id)[:12]}; "
                 "use the same prompts or another study name"
             )
+        if row.position != position:
+            raise PromptSetMismatchError(
+                f"study {study_name!r} in {self.masked_url!r} uses position={row.position!r}, "
+                f"not {position!r}; every worker must show responses the same way"
+            )
         return int(row.id)
+
+    def arena_settings(self, study_name: str) -> dict[str, Any] | None:
+        """``{"id", "prompt_set_id", "position"}`` of a study's arena, or ``None``."""
+        with self.engine.connect() as connection:
+            row = connection.execute(
+                sa.select(arenas.c.id, arenas.c.prompt_set_id, arenas.c.position).where(
+                    arenas.c.study_name == study_name
+                )
+            ).one_or_none()
+        return None if row is None else dict(row._mapping)
 
     def arena_id(self, study_name: str) -> int | None:
         """The arena id of a study, or ``None`` if it has none."""
@@ -814,3 +835,86 @@ class Store:
         )
         with self.engine.connect() as connection:
             return [(int(p), str(r)) for p, r in connection.execute(query)]
+
+    def study_prompts(self, study_name: str) -> list[dict[str, Any]]:
+        """The prompts a study is bound to, in order (empty when the study has no arena)."""
+        query = (
+            sa.select(prompts_table)
+            .join(arenas, arenas.c.prompt_set_id == prompts_table.c.prompt_set_id)
+            .where(arenas.c.study_name == study_name)
+            .order_by(prompts_table.c.position)
+        )
+        with self.engine.connect() as connection:
+            return [dict(row._mapping) for row in connection.execute(query)]
+
+    def verdict_counts(self, arena_id: int) -> dict[str, int]:
+        """Verdicts behind the arena's games and judged texts: valid, invalid, games."""
+        generation_hashes = (
+            sa.select(generations.c.hash)
+            .join(players, players.c.id == generations.c.player_id)
+            .where(players.c.arena_id == arena_id)
+        )
+        with self.engine.connect() as connection:
+            n_games = connection.execute(
+                sa.select(sa.func.count()).where(games.c.arena_id == arena_id)
+            ).scalar_one()
+            invalid = connection.execute(
+                sa.select(sa.func.count()).where(
+                    verdicts.c.winner.is_(None),
+                    verdicts.c.response_1_hash.in_(generation_hashes),
+                )
+            ).scalar_one()
+            used = connection.execute(
+                sa.select(sa.func.count(sa.distinct(games.c.verdict_id))).where(
+                    games.c.arena_id == arena_id
+                )
+            ).scalar_one()
+        return {
+            "games": int(n_games),
+            "verdicts_in_games": int(used),
+            "invalid_verdicts": int(invalid),
+        }
+
+    def game_details(
+        self, arena_id: int, player_id: int, *, limit: int = 3
+    ) -> list[dict[str, Any]]:
+        """A few of a player's games with both responses and the judge's reason and reference."""
+        first_text = generations.alias("first_text")
+        second_text = generations.alias("second_text")
+        query = (
+            sa.select(
+                games.c.prompt_position,
+                games.c.first_player_id,
+                games.c.second_player_id,
+                games.c.outcome,
+                verdicts.c.reason,
+                verdicts.c.reference,
+                first_text.c.text.label("first_text"),
+                second_text.c.text.label("second_text"),
+            )
+            .join(verdicts, verdicts.c.id == games.c.verdict_id)
+            .join(
+                first_text,
+                sa.and_(
+                    first_text.c.player_id == games.c.first_player_id,
+                    first_text.c.position == games.c.prompt_position,
+                ),
+            )
+            .join(
+                second_text,
+                sa.and_(
+                    second_text.c.player_id == games.c.second_player_id,
+                    second_text.c.position == games.c.prompt_position,
+                ),
+            )
+            .where(
+                games.c.arena_id == arena_id,
+                sa.or_(
+                    games.c.first_player_id == player_id, games.c.second_player_id == player_id
+                ),
+            )
+            .order_by(games.c.id.desc())
+            .limit(limit)
+        )
+        with self.engine.connect() as connection:
+            return [dict(row._mapping) for row in connection.execute(query)]

@@ -1,0 +1,270 @@
+"""Plotly figures of a judge-driven study, in the style of ``optuna.visualization``.
+
+Each function takes an :class:`~optuna_pandalm.Arena` (and, where trial states or
+hyperparameters matter, the Optuna study) and returns a ``plotly.graph_objects.Figure``.
+Generated text never appears in figures except escaped in hover labels.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import plotly.graph_objects as go
+
+    from optuna_pandalm.arena import Arena, LeaderboardRow
+
+__all__ = [
+    "plot_comparison_graph",
+    "plot_leaderboard",
+    "plot_learning_curves",
+    "plot_score_slices",
+    "plot_win_matrix",
+]
+
+
+def _label(row: Any) -> str:
+    name = getattr(row, "name", None)
+    return f"baseline {name}" if name else f"trial {row.trial} / step {row.step}"
+
+
+def plot_leaderboard(arena: Arena, *, top: int = 20) -> go.Figure:
+    """Score with its 95% interval per player, best on top; P(best) and games in the hover;
+    baselines in red."""
+    import plotly.graph_objects as go
+
+    rows = arena.leaderboard()[:top]
+    figure = go.Figure(
+        go.Scatter(
+            x=[r.score for r in rows],
+            y=[_label(r) for r in rows],
+            mode="markers",
+            marker={"color": ["#d62728" if r.name else "#1f77b4" for r in rows], "size": 9},
+            error_x={
+                "type": "data",
+                "symmetric": False,
+                "array": [r.ci_high - r.score for r in rows],
+                "arrayminus": [r.score - r.ci_low for r in rows],
+            },
+            customdata=[[r.p_best, r.games, r.wins, r.ties, r.losses] for r in rows],
+            hovertemplate="%{y}<br>score %{x:.3f}<br>P(best) %{customdata[0]:.3f}"
+            "<br>%{customdata[2]}-%{customdata[3]}-%{customdata[4]} in %{customdata[1]} games"
+            "<extra></extra>",
+        )
+    )
+    figure.update_layout(
+        title="Judge leaderboard (Bradley–Terry score, 95% interval)",
+        xaxis_title="score (log-odds against the anchor)",
+        yaxis={"autorange": "reversed"},
+        height=max(300, 28 * len(rows) + 120),
+    )
+    return figure
+
+
+def _top_rows(arena: Arena, top: int) -> tuple[list[LeaderboardRow], dict[int, int]]:
+    rows = arena.leaderboard()[:top]
+    fit = arena.fit()
+    ids = {}
+    for row in rows:
+        player = next(
+            p for p in fit.players if (p.trial, p.step, p.name) == (row.trial, row.step, row.name)
+        )
+        ids[player.id] = len(ids)
+    return rows, ids
+
+
+def _pair_records(arena: Arena, ids: dict[int, int]) -> np.ndarray:
+    """(k, k, 3): wins, ties, losses of row player against column player."""
+    counts = arena.store.game_counts(arena.arena_id)
+    records = np.zeros((len(ids), len(ids), 3))
+    for first, second, outcome, n in zip(
+        counts.first, counts.second, counts.outcome, counts.count, strict=True
+    ):
+        if first in ids and second in ids:
+            a, b = ids[int(first)], ids[int(second)]
+            if outcome == 0:
+                records[a, b, 1] += n
+                records[b, a, 1] += n
+            else:
+                winner, loser = (a, b) if outcome == 1 else (b, a)
+                records[winner, loser, 0] += n
+                records[loser, winner, 2] += n
+    return records
+
+
+def plot_win_matrix(arena: Arena, *, top: int = 10) -> go.Figure:
+    """Share of points (wins + half the ties) of each row player against each column player,
+    among the top players; blank where they never met."""
+    import plotly.graph_objects as go
+
+    rows, ids = _top_rows(arena, top)
+    records = _pair_records(arena, ids)
+    games = records.sum(axis=2)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        share = np.where(games > 0, (records[..., 0] + 0.5 * records[..., 1]) / games, np.nan)
+    labels = [_label(r) for r in rows]
+    text = [
+        [
+            f"{int(records[i, j, 0])}-{int(records[i, j, 1])}-{int(records[i, j, 2])}"
+            if games[i, j]
+            else ""
+            for j in range(len(rows))
+        ]
+        for i in range(len(rows))
+    ]
+    figure = go.Figure(
+        go.Heatmap(
+            z=share,
+            x=labels,
+            y=labels,
+            text=text,
+            texttemplate="%{text}",
+            zmin=0,
+            zmax=1,
+            colorscale="RdBu",
+            colorbar={"title": "points share"},
+            hovertemplate="%{y} vs %{x}<br>%{text} (W-T-L)<br>share %{z:.2f}<extra></extra>",
+        )
+    )
+    figure.update_layout(title="Head-to-head records among the top players (row vs column)")
+    figure.update_yaxes(autorange="reversed")
+    return figure
+
+
+def plot_comparison_graph(arena: Arena, *, top: int = 10, alpha: float = 0.05) -> go.Figure:
+    """Who beat whom significantly (two-sided sign test with ties split, at ``alpha``), as a
+    ranking graph with the leader on top, like PandaLM's Figure 7."""
+    import plotly.graph_objects as go
+
+    from optuna_pandalm.arena import sign_test
+
+    rows, ids = _top_rows(arena, top)
+    records = _pair_records(arena, ids)
+    figure = go.Figure()
+    n = len(rows)
+    x = [0.5 + 0.35 * math.sin(2.4 * i) for i in range(n)]  # spread nodes so arrows show
+    y = [n - i for i in range(n)]
+    for a in range(n):
+        for b in range(n):
+            wins, ties, losses = records[a, b]
+            if (
+                a != b
+                and wins + ties + losses
+                and wins > losses
+                and sign_test(wins, ties, losses) < alpha
+            ):
+                figure.add_annotation(
+                    x=x[b],
+                    y=y[b],
+                    ax=x[a],
+                    ay=y[a],
+                    xref="x",
+                    yref="y",
+                    axref="x",
+                    ayref="y",
+                    showarrow=True,
+                    arrowhead=3,
+                    arrowsize=1.4,
+                    arrowcolor="#555",
+                    opacity=0.8,
+                    standoff=10,  # stop before the loser's marker so the head shows
+                    startstandoff=8,
+                )
+    figure.add_trace(
+        go.Scatter(
+            x=x,
+            y=y,
+            mode="markers+text",
+            text=[_label(r) for r in rows],
+            textposition="middle right",
+            marker={
+                "size": 14,
+                "color": [r.score for r in rows],
+                "colorscale": "Viridis",
+                "showscale": True,
+            },
+            hovertemplate="%{text}<br>score %{marker.color:.3f}<extra></extra>",
+        )
+    )
+    figure.update_layout(
+        title=f"Significant wins among the top players (arrow: winner to loser, alpha={alpha})",
+        xaxis={"visible": False, "range": [-0.1, 1.6]},
+        yaxis={"visible": False},
+        height=max(350, 45 * n + 100),
+    )
+    return figure
+
+
+def plot_learning_curves(arena: Arena, study: Any = None) -> go.Figure:
+    """Judge score of each trial's checkpoints over training steps; pruned trials dashed."""
+    import optuna
+    import plotly.graph_objects as go
+
+    states = {}
+    if study is not None:
+        states = {t.number: t.state for t in study.trials}
+    by_trial: dict[int, list[tuple[int, float]]] = {}
+    for player, score in arena.scores().items():
+        if player.trial is not None and player.step is not None:
+            by_trial.setdefault(player.trial, []).append((player.step, score))
+    figure = go.Figure()
+    for trial, points in sorted(by_trial.items()):
+        points.sort()
+        pruned = states.get(trial) == optuna.trial.TrialState.PRUNED
+        figure.add_trace(
+            go.Scatter(
+                x=[p[0] for p in points],
+                y=[p[1] for p in points],
+                mode="lines+markers",
+                name=f"trial {trial}" + (" (pruned)" if pruned else ""),
+                line={"dash": "dash" if pruned else "solid"},
+            )
+        )
+    figure.update_layout(
+        title="Judge score over training (learning curves by judge)",
+        xaxis_title="step",
+        yaxis_title="score (log-odds against the anchor)",
+    )
+    return figure
+
+
+def plot_score_slices(arena: Arena, study: Any) -> go.Figure:
+    """The current score of each trial's best checkpoint against each hyperparameter."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    best: dict[int, float] = {}
+    for player, score in arena.scores().items():
+        if player.trial is not None:
+            best[player.trial] = max(score, best.get(player.trial, -math.inf))
+    trials = [t for t in study.trials if t.number in best]
+    names = sorted({name for t in trials for name in t.params})
+    if not names:
+        return go.Figure().update_layout(title="No hyperparameters to show")
+    figure = make_subplots(rows=1, cols=len(names), shared_yaxes=True, subplot_titles=names)
+    for column, name in enumerate(names, start=1):
+        chosen = [t for t in trials if name in t.params]
+        figure.add_trace(
+            go.Scatter(
+                x=[t.params[name] for t in chosen],
+                y=[best[t.number] for t in chosen],
+                mode="markers",
+                text=[html.escape(f"trial {t.number}") for t in chosen],
+                hovertemplate="%{text}<br>%{x}<br>score %{y:.3f}<extra></extra>",
+                showlegend=False,
+            ),
+            row=1,
+            col=column,
+        )
+        values = [t.params[name] for t in chosen]
+        numeric = values and all(isinstance(v, (int, float)) for v in values) and min(values) > 0
+        if numeric and max(values) / min(values) > 20:
+            figure.update_xaxes(type="log", row=1, col=column)
+    figure.update_layout(
+        title="Score of each trial's best checkpoint by hyperparameter", yaxis_title="score"
+    )
+    return figure
