@@ -29,11 +29,19 @@ from optuna_pandalm.store import (
     text_hash,
 )
 
-__all__ = ["Arena", "EvaluationResult", "LeaderboardRow", "Player"]
+__all__ = ["Arena", "EvaluationResult", "JudgeFailedError", "LeaderboardRow", "Player"]
 
 _logger = logging.getLogger(__name__)
 
 _POSITIONS = ("random", "swap", "fixed")
+
+
+class JudgeFailedError(RuntimeError):
+    """The judge raised on every attempt (CUDA out of memory, HTTP 500, a timeout...).
+
+    Games committed before the failure stay valid; the trial fails with this cause in its
+    user attribute ``pandalm_error``.
+    """
 
 
 @dataclasses.dataclass(frozen=True)
@@ -105,6 +113,7 @@ class _Fit:
     index: dict[int, int]
     result: BradleyTerryResult
     records: np.ndarray  # (players, 3): wins, ties, losses over all games
+    as_of: tuple[int, int]  # (largest game id, largest player id) fitted on
 
 
 def sign_test(wins: float, ties: float, losses: float, *, alternative: str = "two-sided") -> float:
@@ -159,6 +168,8 @@ class Arena:
         max_extra_matches: At most this many extra matches per finalize.
         robust_errors: Cluster-robust (per prompt) errors in the fit. Off by default: with
             fewer prompts than players the sandwich is rank-deficient.
+        judge_retries: Attempts after a judge call raises, with exponential backoff from
+            ``judge_backoff`` seconds; then :class:`JudgeFailedError`.
     """
 
     def __init__(
@@ -178,6 +189,8 @@ class Arena:
         p_best_threshold: float = 0.2,
         max_extra_matches: int = 2,
         robust_errors: bool = False,
+        judge_retries: int = 3,
+        judge_backoff: float = 2.0,
     ) -> None:
         if position not in _POSITIONS:
             raise ValueError(f"position must be one of {_POSITIONS}, got {position!r}")
@@ -198,6 +211,8 @@ class Arena:
         self.p_best_threshold = p_best_threshold
         self.max_extra_matches = max_extra_matches
         self.robust_errors = robust_errors
+        self.judge_retries = judge_retries
+        self.judge_backoff = judge_backoff
         self.judge_calls = 0
         self.cache_hits = 0
         self.prompt_set_id = self.store.save_prompt_set(self.prompts)
@@ -264,18 +279,29 @@ class Arena:
         return sorted((p for p in self.players() if p.trial == number), key=lambda p: p.step or 0)
 
     # --- fitting ------------------------------------------------------------------------------
-    def fit(self) -> _Fit:
-        """The Bradley–Terry fit on every stored game, cached until a game or player is added."""
+    def fit(self, *, as_of: tuple[int, int] | None = None) -> _Fit:
+        """The Bradley–Terry fit on every stored game, cached until a game or player is added.
+
+        ``as_of=(max_game_id, max_player_id)`` refits from scratch on the games and players
+        stored up to those ids (no cache, no warm start): what ``check`` compares against.
+        """
         version = self.store.version(self.arena_id)
-        if self._fit_cache is not None and self._fit_cache[0] == version:
+        if as_of is None and self._fit_cache is not None and self._fit_cache[0] == version:
             return self._fit_cache[1]
-        players = self.players()
+        # Exactly the games and players up to the ids just read, whatever other workers
+        # commit meanwhile: the fit is a pure function of its version.
+        max_game_id, max_player_id = as_of if as_of is not None else (version[1], version[3])
+        players = [p for p in self.players() if p.id <= max_player_id]
         index = {p.id: i for i, p in enumerate(players)}
-        counts = self.store.game_counts(self.arena_id, by_prompt=self.robust_errors)
+        counts = self.store.game_counts(
+            self.arena_id, by_prompt=self.robust_errors, max_game_id=max_game_id
+        )
         first = np.array([index[p] for p in counts.first], dtype=np.int64)
         second = np.array([index[p] for p in counts.second], dtype=np.int64)
         anchor = index[self.baseline.id] if self.baseline is not None else 0
-        previous = self._fit_cache[1].result if self._fit_cache is not None else None
+        previous = (
+            self._fit_cache[1].result if self._fit_cache is not None and as_of is None else None
+        )
         result = fit_bradley_terry(
             first,
             second,
@@ -292,9 +318,21 @@ class Arena:
             np.add.at(records[:, 0], who, counts.count * (counts.outcome == won))
             np.add.at(records[:, 1], who, counts.count * (counts.outcome == 0))
             np.add.at(records[:, 2], who, counts.count * (counts.outcome == 3 - won))
-        fit = _Fit(players, index, result, records)
-        self._fit_cache = (version, fit)
+        fit = _Fit(players, index, result, records, (max_game_id, max_player_id))
+        if as_of is None:
+            self._fit_cache = (version, fit)
         return fit
+
+    def snapshot(self) -> dict[str, Any]:
+        """The current scores with the data they were fitted on (stored by ``publish``;
+        ``check`` refits from scratch and compares)."""
+        fit = self.fit()
+        return {
+            "max_game_id": fit.as_of[0],
+            "max_player_id": fit.as_of[1],
+            "players": len(fit.players),
+            "scores": {_key(p): float(fit.result.scores[i]) for i, p in enumerate(fit.players)},
+        }
 
     def scores(self) -> dict[Player, float]:
         """Current score of every player (log-odds against the anchor)."""
@@ -352,7 +390,7 @@ class Arena:
         self.cache_hits += len(keys) - len(missing)
         if missing:
             start = time.perf_counter()
-            fresh = self.judge.judge([requests[i] for i in missing])
+            fresh = self._judge_with_retries([requests[i] for i in missing])
             latency = (time.perf_counter() - start) / len(missing)
             if len(fresh) != len(missing):
                 raise RuntimeError(
@@ -366,6 +404,21 @@ class Arena:
             )
             cached.update(stored)
         return [cached[key] for key in keys]
+
+    def _judge_with_retries(self, requests: list[JudgeRequest]) -> list[Verdict]:
+        for attempt in range(self.judge_retries + 1):
+            try:
+                return self.judge.judge(requests)
+            except Exception as error:  # any judge failure: OOM, HTTP, timeouts...
+                if attempt == self.judge_retries:
+                    raise JudgeFailedError(
+                        f"judge {self.judge.name!r} failed {attempt + 1} times on "
+                        f"{len(requests)} requests: {type(error).__name__}: {error}"
+                    ) from error
+                wait = self.judge_backoff * 2**attempt
+                _logger.warning("judge failed (%r); retry %d in %.1f s", error, attempt + 1, wait)
+                time.sleep(wait)
+        raise AssertionError("unreachable")
 
     def _request(self, position: int, first: str, second: str) -> tuple[JudgeRequest, VerdictKey]:
         prompt = self.prompts[position]
@@ -478,7 +531,12 @@ class Arena:
             "stopped_early": False,
         }
         if opponent is not None:
-            outcome = self.play(player, opponent)
+            try:
+                outcome = self.play(player, opponent)
+            except JudgeFailedError as error:
+                if hasattr(trial, "set_user_attr"):
+                    trial.set_user_attr("pandalm_error", str(error)[:2000])
+                raise
         fit = self.fit()
         i = fit.index[player.id]
         low, high = fit.result.interval(0.95)
@@ -568,6 +626,37 @@ class Arena:
                 return rival
         return None
 
+    def check(self, study: Any = None, *, tolerance: float = 1e-6) -> dict[str, list[str]]:
+        """Integrity problems of the stored data, by kind (all lists empty when sound).
+
+        Duplicates, orphans, games counting invalid verdicts, players without their
+        generations; with the Optuna ``study``: players of trials the study does not have,
+        and the scores last published to the study (``pandalm_fit``) against a refit from
+        scratch on the same games.
+        """
+        problems = self.store.integrity(self.arena_id, len(self.prompts))
+        if study is None:
+            return problems
+        numbers = {t.number for t in study.trials}
+        problems["players of unknown trials"] = [
+            p.label for p in self.players() if p.trial is not None and p.trial not in numbers
+        ]
+        stored = study.user_attrs.get("pandalm_fit")
+        mismatches: list[str] = []
+        if stored:
+            refit = self.fit(as_of=(stored["max_game_id"], stored["max_player_id"]))
+            fresh = {_key(p): float(refit.result.scores[i]) for i, p in enumerate(refit.players)}
+            if set(fresh) != set(stored["scores"]):
+                mismatches.append(
+                    f"players differ: {len(fresh)} now up to the stored ids, "
+                    f"{len(stored['scores'])} stored"
+                )
+            for key, score in stored["scores"].items():
+                if key in fresh and abs(fresh[key] - score) > tolerance:
+                    mismatches.append(f"{key}: stored {score:+.6f}, refit {fresh[key]:+.6f}")
+        problems["stored scores that a refit does not reproduce"] = mismatches
+        return problems
+
     def match_record(self, player: Player, opponent: Player) -> tuple[int, int, int]:
         """(wins, ties, losses) of ``player`` against ``opponent`` over all their games."""
         return self.store.pair_record(self.arena_id, player.id, opponent.id)
@@ -589,6 +678,14 @@ class _ReadOnlyJudge(PairwiseJudge):
 
     def judge(self, requests: Sequence[JudgeRequest]) -> list[Verdict]:
         raise RuntimeError("this arena was opened read-only (Arena.load): it cannot judge")
+
+
+def _key(player: Player) -> str:
+    return (
+        f"baseline/{player.name}"
+        if player.name is not None
+        else f"trial/{player.trial}/step/{player.step}"
+    )
 
 
 def _trial_number(trial: Any) -> int:

@@ -10,6 +10,7 @@ raises ``TrialPruned``. It holds no training logic: it reacts to events and flip
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,9 +22,20 @@ from optuna_pandalm.generation import generate_responses
 if TYPE_CHECKING:
     from optuna_pandalm.arena import Arena, EvaluationResult
 
-__all__ = ["JudgeCallback", "merge_shards", "shard"]
+__all__ = ["JudgeCallback", "TrainingDivergedError", "merge_shards", "shard"]
 
 _logger = logging.getLogger(__name__)
+
+
+class TrainingDivergedError(RuntimeError):
+    """The loss or the weights became NaN or infinite: the trial fails with this reason
+    (in its user attribute ``pandalm_error``) and nothing is sent to the arena."""
+
+
+def _all_finite(model: Any) -> bool:
+    import torch
+
+    return all(bool(torch.isfinite(p).all()) for p in model.parameters() if p.is_floating_point())
 
 
 def shard(n: int, rank: int, world_size: int) -> list[int]:
@@ -130,7 +142,18 @@ class JudgeCallback(TrainerCallback):
             self._evaluate(args, state, control, model)
         return control
 
+    def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kwargs: Any):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            self._diverged(f"training loss is {loss} at step {state.global_step}")
+        return control
+
     # --- work ----------------------------------------------------------------------------------
+    def _diverged(self, reason: str) -> None:
+        if hasattr(self.trial, "set_user_attr"):
+            self.trial.set_user_attr("pandalm_error", reason)
+        raise TrainingDivergedError(reason)
+
     def _autocast_dtype(self, args: Any) -> Any:
         import torch
 
@@ -177,6 +200,8 @@ class JudgeCallback(TrainerCallback):
     def _evaluate(self, args: Any, state: Any, control: Any, model: Any) -> None:
         if model is None:
             raise ValueError("JudgeCallback needs the model: use it with a transformers Trainer")
+        if not _all_finite(model):
+            self._diverged(f"the weights hold NaN or infinite values at step {state.global_step}")
         answers = self._generate(args, model)
         prune = False
         if answers is not None:

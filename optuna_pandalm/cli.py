@@ -131,6 +131,31 @@ def _leaderboard(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check(args: argparse.Namespace) -> int:
+    import optuna
+
+    arena = _load_arena(args)
+    try:
+        study = optuna.load_study(study_name=args.study_name, storage=args.storage)
+    except KeyError:
+        study = None
+        print(f"note: no Optuna study {args.study_name!r} in that storage; trial checks skipped")
+    problems = arena.check(study)
+    total = sum(len(found) for found in problems.values())
+    version = arena.store.version(arena.arena_id)
+    print(f"study {args.study_name!r}: {version[0]} games, {version[2]} players")
+    for kind, found in problems.items():
+        print(f"  {'FAIL' if found else 'ok  '}  {kind}" + (f": {len(found)}" if found else ""))
+        for item in found[:10]:
+            print(f"          {item}")
+        if len(found) > 10:
+            print(f"          ... and {len(found) - 10} more")
+    if study is not None and "pandalm_fit" not in study.user_attrs:
+        print("  note  no published scores yet (no trial finalized): score check skipped")
+    print("problems found" if total else "no problems found")
+    return 1 if total else 0
+
+
 def _report(args: argparse.Namespace) -> int:
     import optuna
 
@@ -287,6 +312,16 @@ def build_parser() -> argparse.ArgumentParser:
     leaderboard.add_argument("--top", type=int, default=0, help="only the K best")
     leaderboard.add_argument("--json", action="store_true", help="print one JSON document")
     leaderboard.set_defaults(handler=_leaderboard)
+
+    check = commands.add_parser(
+        "check",
+        help="integrity check of the stored games and verdicts (exit 1 on a problem)",
+        description="Duplicates, orphans, invalid verdicts counted as games, players without "
+        "generations or of unknown trials, and published scores against a refit from scratch.",
+    )
+    check.add_argument("--storage", required=True, help="SQLAlchemy URL")
+    check.add_argument("--study-name", required=True)
+    check.set_defaults(handler=_check)
 
     report = commands.add_parser("report", help="write a self-contained HTML report")
     report.add_argument("--storage", required=True, help="SQLAlchemy URL")

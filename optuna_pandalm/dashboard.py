@@ -21,6 +21,7 @@ __all__ = ["LEADERBOARD_ATTR", "LEADERBOARD_GRAPH_ID", "leaderboard_figure", "pu
 _logger = logging.getLogger(__name__)
 
 LEADERBOARD_ATTR = "pandalm_leaderboard"
+SNAPSHOT_ATTR = "pandalm_fit"
 LEADERBOARD_GRAPH_ID = "pandalm-leaderboard"
 _TOP = 20
 
@@ -59,6 +60,7 @@ def publish(arena: Arena, study: Any, trial: Any | None = None) -> None:
         for row in rows[:_TOP]
     ]
     study.set_user_attr(LEADERBOARD_ATTR, compact)
+    study.set_user_attr(SNAPSHOT_ATTR, arena.snapshot())
     try:
         import optuna_dashboard
     except ImportError:

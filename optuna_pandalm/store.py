@@ -723,17 +723,26 @@ class Store:
             return self._insert_ignore(connection, games, rows)
 
     def game_counts(
-        self, arena_id: int, *, by_prompt: bool = False, with_length: bool = False
+        self,
+        arena_id: int,
+        *,
+        by_prompt: bool = False,
+        with_length: bool = False,
+        max_game_id: int | None = None,
     ) -> GameCounts:
-        """Counts of games per (first, second, outcome[, prompt][, length]) in one query."""
+        """Counts of games per (first, second, outcome[, prompt][, length]) in one query;
+        ``max_game_id`` limits them to the games stored up to that one (to refit a past fit)."""
         keys = [games.c.first_player_id, games.c.second_player_id, games.c.outcome]
         if by_prompt:
             keys.append(games.c.prompt_position)
         if with_length:
             keys.append(games.c.length_diff)
+        condition = games.c.arena_id == arena_id
+        if max_game_id is not None:
+            condition = sa.and_(condition, games.c.id <= max_game_id)
         query = (
             sa.select(*keys, sa.func.count().label("n"))
-            .where(games.c.arena_id == arena_id)
+            .where(condition)
             .group_by(*keys)
             .order_by(*keys)
         )
@@ -757,19 +766,31 @@ class Store:
             length_diff=length,
         )
 
-    def version(self, arena_id: int) -> tuple[int, int, int]:
-        """(number of games, largest game id, number of players) in one query: changes
-        whenever a game or a player is added, so fits can be cached on it."""
-        n_players = (
-            sa.select(sa.func.count()).where(players.c.arena_id == arena_id).scalar_subquery()
+    def version(self, arena_id: int) -> tuple[int, int, int, int]:
+        """(games, largest game id, players, largest player id) in one query: changes whenever
+        a game or a player is added, so fits can be cached on it and reproduced from it."""
+        player_stats = (
+            sa.select(
+                sa.func.count().label("n"),
+                sa.func.coalesce(sa.func.max(players.c.id), 0).label("top"),
+            )
+            .where(players.c.arena_id == arena_id)
+            .subquery()
         )
         with self.engine.connect() as connection:
             row = connection.execute(
                 sa.select(
-                    sa.func.count(), sa.func.coalesce(sa.func.max(games.c.id), 0), n_players
-                ).where(games.c.arena_id == arena_id)
+                    sa.select(sa.func.count())
+                    .where(games.c.arena_id == arena_id)
+                    .scalar_subquery(),
+                    sa.select(sa.func.coalesce(sa.func.max(games.c.id), 0))
+                    .where(games.c.arena_id == arena_id)
+                    .scalar_subquery(),
+                    player_stats.c.n,
+                    player_stats.c.top,
+                )
             ).one()
-        return int(row[0]), int(row[1]), int(row[2])
+        return int(row[0]), int(row[1]), int(row[2]), int(row[3])
 
     def games_version(self, arena_id: int) -> tuple[int, int]:
         """(number of games, largest game id): changes whenever a game is added, so fits can
@@ -918,3 +939,78 @@ class Store:
         )
         with self.engine.connect() as connection:
             return [dict(row._mapping) for row in connection.execute(query)]
+
+    def integrity(self, arena_id: int, n_prompts: int) -> dict[str, list[str]]:
+        """Problems in the stored data of one arena, by kind (empty lists when sound)."""
+        problems: dict[str, list[str]] = {}
+        game_key = [games.c.first_player_id, games.c.second_player_id, games.c.prompt_position]
+        verdict_key = [
+            verdicts.c.judge_name,
+            verdicts.c.prompt_hash,
+            verdicts.c.response_1_hash,
+            verdicts.c.response_2_hash,
+        ]
+        arena_players = sa.select(players.c.id).where(players.c.arena_id == arena_id)
+        with self.engine.connect() as connection:
+            duplicates = connection.execute(
+                sa.select(*game_key, sa.func.count())
+                .where(games.c.arena_id == arena_id)
+                .group_by(*game_key)
+                .having(sa.func.count() > 1)
+            ).all()
+            problems["duplicate games"] = [
+                f"players {a} vs {b} on prompt {p}: {n} copies" for a, b, p, n in duplicates
+            ]
+            repeated = connection.execute(
+                sa.select(*verdict_key, sa.func.count())
+                .group_by(*verdict_key)
+                .having(sa.func.count() > 1)
+            ).all()
+            problems["duplicate verdicts"] = [
+                f"{r[0]} {r[1][:12]}: {r[-1]} copies" for r in repeated
+            ]
+            orphans = (
+                connection.execute(
+                    sa.select(games.c.id)
+                    .outerjoin(verdicts, verdicts.c.id == games.c.verdict_id)
+                    .where(games.c.arena_id == arena_id, verdicts.c.id.is_(None))
+                )
+                .scalars()
+                .all()
+            )
+            problems["games whose verdict is missing"] = [f"game {g}" for g in orphans]
+            invalid = (
+                connection.execute(
+                    sa.select(games.c.id)
+                    .join(verdicts, verdicts.c.id == games.c.verdict_id)
+                    .where(games.c.arena_id == arena_id, verdicts.c.winner.is_(None))
+                )
+                .scalars()
+                .all()
+            )
+            problems["games counting an invalid verdict"] = [f"game {g}" for g in invalid]
+            strangers = (
+                connection.execute(
+                    sa.select(games.c.id).where(
+                        games.c.arena_id == arena_id,
+                        sa.or_(
+                            games.c.first_player_id.not_in(arena_players),
+                            games.c.second_player_id.not_in(arena_players),
+                        ),
+                    )
+                )
+                .scalars()
+                .all()
+            )
+            problems["games of players from elsewhere"] = [f"game {g}" for g in strangers]
+            incomplete = connection.execute(
+                sa.select(players.c.key, sa.func.count(generations.c.id))
+                .outerjoin(generations, generations.c.player_id == players.c.id)
+                .where(players.c.arena_id == arena_id)
+                .group_by(players.c.id, players.c.key)
+                .having(sa.func.count(generations.c.id) != n_prompts)
+            ).all()
+            problems["players without a full set of generations"] = [
+                f"{key}: {n} of {n_prompts}" for key, n in incomplete
+            ]
+        return problems

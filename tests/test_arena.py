@@ -11,6 +11,7 @@ import pytest
 from scipy import stats
 
 from optuna_pandalm import Arena, BradleyTerrySampler, JudgeRequest, Verdict
+from optuna_pandalm.arena import JudgeFailedError
 from optuna_pandalm.judges import PairwiseJudge
 from optuna_pandalm.store import PromptSetMismatchError
 from optuna_pandalm.testing import Landscape, SimulatedJudge, simulated_prompts, simulated_response
@@ -140,8 +141,11 @@ def test_a_crash_in_the_middle_of_a_match_loses_nothing_and_counts_nothing_twice
         prompts,
         racing=False,
         batch_size=8,
+        judge_backoff=0.01,
     )
-    with pytest.raises(ConnectionError):
+    with pytest.raises(
+        JudgeFailedError, match=r"failed 4 times.*ConnectionError: judge server went away"
+    ):
         flaky.evaluate(1, 1, [simulated_response(1.0, text=f"r{i}") for i in range(48)])
     committed = flaky.store.games_version(flaky.arena_id)[0]
     assert committed == 16  # two batches of 8 made it before the crash
