@@ -157,14 +157,18 @@ games = sa.Table(
     sa.Column("prompt_position", sa.Integer, nullable=False),
     sa.Column("first_player_id", sa.ForeignKey("pandalm_players.id"), nullable=False),
     sa.Column("second_player_id", sa.ForeignKey("pandalm_players.id"), nullable=False),
+    # The pair without its order: one game per pair and prompt, whoever challenged whom, even
+    # when two workers play the same pair in opposite orders at the same moment.
+    sa.Column("low_player_id", sa.Integer, nullable=False),
+    sa.Column("high_player_id", sa.Integer, nullable=False),
     sa.Column("verdict_id", sa.ForeignKey("pandalm_verdicts.id"), nullable=False),
     sa.Column("outcome", sa.SmallInteger, nullable=False),  # 0 tie, 1 first won, 2 second won
     sa.Column("length_diff", sa.Float),
     sa.Column("created_at", sa.Float, nullable=False),
     sa.UniqueConstraint(
         "arena_id",
-        "first_player_id",
-        "second_player_id",
+        "low_player_id",
+        "high_player_id",
         "prompt_position",
         name="uq_pandalm_games_key",
     ),
@@ -699,8 +703,8 @@ class Store:
             )
 
     def save_games(self, arena_id: int, match_id: int, records: Sequence[GameRecord]) -> int:
-        """Store games in one transaction; a game already stored for the same players, order
-        and prompt is skipped. Returns the number of new games."""
+        """Store games in one transaction; a game already stored for the same two players
+        (in either order) and prompt is skipped. Returns the number of new games."""
         now = time.time()
         rows = [
             {
@@ -709,6 +713,8 @@ class Store:
                 "prompt_position": g.prompt_position,
                 "first_player_id": g.first_player_id,
                 "second_player_id": g.second_player_id,
+                "low_player_id": min(g.first_player_id, g.second_player_id),
+                "high_player_id": max(g.first_player_id, g.second_player_id),
                 "verdict_id": g.verdict_id,
                 "outcome": g.outcome,
                 "length_diff": g.length_diff,
@@ -943,7 +949,7 @@ class Store:
     def integrity(self, arena_id: int, n_prompts: int) -> dict[str, list[str]]:
         """Problems in the stored data of one arena, by kind (empty lists when sound)."""
         problems: dict[str, list[str]] = {}
-        game_key = [games.c.first_player_id, games.c.second_player_id, games.c.prompt_position]
+        game_key = [games.c.low_player_id, games.c.high_player_id, games.c.prompt_position]
         verdict_key = [
             verdicts.c.judge_name,
             verdicts.c.prompt_hash,

@@ -30,6 +30,7 @@ def run_study(
     shape: str = "narrow_lr",
     prune: bool = True,
     n_jobs: int = 1,
+    load: bool = False,
 ) -> StudyRun:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     prompts = simulated_prompts(n_prompts, seed=seed)
@@ -48,6 +49,7 @@ def run_study(
         direction="maximize",
         sampler=BradleyTerrySampler(arena, base),
         pruner=JudgePruner(arena) if prune else optuna.pruners.NopPruner(),
+        load_if_exists=load,
     )
     truth: dict[tuple[int, int], float] = {}
     potential: dict[int, float] = {}

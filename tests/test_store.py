@@ -18,7 +18,11 @@ from optuna_pandalm.store import (
     text_hash,
 )
 
-PROMPTS = [Prompt("Add 2 and 3.", reference="5"), Prompt("Name a colour.", id="c")]
+PROMPTS = [
+    Prompt("Add 2 and 3.", reference="5"),
+    Prompt("Name a colour.", id="c"),
+    Prompt("Say hi."),
+]
 
 
 def _arena(store: Store, name: str = "study") -> int:
@@ -35,7 +39,7 @@ def _games(store: Store, arena: int, a: int, b: int) -> list[GameRecord]:
     return [
         GameRecord(0, a, b, verdict.id, 1),
         GameRecord(1, a, b, verdict.id, 0),
-        GameRecord(0, b, a, verdict.id, 2),
+        GameRecord(2, b, a, verdict.id, 2),
     ]
 
 
@@ -144,9 +148,20 @@ def test_games_are_idempotent_and_counted_by_one_aggregate_query(storage_url):
     )
     assert rows == sorted([(a, b, 1, 1.0), (a, b, 0, 1.0), (b, a, 2, 1.0)])
     by_prompt = store.game_counts(arena, by_prompt=True, with_length=True)
-    assert sorted(by_prompt.prompt_position.tolist()) == [0, 0, 1]
+    assert sorted(by_prompt.prompt_position.tolist()) == [0, 1, 2]
     assert np.all(np.isnan(by_prompt.length_diff))
     assert store.games_version(arena)[0] == 3
+
+
+def test_a_pair_meets_once_per_prompt_whoever_is_shown_first(storage_url):
+    store = Store(storage_url)
+    arena = _arena(store)
+    a, b = store.player(arena, trial=0, step=1), store.player(arena, trial=1, step=1)
+    games = _games(store, arena, a, b)
+    assert store.save_games(arena, store.start_match(arena, a, b, kind="x"), games[:1]) == 1
+    reversed_game = GameRecord(0, b, a, games[0].verdict_id, 1)  # same prompt, other order
+    assert store.save_games(arena, store.start_match(arena, b, a, kind="y"), [reversed_game]) == 0
+    assert store.pair_record(arena, a, b) == (1, 0, 0)
 
 
 def test_counts_feed_the_bradley_terry_fit(storage_url):
