@@ -118,6 +118,13 @@ def _leaderboard(args: argparse.Namespace) -> int:
         }
         print(json.dumps(document))
         return 0
+    _print_rows(rows)
+    print(f"position effect {fit.position_effect:+.3f}, tie strength {fit.tie_strength:.3f}")
+    return 0
+
+
+def _print_rows(rows: Sequence[Any]) -> None:
+    """The leaderboard as an aligned table."""
     header = f"{'#':>3}  {'player':<24}{'score':>8}  {'95% interval':>17}{'P(best)':>9}"
     print(f"{header}{'games':>7}  W-T-L")
     for rank, row in enumerate(rows, start=1):
@@ -127,8 +134,6 @@ def _leaderboard(args: argparse.Namespace) -> int:
             f"{rank:>3}  {who:<24}{row.score:>+8.3f}  {interval:>17}{row.p_best:>9.3f}"
             f"{row.games:>7}  {row.wins}-{row.ties}-{row.losses}"
         )
-    print(f"position effect {fit.position_effect:+.3f}, tie strength {fit.tie_strength:.3f}")
-    return 0
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -214,12 +219,7 @@ def _tune(args: argparse.Namespace) -> int:
         make_objective(config, arena), n_trials=max(0, n_trials - done), timeout=timeout
     )
     report = write_report(arena, study, f"{config.output_dir}/report.html")
-    for row in arena.leaderboard()[:10]:
-        who = row.name if row.name else f"trial {row.trial} step {row.step}"
-        print(
-            f"{who:<28} {row.score:+.3f}  [{row.ci_low:+.2f}, {row.ci_high:+.2f}]  "
-            f"P(best) {row.p_best:.3f}"
-        )
+    _print_rows(arena.leaderboard()[:10])
     print(f"report: {report}")
     return 0
 
