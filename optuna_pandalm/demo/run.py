@@ -19,6 +19,7 @@ import logging
 import os
 import random
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -165,6 +166,11 @@ def run_demo(
     started = time.perf_counter()
     transformers.logging.set_verbosity_error()
     transformers.logging.disable_progress_bar()
+    # The baseline is Alpaca's learning rate, outside the tiny model's range on purpose.
+    warnings.filterwarnings("ignore", message="Fixed parameter learning_rate")
+    warnings.filterwarnings(
+        "ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning
+    )
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     torch.manual_seed(seed)
     out = Path(out)
