@@ -975,40 +975,30 @@ class Store:
             problems["duplicate verdicts"] = [
                 f"{r[0]} {r[1][:12]}: {r[-1]} copies" for r in repeated
             ]
-            orphans = (
-                connection.execute(
-                    sa.select(games.c.id)
-                    .outerjoin(verdicts, verdicts.c.id == games.c.verdict_id)
-                    .where(games.c.arena_id == arena_id, verdicts.c.id.is_(None))
-                )
-                .scalars()
-                .all()
+
+            def game_ids(query: Any) -> list[str]:
+                return [f"game {g}" for g in connection.execute(query).scalars()]
+
+            in_arena = games.c.arena_id == arena_id
+            problems["games whose verdict is missing"] = game_ids(
+                sa.select(games.c.id)
+                .outerjoin(verdicts, verdicts.c.id == games.c.verdict_id)
+                .where(in_arena, verdicts.c.id.is_(None))
             )
-            problems["games whose verdict is missing"] = [f"game {g}" for g in orphans]
-            invalid = (
-                connection.execute(
-                    sa.select(games.c.id)
-                    .join(verdicts, verdicts.c.id == games.c.verdict_id)
-                    .where(games.c.arena_id == arena_id, verdicts.c.winner.is_(None))
-                )
-                .scalars()
-                .all()
+            problems["games counting an invalid verdict"] = game_ids(
+                sa.select(games.c.id)
+                .join(verdicts, verdicts.c.id == games.c.verdict_id)
+                .where(in_arena, verdicts.c.winner.is_(None))
             )
-            problems["games counting an invalid verdict"] = [f"game {g}" for g in invalid]
-            strangers = (
-                connection.execute(
-                    sa.select(games.c.id).where(
-                        games.c.arena_id == arena_id,
-                        sa.or_(
-                            games.c.first_player_id.not_in(arena_players),
-                            games.c.second_player_id.not_in(arena_players),
-                        ),
-                    )
+            problems["games of players from elsewhere"] = game_ids(
+                sa.select(games.c.id).where(
+                    in_arena,
+                    sa.or_(
+                        games.c.first_player_id.not_in(arena_players),
+                        games.c.second_player_id.not_in(arena_players),
+                    ),
                 )
-                .scalars()
-                .all()
             )
-            problems["games of players from elsewhere"] = [f"game {g}" for g in strangers]
             incomplete = connection.execute(
                 sa.select(players.c.key, sa.func.count(generations.c.id))
                 .outerjoin(generations, generations.c.player_id == players.c.id)
