@@ -23,6 +23,7 @@ import numpy as np
 from scipy import stats
 
 from optuna_pandalm import fit_bradley_terry
+from optuna_pandalm.testing import simulated_verdicts
 
 
 def _choix():
@@ -38,10 +39,13 @@ def simulate(n_players: int, n_games: int, seed: int):
     strengths = rng.normal(0, 1, n_players)
     first = rng.integers(0, n_players, n_games)
     second = (first + rng.integers(1, n_players, n_games)) % n_players
-    u = (strengths[first] - strengths[second] + 0.3) / 2
-    weights = np.stack([np.full(n_games, 0.5), np.exp(u), np.exp(-u)], axis=1)
-    cumulative = np.cumsum(weights / weights.sum(axis=1, keepdims=True), axis=1)
-    outcome = (rng.random(n_games)[:, None] > cumulative).sum(axis=1)
+    outcome = simulated_verdicts(
+        strengths[first],
+        strengths[second],
+        uniforms=rng.random(n_games),
+        position_bias=0.3,
+        tie_strength=0.5,
+    )
     return strengths, first, second, outcome
 
 

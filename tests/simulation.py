@@ -6,6 +6,8 @@ import dataclasses
 
 import numpy as np
 
+from optuna_pandalm.testing import simulated_verdicts
+
 
 @dataclasses.dataclass
 class Simulated:
@@ -41,11 +43,15 @@ def simulate(
     second = (first + rng.integers(1, n_players, n_games)) % n_players
     prompt = rng.integers(0, n_prompts, n_games)
     length_diff = np.round(rng.normal(0, 1, n_games), 1)
-    delta = strengths[first] - strengths[second] + position + length * length_diff
-    u = delta / 2
-    weights = np.stack([np.full(n_games, tie), np.exp(u), np.exp(-u)], axis=1)
-    probabilities = weights / weights.sum(axis=1, keepdims=True)
-    outcome = (rng.random(n_games)[:, None] > np.cumsum(probabilities, axis=1)).sum(axis=1)
+    outcome = simulated_verdicts(
+        strengths[first],
+        strengths[second],
+        length_ratio=np.exp(length_diff),
+        uniforms=rng.random(n_games),
+        position_bias=position,
+        length_bias=length,
+        tie_strength=tie,
+    )
     if replicas > 1:
         first, second, outcome, length_diff = (
             np.repeat(a, replicas) for a in (first, second, outcome, length_diff)
