@@ -5,9 +5,11 @@ pruner, budgets) against a known truth before spending GPU hours.
 
 * :class:`SimulatedJudge` reads a latent quality written into each response (see
   :func:`simulated_response`) and answers like a noisy LLM judge: Davidson ties, a bias
-  towards the first-shown response, a bias towards longer responses, per-prompt difficulty
-  and invalid outputs, all configurable. It is deterministic: the same request always gets
-  the same verdict (as a cached judge would), and a seed changes every verdict.
+  towards the first-shown response, a bias towards longer responses, per-prompt difficulty,
+  errors of its own and invalid outputs, all configurable. It is deterministic: the same
+  request always gets the same verdict (as a cached judge would), and a seed changes every
+  verdict. :meth:`SimulatedJudge.pandalm_7b` is calibrated to PandaLM-7B's verdicts on
+  PandaLM's human-annotated test set (see :mod:`optuna_pandalm.calibration`).
 * :class:`Landscape` maps PandaLM's search space (learning rate 2e-6..2e-4, optimizer,
   scheduler, LoRA rank, warmup, weight decay; epochs as checkpoints) to a true quality per
   checkpoint, with shapes that trouble searches: a narrow learning-rate optimum,
@@ -37,6 +39,7 @@ from optuna_pandalm.prompts import Prompt
 
 __all__ = [
     "LANDSCAPES",
+    "PANDALM_7B",
     "Landscape",
     "SimulatedJudge",
     "simulated_prompts",
@@ -70,6 +73,12 @@ def _uniform(*parts: Any) -> float:
     """A deterministic uniform(0, 1) number from the parts."""
     digest = hashlib.blake2b(repr(parts).encode("utf-8", "surrogatepass"), digest_size=8)
     return (int.from_bytes(digest.digest(), "big") + 0.5) / 2**64
+
+
+def _normal(*parts: Any) -> float:
+    """A deterministic standard normal number from the parts (Box-Muller)."""
+    a, b = _uniform(*parts, "a"), _uniform(*parts, "b")
+    return math.sqrt(-2 * math.log(a)) * math.cos(2 * math.pi * b)
 
 
 def simulated_verdicts(
@@ -110,10 +119,19 @@ def simulated_verdicts(
 class SimulatedJudge(PairwiseJudge):
     """A fake judge with known behaviour, for tests and benchmarks (not for real studies).
 
+    The judge sees the difference ``d = q1 - q2`` of the two responses' latent qualities as
+    ``d * difficulty * (1 + relative_noise * z) + noise * e``, adds ``position_bias`` and
+    ``length_bias * log(len1 / len2)``, and answers with Davidson's probabilities for that
+    log-odds (ties with ``tie_strength``). ``z`` belongs to the pair of responses (the same
+    in both shown orders: the judge's own opinion), ``e`` to the shown order.
+
     Args:
         seed: Changes every verdict; the same seed and request give the same verdict.
-        noise: Standard deviation of the judge's own per-request error on the quality
-            difference (log-odds). 0 = it always sees the true difference.
+        noise: Standard deviation of the judge's per-request error on the quality
+            difference (log-odds); it changes when the two responses trade places.
+        relative_noise: Standard deviation of the judge's error relative to the difference
+            (the same in both orders): it misjudges the direction of a clear difference with
+            probability ``Phi(-1 / relative_noise)``, and near-equal responses stay near-equal.
         position_bias: Log-odds added to the first-shown response.
         length_bias: Log-odds per unit of ``log(len(response 1) / len(response 2))``.
         tie_strength: Davidson's ``nu``; between equals P(tie) = nu / (2 + nu).
@@ -133,6 +151,7 @@ class SimulatedJudge(PairwiseJudge):
         tie_strength: float = 0.5,
         difficulty_spread: float = 0.3,
         invalid_rate: float = 0.0,
+        relative_noise: float = 0.0,
     ) -> None:
         if not 0 <= invalid_rate < 1:
             raise ValueError(f"invalid_rate must be in [0, 1), got {invalid_rate}")
@@ -143,11 +162,63 @@ class SimulatedJudge(PairwiseJudge):
         self.tie_strength = tie_strength
         self.difficulty_spread = difficulty_spread
         self.invalid_rate = invalid_rate
+        self.relative_noise = relative_noise
         self.calls = 0
         self.name = (
             f"simulated:seed={seed}:noise={noise}:position={position_bias}:"
             f"length={length_bias}:tie={tie_strength}:difficulty={difficulty_spread}:"
             f"invalid={invalid_rate}"
+        ) + (f":relative={relative_noise}" if relative_noise else "")
+
+    @classmethod
+    def pandalm_7b(cls, *, seed: int = 0, **overrides: float) -> SimulatedJudge:
+        """A judge with PandaLM-7B's error profile on PandaLM's human test set.
+
+        Fitted by :func:`optuna_pandalm.calibration.calibrate_simulated_judge` on the 999
+        human-labelled pairs and PandaLM-7B's recorded verdicts (3-way accuracy 0.668, ties
+        10.7%, 17% of verdicts flipping when the responses trade places, a 0.17 log-odds
+        pull per unit log length ratio beyond the human label). A test refits it from the
+        data and compares. Between near-equal responses it says "Tie" 45% of the time, as
+        PandaLM-7B does between LoRA and full fine-tuning of one model (41-55%, its
+        Table 9).
+        """
+        settings: dict[str, float] = {**PANDALM_7B, **overrides}
+        return cls(seed=seed, **settings)  # type: ignore[arg-type]
+
+    def difficulty(self, instruction: str) -> float:
+        """The per-prompt multiplier on quality differences (deterministic per seed)."""
+        return math.exp(
+            self.difficulty_spread
+            * math.sqrt(-2 * math.log(_uniform(self.seed, instruction, "d-a")))
+            * math.cos(2 * math.pi * _uniform(self.seed, instruction, "d-b"))
+        )
+
+    def draw(
+        self,
+        quality_1: np.ndarray,
+        quality_2: np.ndarray,
+        *,
+        difficulty: np.ndarray | float = 1.0,
+        length_ratio: np.ndarray | None = None,
+        rng: np.random.Generator,
+    ) -> np.ndarray:
+        """Vectorised verdicts from the same model as :meth:`judge` (0 tie, 1, 2, -1 invalid),
+        with fresh randomness from ``rng`` instead of hashes of the texts: for simulations
+        too large for text requests (a round robin of 537,200 games). Calls are counted."""
+        q1, q2 = np.asarray(quality_1, dtype=float), np.asarray(quality_2, dtype=float)
+        n = np.broadcast(q1, q2).shape
+        delta = (q1 - q2) * difficulty * (1 + self.relative_noise * rng.standard_normal(n))
+        self.calls += int(np.prod(n))
+        return simulated_verdicts(
+            delta + self.noise * rng.standard_normal(n),
+            np.zeros(n),
+            length_ratio=length_ratio,
+            uniforms=rng.random(n),
+            invalid_uniforms=rng.random(n),
+            position_bias=self.position_bias,
+            length_bias=self.length_bias,
+            tie_strength=self.tie_strength,
+            invalid_rate=self.invalid_rate,
         )
 
     def judge(self, requests: Sequence[JudgeRequest]) -> list[Verdict]:
@@ -159,21 +230,18 @@ class SimulatedJudge(PairwiseJudge):
                 verdicts.append(Verdict(winner=None, raw="no [quality=...] marker"))
                 continue
             key = (self.seed, r.instruction, r.input, r.response_1, r.response_2)
-            # Box-Muller from two deterministic uniforms: the judge's own error this time.
-            a, b = _uniform(*key, "noise-a"), _uniform(*key, "noise-b")
-            error = self.noise * math.sqrt(-2 * math.log(a)) * math.cos(2 * math.pi * b)
-            difficulty = math.exp(
-                self.difficulty_spread
-                * math.sqrt(-2 * math.log(_uniform(self.seed, r.instruction, "d-a")))
-                * math.cos(2 * math.pi * _uniform(self.seed, r.instruction, "d-b"))
-            )
+            # Box-Muller from deterministic uniforms: the judge's error this time (order
+            # dependent) and its opinion of the pair (the same in both orders).
+            error = self.noise * _normal(*key, "noise")
+            pair = (self.seed, r.instruction, r.input, *sorted((r.response_1, r.response_2)))
+            opinion = 1 + self.relative_noise * _normal(*pair, "opinion")
+            delta = (q1 - q2) * self.difficulty(r.instruction) * opinion
             ratio = max(len(r.response_1), 1) / max(len(r.response_2), 1)
             label = int(
                 simulated_verdicts(
-                    np.array([q1 + error]),
-                    np.array([q2]),
+                    np.array([delta + error]),
+                    np.array([0.0]),
                     length_ratio=np.array([ratio]),
-                    difficulty=np.array([difficulty]),
                     uniforms=np.array([_uniform(*key, "outcome")]),
                     invalid_uniforms=np.array([_uniform(*key, "invalid")]),
                     position_bias=self.position_bias,
@@ -203,13 +271,16 @@ class Landscape:
     ``quality(params, epoch)`` is in log-odds against a reference model (0). ``shape`` is
     one of :data:`LANDSCAPES`. ``seed`` moves the optimum a little between instances.
     ``generations(params, epoch, prompts)`` writes simulated responses whose per-prompt
-    quality scatters around the checkpoint's quality (sd ``prompt_noise``).
+    quality scatters around the checkpoint's quality (sd ``prompt_noise``); their lengths
+    scatter around 200 characters with log-sd ``length_spread`` (0: all 40 characters),
+    unrelated to quality, so a judge's length bias is noise.
     """
 
     shape: str = "narrow_lr"
     seed: int = 0
     prompt_noise: float = 0.5
     epochs: int = 4
+    length_spread: float = 0.0
 
     def __post_init__(self) -> None:
         if self.shape not in LANDSCAPES:
@@ -281,18 +352,61 @@ class Landscape:
                                 best = max(best, self.quality(params, epoch))
         return best
 
+    def response_qualities(
+        self, params: Mapping[str, Any], epoch: int, prompts: Sequence[Prompt], *, key: Any = 0
+    ) -> np.ndarray:
+        """Latent quality of the checkpoint's response to each prompt (those of
+        :meth:`generations`)."""
+        quality = self.quality(params, epoch)
+        return np.array(
+            [
+                quality + self.prompt_noise * _normal(self.seed, key, epoch, i, prompt.instruction)
+                for i, prompt in enumerate(prompts)
+            ]
+        )
+
+    def response_lengths(
+        self, epoch: int, prompts: Sequence[Prompt], *, key: Any = 0
+    ) -> np.ndarray:
+        """Length in characters of each response of :meth:`generations`."""
+        if self.length_spread == 0:
+            return np.full(len(prompts), 40)
+        return np.array(
+            [
+                max(
+                    40,
+                    round(
+                        200
+                        * math.exp(
+                            self.length_spread * _normal(self.seed, key, epoch, i, "length")
+                        )
+                    ),
+                )
+                for i in range(len(prompts))
+            ]
+        )
+
     def generations(
         self, params: Mapping[str, Any], epoch: int, prompts: Sequence[Prompt], *, key: Any = 0
     ) -> list[str]:
         """Simulated responses of the checkpoint to each prompt (deterministic per ``key``)."""
-        quality = self.quality(params, epoch)
-        out = []
-        for i, prompt in enumerate(prompts):
-            a = _uniform(self.seed, key, epoch, i, prompt.instruction, "a")
-            b = _uniform(self.seed, key, epoch, i, prompt.instruction, "b")
-            wobble = self.prompt_noise * math.sqrt(-2 * math.log(a)) * math.cos(2 * math.pi * b)
-            out.append(simulated_response(quality + wobble, text=f"epoch {epoch} of {key}"))
-        return out
+        qualities = self.response_qualities(params, epoch, prompts, key=key)
+        lengths = self.response_lengths(epoch, prompts, key=key)
+        return [
+            simulated_response(float(q), length=int(n), text=f"epoch {epoch} of {key}")
+            for q, n in zip(qualities, lengths, strict=True)
+        ]
 
 
 LANDSCAPES = ("narrow_lr", "interacting", "dips", "plateau")
+
+#: :meth:`SimulatedJudge.pandalm_7b`'s settings, as fitted by
+#: :func:`optuna_pandalm.calibration.calibrate_simulated_judge` on ``../shared/data/pandalm``
+#: (``tests/test_calibration.py`` refits them and compares).
+PANDALM_7B: dict[str, float] = {
+    "noise": 0.0,
+    "relative_noise": 1.47,
+    "tie_strength": 1.61,
+    "position_bias": -0.11,
+    "length_bias": 0.17,
+}
