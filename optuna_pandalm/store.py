@@ -625,21 +625,23 @@ class Store:
         """Cached verdicts of a judge for the given keys (missing keys are absent)."""
         wanted = list(dict.fromkeys(keys))
         found: dict[VerdictKey, StoredVerdict] = {}
-        columns = sa.tuple_(
-            verdicts.c.prompt_hash, verdicts.c.response_1_hash, verdicts.c.response_2_hash
-        )
         with self.engine.connect() as connection:
             for chunk in _chunks(wanted):
+                # One IN list per column walks the unique index (a row-value IN list is a
+                # full scan on SQLite); the few extra rows are dropped below.
                 rows = connection.execute(
                     sa.select(verdicts).where(
                         verdicts.c.judge_name == judge_name,
-                        columns.in_(
-                            [(k.prompt_hash, k.response_1_hash, k.response_2_hash) for k in chunk]
-                        ),
+                        verdicts.c.prompt_hash.in_({k.prompt_hash for k in chunk}),
+                        verdicts.c.response_1_hash.in_({k.response_1_hash for k in chunk}),
+                        verdicts.c.response_2_hash.in_({k.response_2_hash for k in chunk}),
                     )
                 ).all()
+                asked = set(chunk)
                 for row in rows:
                     key = VerdictKey(row.prompt_hash, row.response_1_hash, row.response_2_hash)
+                    if key not in asked:
+                        continue
                     found[key] = StoredVerdict(
                         winner=row.winner,
                         p_tie=row.p_tie,
