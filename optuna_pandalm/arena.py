@@ -510,9 +510,8 @@ class Arena:
     def evaluate(self, trial: Any, step: int, generations: Sequence[str]) -> EvaluationResult:
         """Score a checkpoint from its responses to the prompt set.
 
-        Stores the generations, plays a match against :meth:`opponent` (the incumbent's
-        trial at the same step, else the incumbent: the baseline, or nobody, for the very
-        first checkpoint), refits, reports the score to the trial
+        Stores the generations, plays a match against the incumbent (the baseline, or
+        nobody, for the very first checkpoint), refits, reports the score to the trial
         (``trial.report(score, step)``) and returns what happened.
         """
         number = _trial_number(trial)
@@ -522,7 +521,7 @@ class Arena:
             self.arena_id, trial=number, step=int(step), generations=list(generations)
         )
         player = Player(player_id, number, int(step), None)
-        opponent = self.opponent(player)
+        opponent = self.incumbent(exclude=player)
         outcome = {
             "wins": 0,
             "ties": 0,
@@ -562,22 +561,6 @@ class Arena:
             judge_calls=self.judge_calls - calls_before,
             **outcome,
         )
-
-    def opponent(self, player: Player) -> Player | None:
-        """Whom a new checkpoint plays: the incumbent's trial at the same step, else the
-        incumbent (``None`` when there is none).
-
-        Like for like, as Optuna's pruners compare intermediate values at the same step: an
-        epoch-1 checkpoint is not pitted against a finished model, and a dip every trial
-        takes at one epoch (PandaLM Appendix J) is a dip on both sides.
-        """
-        incumbent = self.incumbent(exclude=player)
-        if incumbent is None or incumbent.trial is None or incumbent.step == player.step:
-            return incumbent
-        if incumbent.trial == player.trial:
-            return incumbent
-        same = [p for p in self.trial_players(incumbent.trial) if p.step == player.step]
-        return same[0] if same else incumbent
 
     def finalize(self, trial: Any) -> float:
         """The trial's value: the current score of its best checkpoint.

@@ -147,3 +147,31 @@ def test_check_passes_on_sound_data_and_reports_each_kind_of_problem(tmp_path):
     assert f"{key}: stored" in done.stdout
     assert "FAIL  players of unknown trials: 1" in done.stdout and "trial 99 step 1" in done.stdout
     assert "FAIL  players without a full set of generations: 1" in done.stdout
+
+
+def test_non_utf8_responses_are_judged_stored_and_cached_or_refused_clearly(tmp_path):
+    url, arena, study = _study(tmp_path, SimulatedJudge(seed=1))
+    # Invalid UTF-8 from a tokenizer, decoded the lenient way: lone surrogates.
+    broken = b"caf\xe9 \xff\xfe".decode("utf-8", "surrogateescape")
+    texts = [simulated_response(1.0, text=broken + str(i)) for i in range(16)]
+    first, second = study.ask(), study.ask()
+    arena.evaluate(first, 1, [simulated_response(0.0, text="plain")] * 16)
+    result = arena.evaluate(second, 1, texts)
+    assert result.wins + result.ties + result.losses == 16
+    stored = arena.store.generations(result.player.id)
+    assert len(stored) == 16 and all("caf" in text for text in stored)
+    # Another study with the same judge meets the same texts: every verdict from the cache.
+    again = Arena(url, "g", SimulatedJudge(seed=1), simulated_prompts(16), racing=False)
+    other = optuna.create_study(study_name="g", storage=url, direction="maximize")
+    again.evaluate(other.ask(), 1, [simulated_response(0.0, text="plain")] * 16)
+    repeat = again.evaluate(other.ask(), 1, texts)
+    assert (repeat.wins, repeat.ties, repeat.losses) == (result.wins, result.ties, result.losses)
+    assert again.judge_calls == 0 and again.cache_hits == 16
+
+    # Raw bytes are refused before anything is stored, naming the checkpoint and position.
+    third = study.ask()
+    raw = [text.encode("utf-8", "surrogateescape") for text in texts]
+    with pytest.raises(ValueError, match=r"trial 2 step 1: generation 0 is bytes, not str"):
+        arena.evaluate(third, 1, raw)
+    assert arena.trial_players(third.number) == []
+    assert not any(arena.check(study).values())
