@@ -6,7 +6,10 @@ import math
 import sqlite3
 import subprocess
 import sys
+import time
 import types
+import warnings
+from pathlib import Path
 
 import optuna
 import pytest
@@ -174,4 +177,95 @@ def test_non_utf8_responses_are_judged_stored_and_cached_or_refused_clearly(tmp_
     with pytest.raises(ValueError, match=r"trial 2 step 1: generation 0 is bytes, not str"):
         arena.evaluate(third, 1, raw)
     assert arena.trial_players(third.number) == []
+    assert not any(arena.check(study).values())
+
+
+_WORKER = '''
+import os, signal, sys
+import optuna
+from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+from optuna_pandalm import Arena
+from optuna_pandalm.testing import SimulatedJudge, simulated_prompts
+sys.path.insert(0, {root!r})
+from tests.test_faults import heartbeat_objective
+
+class Dies(SimulatedJudge):
+    """Killed (SIGKILL, no cleanup) on its third call: two batches are committed by then."""
+    def judge(self, requests):
+        self.batches = getattr(self, "batches", 0) + 1
+        if self.batches == 3:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return super().judge(requests)
+
+storage = RDBStorage({url!r}, heartbeat_interval=1, grace_period=2,
+                     failed_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1))
+arena = Arena({url!r}, "hb", Dies(seed=1), simulated_prompts(48), racing=False, batch_size=8)
+study = optuna.load_study(study_name="hb", storage=storage)
+study.optimize(heartbeat_objective(arena), n_trials=1)
+'''
+
+
+def heartbeat_objective(arena):
+    """One checkpoint per trial whose responses depend only on the parameters, so a retried
+    trial writes exactly what the dead one wrote."""
+
+    def objective(trial):
+        x = trial.suggest_float("x", 0.0, 1.0)
+        quality = 2.0 if trial.number == 0 else -x
+        texts = [simulated_response(quality, text=f"x={x:.6f} {i}") for i in range(48)]
+        arena.evaluate(trial, 1, texts)
+        return arena.finalize(trial)
+
+    return objective
+
+
+def test_heartbeat_fails_a_killed_workers_trial_and_the_retry_reuses_its_verdicts(tmp_path):
+    from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+
+    url = f"sqlite:///{tmp_path / 'hb.db'}"
+    storage = RDBStorage(
+        url,
+        heartbeat_interval=1,
+        grace_period=2,
+        failed_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1),
+    )
+    judge = SimulatedJudge(seed=1)
+    arena = Arena(url, "hb", judge, simulated_prompts(48), racing=False, batch_size=8)
+    study = optuna.create_study(study_name="hb", storage=storage, direction="maximize")
+    study.optimize(heartbeat_objective(arena), n_trials=1)  # trial 0: the incumbent
+
+    worker = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            _WORKER.format(url=url, root=str(Path(__file__).resolve().parents[1])),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert worker.returncode == -9, worker.stderr  # SIGKILL, in the middle of the match
+    dead = study.trials[1]
+    assert dead.state == optuna.trial.TrialState.RUNNING  # nobody has noticed yet
+    (dead_player,) = arena.trial_players(1)
+    assert sum(arena.match_record(dead_player, arena.trial_players(0)[0])) == 16
+
+    time.sleep(3)  # past the grace period: the heartbeat is stale
+    study.optimize(heartbeat_objective(arena), n_trials=1)
+    trials = study.trials
+    assert trials[1].state == optuna.trial.TrialState.FAIL
+    retry = trials[2]
+    assert retry.state == optuna.trial.TrialState.COMPLETE
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        assert RetryHeartbeatStaleTrialCallback.retried_trial_number(retry) == 1
+    assert retry.params == dead.params
+    # The retry's checkpoint has the same responses: the 16 verdicts the dead worker
+    # committed come from the cache, only the other 32 reach the judge.
+    assert arena.cache_hits == 16 and judge.calls == 32
+    (retry_player,) = arena.trial_players(2)
+    incumbent_player = arena.trial_players(0)[0]
+    assert sum(arena.match_record(retry_player, incumbent_player)) == 48
+    # The dead trial's games stay as they were, counted once, and the data is sound.
+    assert sum(arena.match_record(dead_player, incumbent_player)) == 16
     assert not any(arena.check(study).values())
