@@ -20,11 +20,12 @@ U+FFFD and unencodable surrogates become ``?``; hashes are always of the origina
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import logging
 import time
-from collections.abc import Iterable, Iterator, Sequence
-from typing import Any, Protocol
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 import sqlalchemy as sa
@@ -43,6 +44,7 @@ __all__ = [
 ]
 
 _logger = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 _BATCH = 500  # rows per INSERT / IN (...) list; well under SQLite's variable limit
 _ADVISORY_LOCK_KEY = 0x70616E64616C6D  # "pandalm": serialises CREATE TABLE on PostgreSQL
@@ -329,6 +331,38 @@ def _between(player_id: int, opponent_id: int) -> Any:
     )
 
 
+_RETRIES = 3  # attempts after the first when the connection drops
+
+
+def _retry_on_disconnect(method: Callable[..., _T]) -> Callable[..., _T]:
+    """Run ``method`` again when the database connection drops under it.
+
+    Safe because every write is one transaction of idempotent inserts (``ON CONFLICT DO
+    NOTHING``): a transaction cut off before its commit left nothing, one whose commit landed
+    before the drop is a no-op the second time (``start_match`` may then log a match twice;
+    nothing counts matches). The pool replaces the dead connection.
+    """
+
+    @functools.wraps(method)
+    def wrapper(*args: Any, **kwargs: Any) -> _T:
+        for attempt in range(_RETRIES + 1):
+            try:
+                return method(*args, **kwargs)
+            except sa_exc.DBAPIError as error:
+                if not error.connection_invalidated or attempt == _RETRIES:
+                    raise
+                _logger.warning(
+                    "database connection lost in %s (%s); retry %d",
+                    method.__name__,
+                    type(error.orig).__name__,
+                    attempt + 1,
+                )
+                time.sleep(0.05 * 2**attempt)
+        raise AssertionError("unreachable")
+
+    return wrapper
+
+
 def _chunks(items: Sequence[Any], size: int = _BATCH) -> Iterator[Sequence[Any]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
@@ -418,6 +452,7 @@ class Store:
         return inserted
 
     # --- prompt sets and arenas -------------------------------------------------------------
+    @_retry_on_disconnect
     def save_prompt_set(self, prompts: Sequence[_PromptLike]) -> int:
         """Store a prompt set (once per content hash) and return its id."""
         from optuna_pandalm.prompts import prompt_set_hash
@@ -459,6 +494,7 @@ class Store:
                 sa.select(prompt_sets.c.hash).where(prompt_sets.c.id == prompt_set_id)
             ).scalar_one()
 
+    @_retry_on_disconnect
     def bind_study(self, study_name: str, prompt_set_id: int, *, position: str = "random") -> int:
         """Return the arena id of a study, binding it to the prompt set on first use.
 
@@ -523,6 +559,7 @@ class Store:
         return None if value is None else int(value)
 
     # --- players and generations ------------------------------------------------------------
+    @_retry_on_disconnect
     def player(
         self,
         arena_id: int,
@@ -599,6 +636,7 @@ class Store:
         )
         return hashes
 
+    @_retry_on_disconnect
     def save_generations(self, player_id: int, texts: Sequence[str]) -> list[str]:
         """Store a player's responses, one per prompt position; returns their hashes.
 
@@ -619,6 +657,7 @@ class Store:
             )
 
     # --- verdict cache ----------------------------------------------------------------------
+    @_retry_on_disconnect
     def find_verdicts(
         self, judge_name: str, keys: Iterable[VerdictKey]
     ) -> dict[VerdictKey, StoredVerdict]:
@@ -655,6 +694,7 @@ class Store:
                     )
         return found
 
+    @_retry_on_disconnect
     def save_verdicts(
         self, judge_name: str, items: Sequence[tuple[VerdictKey, StoredVerdict]]
     ) -> dict[VerdictKey, StoredVerdict]:
@@ -686,6 +726,7 @@ class Store:
         return self.find_verdicts(judge_name, [key for key, _ in items])
 
     # --- matches and games --------------------------------------------------------------------
+    @_retry_on_disconnect
     def start_match(self, arena_id: int, player_a_id: int, player_b_id: int, *, kind: str) -> int:
         """Record a match between two players (``kind`` says why it was played)."""
         if player_a_id == player_b_id:
@@ -704,6 +745,7 @@ class Store:
                 ).scalar_one()
             )
 
+    @_retry_on_disconnect
     def save_games(self, arena_id: int, match_id: int, records: Sequence[GameRecord]) -> int:
         """Store games in one transaction; a game already stored for the same two players
         (in either order) and prompt is skipped. Returns the number of new games."""
@@ -730,6 +772,7 @@ class Store:
         with self.engine.begin() as connection:
             return self._insert_ignore(connection, games, rows)
 
+    @_retry_on_disconnect
     def game_counts(
         self,
         arena_id: int,
@@ -774,6 +817,7 @@ class Store:
             length_diff=length,
         )
 
+    @_retry_on_disconnect
     def version(self, arena_id: int) -> tuple[int, int, int, int]:
         """(games, largest game id, players, largest player id) in one query: changes whenever
         a game or a player is added, so fits can be cached on it and reproduced from it."""
@@ -830,6 +874,7 @@ class Store:
                     losses += count
         return wins, ties, losses
 
+    @_retry_on_disconnect
     def played_positions(self, arena_id: int, player_id: int, opponent_id: int) -> set[int]:
         """Prompt positions on which the two players already have a game (either order)."""
         pair = _between(player_id, opponent_id)

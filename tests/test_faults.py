@@ -269,3 +269,44 @@ def test_heartbeat_fails_a_killed_workers_trial_and_the_retry_reuses_its_verdict
     # The dead trial's games stay as they were, counted once, and the data is sound.
     assert sum(arena.match_record(dead_player, incumbent_player)) == 16
     assert not any(arena.check(study).values())
+
+
+def test_a_database_connection_dropped_mid_write_is_retried_and_counts_nothing_twice(
+    tmp_path, caplog
+):
+    import sqlalchemy as sa
+
+    from tests.conftest import _postgres_database
+
+    databases = _postgres_database()
+    url = next(databases)
+    try:
+        arena = Arena(url, "drop", SimulatedJudge(seed=1), simulated_prompts(24), racing=False)
+        arena.batch_size = 8
+        study = optuna.create_study(study_name="drop", storage=url, direction="maximize")
+        first = study.ask()
+        arena.evaluate(first, 1, [simulated_response(0.0, text="a")] * 24)
+        admin = sa.create_engine(url)
+        dropped = []
+
+        @sa.event.listens_for(arena.store.engine, "before_cursor_execute")
+        def kill_connection(connection, cursor, statement, *args):
+            # The server ends this session in the middle of the second batch's game insert.
+            if statement.startswith("INSERT INTO pandalm_games") and len(dropped) < 2:
+                dropped.append(statement)
+                if len(dropped) == 2:
+                    pid = connection.connection.dbapi_connection.info.backend_pid
+                    with admin.connect() as other:
+                        other.execute(sa.text(f"select pg_terminate_backend({pid})"))
+
+        with caplog.at_level("WARNING", logger="optuna_pandalm.store"):
+            result = arena.evaluate(study.ask(), 1, [simulated_response(1.0, text="b")] * 24)
+        admin.dispose()
+        assert len(dropped) == 2
+        assert "database connection lost in save_games" in caplog.text
+        assert url.split("@")[0] not in caplog.text  # no credentials in the log
+        assert result.wins + result.ties + result.losses == 24
+        assert sum(arena.match_record(result.player, result.opponent)) == 24
+        assert not any(arena.check(study).values())
+    finally:
+        next(databases, None)

@@ -17,6 +17,21 @@ def postgres_url():
     yield from _postgres_database()
 
 
+def _most_games_per_pair_and_prompt(url: str) -> int:
+    """Games of one pair on one prompt, whoever was shown first: 1 when nothing is doubled."""
+    engine = sa.create_engine(url)
+    with engine.connect() as connection:
+        most = connection.execute(
+            sa.text(
+                "select max(n) from (select count(*) n from pandalm_games "
+                "group by least(first_player_id, second_player_id), "
+                "greatest(first_player_id, second_player_id), prompt_position) t"
+            )
+        ).scalar()
+    engine.dispose()
+    return int(most)
+
+
 def _worker(url: str, seed: int, n_trials: int, barrier, queue) -> None:
     import traceback
 
@@ -67,15 +82,8 @@ def test_four_workers_share_one_postgresql_study(postgres_url):
     engine = sa.create_engine(postgres_url)
     with engine.connect() as connection:
         verdicts = connection.execute(sa.text("select count(*) from pandalm_verdicts")).scalar()
-        per_pair = connection.execute(
-            sa.text(
-                "select max(n) from (select count(*) n from pandalm_games "
-                "group by least(first_player_id, second_player_id), "
-                "greatest(first_player_id, second_player_id), prompt_position) t"
-            )
-        ).scalar()
     engine.dispose()
-    assert per_pair == 1  # a pair meets on a prompt once, whoever played it
+    assert _most_games_per_pair_and_prompt(postgres_url) == 1
     assert verdicts <= sum(calls for _, _, calls, _ in results)  # every call stored at most once
     final = arena.incumbent().id
     for _ in range(2):  # every process computes the same incumbent from the same games
@@ -133,14 +141,4 @@ def test_a_worker_killed_mid_match_loses_nothing_and_a_restart_finishes(postgres
     )
     arena = Arena.load(postgres_url, "study-0")
     assert not any(arena.check(study).values())
-    engine = sa.create_engine(postgres_url)
-    with engine.connect() as connection:
-        per_pair = connection.execute(
-            sa.text(
-                "select max(n) from (select count(*) n from pandalm_games "
-                "group by least(first_player_id, second_player_id), "
-                "greatest(first_player_id, second_player_id), prompt_position) t"
-            )
-        ).scalar()
-    engine.dispose()
-    assert per_pair == 1
+    assert _most_games_per_pair_and_prompt(postgres_url) == 1
