@@ -114,6 +114,15 @@ class _Fit:
     result: BradleyTerryResult
     records: np.ndarray  # (players, 3): wins, ties, losses over all games
     as_of: tuple[int, int]  # (largest game id, largest player id) fitted on
+    _p_best: dict[tuple[int, int | None], np.ndarray] = dataclasses.field(default_factory=dict)
+
+    def p_best(self, n_samples: int, seed: int | None) -> np.ndarray:
+        """P(best) of every player, drawn once per fit (finalize, the leaderboard and the
+        dashboard figure all ask for the same one)."""
+        key = (n_samples, seed)
+        if key not in self._p_best:
+            self._p_best[key] = self.result.p_best(n_samples=n_samples, seed=seed)
+        return self._p_best[key]
 
 
 def sign_test(wins: float, ties: float, losses: float, *, alternative: str = "two-sided") -> float:
@@ -361,7 +370,7 @@ class Arena:
         if not fit.players:
             return []
         low, high = fit.result.interval(0.95)
-        p_best = fit.result.p_best(n_samples=n_samples, seed=self.seed)
+        p_best = fit.p_best(n_samples, self.seed)
         rows = [
             LeaderboardRow(
                 trial=p.trial,
@@ -610,7 +619,7 @@ class Arena:
         fit = self.fit()
         if len(fit.players) < 2:
             return None
-        p_best = fit.result.p_best(n_samples=4000, seed=self.seed)
+        p_best = fit.p_best(4000, self.seed)
         if p_best[fit.index[best.id]] < self.p_best_threshold:
             return None
         rivals = sorted(
