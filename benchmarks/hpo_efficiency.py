@@ -272,7 +272,6 @@ def _match(world: World, a: tuple[np.ndarray, ...], b: tuple[np.ndarray, ...], r
 
 
 def preferential_gp(world: World) -> list[dict]:
-    import optuna
     from optuna_dashboard.preferential import create_study
     from optuna_dashboard.preferential.samplers.gp import PreferentialGPSampler
 
@@ -287,7 +286,7 @@ def preferential_gp(world: World) -> list[dict]:
     for number in range(max(BUDGETS)):
         trial = study.ask()
         params = Landscape.suggest(trial)
-        frozen = study._study._storage.get_trial(trial._trial_id)
+        frozen = study.get_trials(deepcopy=False)[trial.number]
         last = world.landscape.epochs
         responses = world.responses(params, last, key=number)
         quality = world.landscape.quality(params, last)
@@ -301,7 +300,6 @@ def preferential_gp(world: World) -> list[dict]:
         if number + 1 in BUDGETS:
             epochs = (number + 1) * last
             records.append(_record(world, number + 1, champion[1], epochs, start))
-    del optuna
     return records
 
 
@@ -475,6 +473,15 @@ def main() -> None:
     unknown = set(names) - set(STRATEGIES)
     if unknown:
         parser.error(f"unknown strategies {sorted(unknown)}; choose from {STRATEGIES}")
+    if "preferential_gp" in names:
+        try:
+            import botorch  # noqa: F401
+            import optuna_dashboard  # noqa: F401
+        except ImportError as error:
+            parser.error(
+                f"preferential_gp needs optuna-dashboard and botorch ({error}): "
+                "pip install optuna-dashboard botorch, or leave it out with --strategies"
+            )
     # The slow ones first, so two cores stay busy to the end.
     order = {"bt_gp": 0, "preferential_gp": 1, "bt_tpe": 2, "bt_random": 3}
     tasks = sorted(

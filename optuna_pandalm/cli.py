@@ -265,6 +265,12 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _study_arguments(command: argparse.ArgumentParser) -> None:
+    """``--storage`` and ``--study-name``, which every command on a stored study takes."""
+    command.add_argument("--storage", required=True, help="SQLAlchemy URL")
+    command.add_argument("--study-name", required=True)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="optuna-pandalm",
@@ -307,8 +313,7 @@ def build_parser() -> argparse.ArgumentParser:
     leaderboard = commands.add_parser(
         "leaderboard", help="the study's players by judge score, with intervals and P(best)"
     )
-    leaderboard.add_argument("--storage", required=True, help="SQLAlchemy URL")
-    leaderboard.add_argument("--study-name", required=True)
+    _study_arguments(leaderboard)
     leaderboard.add_argument("--top", type=int, default=0, help="only the K best")
     leaderboard.add_argument("--json", action="store_true", help="print one JSON document")
     leaderboard.set_defaults(handler=_leaderboard)
@@ -319,13 +324,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="Duplicates, orphans, invalid verdicts counted as games, players without "
         "generations or of unknown trials, and published scores against a refit from scratch.",
     )
-    check.add_argument("--storage", required=True, help="SQLAlchemy URL")
-    check.add_argument("--study-name", required=True)
+    _study_arguments(check)
     check.set_defaults(handler=_check)
 
     report = commands.add_parser("report", help="write a self-contained HTML report")
-    report.add_argument("--storage", required=True, help="SQLAlchemy URL")
-    report.add_argument("--study-name", required=True)
+    _study_arguments(report)
     report.add_argument("--out", required=True, help="the HTML file to write")
     report.set_defaults(handler=_report)
 

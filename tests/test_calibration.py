@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from optuna_pandalm.calibration import calibrate_simulated_judge, judge_rates, replay
@@ -34,8 +35,6 @@ def test_fit_matches_pandalm_7b_rates(calibration) -> None:
 def test_preset_is_the_fit(calibration) -> None:
     for key, value in PANDALM_7B.items():
         assert calibration.judge[key] == pytest.approx(value, abs=0.05), key
-    # The length pull is measured, with its uncertainty, not assumed.
-    assert 0 < calibration.judge["length_bias"] < 4 * calibration.length_bias_stderr
 
 
 def test_simulator_reproduces_the_rates(calibration) -> None:
@@ -46,8 +45,6 @@ def test_simulator_reproduces_the_rates(calibration) -> None:
 
 def test_preset_ties_near_equal_responses_like_pandalm_table_9() -> None:
     judge = SimulatedJudge.pandalm_7b(seed=3)
-    import numpy as np
-
     verdicts = judge.draw(np.zeros(20_000), np.zeros(20_000), rng=np.random.default_rng(0))
     # PandaLM-7B called 41-55% of LoRA-vs-full-fine-tuning games ties (Table 9).
     assert 0.40 < np.mean(verdicts == 0) < 0.50

@@ -271,9 +271,7 @@ def test_heartbeat_fails_a_killed_workers_trial_and_the_retry_reuses_its_verdict
     assert not any(arena.check(study).values())
 
 
-def test_a_database_connection_dropped_mid_write_is_retried_and_counts_nothing_twice(
-    tmp_path, caplog
-):
+def test_a_database_connection_dropped_mid_write_is_retried_and_counts_nothing_twice(caplog):
     import sqlalchemy as sa
 
     from tests.conftest import _postgres_database
@@ -281,8 +279,9 @@ def test_a_database_connection_dropped_mid_write_is_retried_and_counts_nothing_t
     databases = _postgres_database()
     url = next(databases)
     try:
-        arena = Arena(url, "drop", SimulatedJudge(seed=1), simulated_prompts(24), racing=False)
-        arena.batch_size = 8
+        arena = Arena(
+            url, "drop", SimulatedJudge(seed=1), simulated_prompts(24), racing=False, batch_size=8
+        )
         study = optuna.create_study(study_name="drop", storage=url, direction="maximize")
         first = study.ask()
         arena.evaluate(first, 1, [simulated_response(0.0, text="a")] * 24)
