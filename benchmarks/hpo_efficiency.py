@@ -219,6 +219,7 @@ def _judge_search(world: World, base: str) -> list[dict]:
         pruner=JudgePruner(arena),
     )
     truth: dict[tuple[int, int], float] = {}
+    potential: dict[int, float] = {}  # trial -> true quality of its best epoch, had it run all
     epochs = 0
     records: list[dict] = []
 
@@ -227,6 +228,9 @@ def _judge_search(world: World, base: str) -> list[dict]:
         from optuna_pandalm.testing import Landscape
 
         params = Landscape.suggest(trial)
+        potential[trial.number] = max(
+            world.landscape.quality(params, e) for e in range(1, world.landscape.epochs + 1)
+        )
         for epoch in range(1, world.landscape.epochs + 1):
             texts = world.landscape.generations(params, epoch, world.prompts, key=trial.number)
             epochs += 1
@@ -240,9 +244,17 @@ def _judge_search(world: World, base: str) -> list[dict]:
         if len(study.trials) in BUDGETS:
             best = arena.incumbent()
             assert best is not None and best.trial is not None and best.step is not None
-            records.append(
-                _record(world, len(study.trials), truth[(best.trial, best.step)], epochs, start)
+            record = _record(
+                world, len(study.trials), truth[(best.trial, best.step)], epochs, start
             )
+            pruned = [t for t in study.trials if t.state == optuna.trial.TrialState.PRUNED]
+            # A false prune: the trial that would have been best (had it run every epoch) was
+            # pruned, and it was better than the chosen checkpoint.
+            top = max(potential, key=potential.__getitem__)
+            record["pruned"] = len(pruned)
+            record["pruned_at_step"] = sorted(t.last_step for t in pruned)
+            record["best_trial_pruned"] = top in {t.number for t in pruned}
+            records.append(record)
 
     study.optimize(objective, n_trials=max(BUDGETS), callbacks=[at_budget])
     return records

@@ -284,8 +284,8 @@ class Arena:
 
     def trial_players(self, trial: Any) -> list[Player]:
         """The checkpoints of one trial, by step."""
-        number = _trial_number(trial)
-        return sorted((p for p in self.players() if p.trial == number), key=lambda p: p.step or 0)
+        records = self.store.players(self.arena_id, trial_number=_trial_number(trial))
+        return sorted((self._player(r) for r in records), key=lambda p: p.step or 0)
 
     # --- fitting ------------------------------------------------------------------------------
     def fit(self, *, as_of: tuple[int, int] | None = None) -> _Fit:
@@ -519,8 +519,9 @@ class Arena:
     def evaluate(self, trial: Any, step: int, generations: Sequence[str]) -> EvaluationResult:
         """Score a checkpoint from its responses to the prompt set.
 
-        Stores the generations, plays a match against the incumbent (the baseline, or
-        nobody, for the very first checkpoint), refits, reports the score to the trial
+        Stores the generations, plays a match against :meth:`opponent` (the incumbent's
+        trial at the same step, else the incumbent: the baseline, or nobody, for the very
+        first checkpoint), refits, reports the score to the trial
         (``trial.report(score, step)``) and returns what happened.
         """
         number = _trial_number(trial)
@@ -530,7 +531,7 @@ class Arena:
             self.arena_id, trial=number, step=int(step), generations=list(generations)
         )
         player = Player(player_id, number, int(step), None)
-        opponent = self.incumbent(exclude=player)
+        opponent = self.opponent(player)
         outcome = {
             "wins": 0,
             "ties": 0,
@@ -570,6 +571,23 @@ class Arena:
             judge_calls=self.judge_calls - calls_before,
             **outcome,
         )
+
+    def opponent(self, player: Player) -> Player | None:
+        """Whom a new checkpoint plays: the incumbent's trial at the same step, else the
+        incumbent (``None`` when there is none).
+
+        Like for like, as Optuna's pruners compare intermediate values at one step: an
+        epoch-1 checkpoint is not pitted against a finished model, and a dip every trial
+        takes at one epoch (PandaLM Appendix J) is a dip on both sides. The fit links the
+        two anyway, and :meth:`finalize` plays the top contenders directly.
+        """
+        incumbent = self.incumbent(exclude=player)
+        if incumbent is None or incumbent.trial is None or incumbent.trial == player.trial:
+            return incumbent
+        if incumbent.step == player.step:
+            return incumbent
+        same = [p for p in self.trial_players(incumbent.trial) if p.step == player.step]
+        return same[0] if same else incumbent
 
     def finalize(self, trial: Any) -> float:
         """The trial's value: the current score of its best checkpoint.
@@ -676,8 +694,9 @@ class Arena:
 
     def incumbent_opponents(self, player: Player) -> list[Player]:
         """The players ``player`` challenged as the then-incumbent."""
-        by_id = {p.id: p for p in self.players()}
-        return [by_id[i] for i in self.store.opponents(self.arena_id, player.id, kind="incumbent")]
+        ids = self.store.opponents(self.arena_id, player.id, kind="incumbent")
+        by_id = {r.id: self._player(r) for r in self.store.players(self.arena_id, ids=ids)}
+        return [by_id[i] for i in ids]
 
 
 class _ReadOnlyJudge(PairwiseJudge):

@@ -238,6 +238,9 @@ class StoredVerdict:
     id: int | None = None
 
 
+_TEXT_FIELDS = ("reason", "reference", "raw")
+
+
 @dataclasses.dataclass(frozen=True)
 class GameRecord:
     """One game: who was shown first and second on which prompt, and who won."""
@@ -427,29 +430,38 @@ class Store:
     # --- idempotent inserts ----------------------------------------------------------------
     def _insert_ignore(self, connection: sa.Connection, table: sa.Table, rows: list[dict]) -> int:
         """Insert rows, skipping those whose unique key exists. Returns how many were new."""
+        return len(self._insert_ignore_returning(connection, table, rows, [table.c.id]))
+
+    def _insert_ignore_returning(
+        self,
+        connection: sa.Connection,
+        table: sa.Table,
+        rows: list[dict],
+        columns: Sequence[sa.Column],
+    ) -> list[Any]:
+        """Insert rows, skipping those whose unique key exists; returns ``columns`` of the
+        new rows (empty on databases without ``ON CONFLICT``: the caller looks them up)."""
         if not rows:
-            return 0
+            return []
         dialect = self.engine.dialect.name
         if dialect == "postgresql":
             from sqlalchemy.dialects.postgresql import insert
         elif dialect == "sqlite":
             from sqlalchemy.dialects.sqlite import insert
         else:  # pragma: no cover - other databases: one row at a time
-            inserted = 0
             for row in rows:
                 try:
                     with connection.begin_nested():
                         connection.execute(table.insert(), row)
-                    inserted += 1
                 except sa_exc.IntegrityError:
                     pass
-            return inserted
-        inserted = 0
-        statement = insert(table).on_conflict_do_nothing().returning(table.c.id)
+            return []
+        new: list[Any] = []
+        statement = insert(table).on_conflict_do_nothing().returning(*columns)
         for chunk in _chunks(rows):
             # RETURNING yields exactly the new rows; executemany's rowcount is unreliable.
-            inserted += len(connection.execute(statement, list(chunk)).all())
-        return inserted
+            new += connection.execute(statement, list(chunk)).all()
+        return new
 
     # --- prompt sets and arenas -------------------------------------------------------------
     @_retry_on_disconnect
@@ -606,20 +618,31 @@ class Store:
                 self._insert_generations(connection, player_id, generations)
         return player_id
 
-    def players(self, arena_id: int) -> list[PlayerRecord]:
-        """All players of an arena, in creation order."""
+    def players(
+        self,
+        arena_id: int,
+        *,
+        trial_number: int | None = None,
+        ids: Iterable[int] | None = None,
+    ) -> list[PlayerRecord]:
+        """Players of an arena in creation order: all, one trial's, or those with ``ids``."""
+        query = (
+            sa.select(
+                players.c.id,
+                players.c.key,
+                players.c.trial_number,
+                players.c.step,
+                players.c.name,
+            )
+            .where(players.c.arena_id == arena_id)
+            .order_by(players.c.id)
+        )
+        if trial_number is not None:
+            query = query.where(players.c.trial_number == trial_number)
+        if ids is not None:
+            query = query.where(players.c.id.in_(list(ids)))
         with self.engine.connect() as connection:
-            rows = connection.execute(
-                sa.select(
-                    players.c.id,
-                    players.c.key,
-                    players.c.trial_number,
-                    players.c.step,
-                    players.c.name,
-                )
-                .where(players.c.arena_id == arena_id)
-                .order_by(players.c.id)
-            ).all()
+            rows = connection.execute(query).all()
         return [PlayerRecord(r.id, r.key, r.trial_number, r.step, r.name) for r in rows]
 
     def _insert_generations(
@@ -721,9 +744,26 @@ class Store:
             }
             for key, verdict in items
         ]
+        key_columns = [
+            verdicts.c.prompt_hash,
+            verdicts.c.response_1_hash,
+            verdicts.c.response_2_hash,
+        ]
         with self.engine.begin() as connection:
-            self._insert_ignore(connection, verdicts, rows)
-        return self.find_verdicts(judge_name, [key for key, _ in items])
+            new = self._insert_ignore_returning(
+                connection, verdicts, rows, [verdicts.c.id, *key_columns]
+            )
+        ids = {VerdictKey(r.prompt_hash, r.response_1_hash, r.response_2_hash): r.id for r in new}
+        stored: dict[VerdictKey, StoredVerdict] = {}
+        for (key, verdict), row in zip(items, rows, strict=True):
+            if key in ids and key not in stored:  # the first of repeated keys is the stored one
+                texts = {field: row[field] for field in _TEXT_FIELDS}
+                stored[key] = dataclasses.replace(verdict, **texts, id=ids[key])
+        # Keys another worker stored first: theirs is the verdict.
+        others = [key for key, _ in items if key not in stored]
+        if others:
+            stored.update(self.find_verdicts(judge_name, others))
+        return stored
 
     # --- matches and games --------------------------------------------------------------------
     @_retry_on_disconnect
