@@ -21,6 +21,7 @@ from optuna_pandalm.bradley_terry import BradleyTerryResult, fit_bradley_terry
 from optuna_pandalm.judges.base import JudgeRequest, PairwiseJudge, Verdict
 from optuna_pandalm.prompts import Prompt, load_prompts
 from optuna_pandalm.store import (
+    GameCounts,
     GameRecord,
     PlayerRecord,
     Store,
@@ -227,6 +228,8 @@ class Arena:
         self.prompt_set_id = self.store.save_prompt_set(self.prompts)
         self.arena_id = self.store.bind_study(study_name, self.prompt_set_id, position=position)
         self._fit_cache: tuple[Any, _Fit] | None = None
+        # (largest game id, games, {(first, second, outcome[, prompt]): count}) last counted.
+        self._counts: tuple[int, int, dict[tuple[int, ...], float]] | None = None
         self.baseline: Player | None = None
         if baseline is not None:
             name, texts = baseline
@@ -302,8 +305,12 @@ class Arena:
         max_game_id, max_player_id = as_of if as_of is not None else (version[1], version[3])
         players = [p for p in self.players() if p.id <= max_player_id]
         index = {p.id: i for i, p in enumerate(players)}
-        counts = self.store.game_counts(
-            self.arena_id, by_prompt=self.robust_errors, max_game_id=max_game_id
+        counts = (
+            self._counts_up_to(max_game_id, version[0])
+            if as_of is None
+            else self.store.game_counts(
+                self.arena_id, by_prompt=self.robust_errors, max_game_id=max_game_id
+            )
         )
         first = np.array([index[p] for p in counts.first], dtype=np.int64)
         second = np.array([index[p] for p in counts.second], dtype=np.int64)
@@ -331,6 +338,38 @@ class Arena:
         if as_of is None:
             self._fit_cache = (version, fit)
         return fit
+
+    def _counts_up_to(self, max_game_id: int, n_games: int) -> GameCounts:
+        """Game counts up to ``max_game_id``: the games after the previous fit's last one
+        added to its counts, when together they are exactly the ``n_games`` the version
+        counted (else a game with a smaller id committed late: all counted afresh)."""
+        by_prompt = self.robust_errors
+        fresh = True
+        if self._counts is not None and self._counts[0] <= max_game_id:
+            last, total, table = self._counts
+            delta = self.store.game_counts(
+                self.arena_id, by_prompt=by_prompt, max_game_id=max_game_id, min_game_id=last
+            )
+            if total + int(delta.count.sum()) == n_games:
+                table, fresh = dict(table), False
+                for key, count in zip(_count_keys(delta), delta.count, strict=True):
+                    table[key] = table.get(key, 0.0) + float(count)
+        if fresh:
+            counts = self.store.game_counts(
+                self.arena_id, by_prompt=by_prompt, max_game_id=max_game_id
+            )
+            table = dict(zip(_count_keys(counts), counts.count.tolist(), strict=True))
+        total = int(sum(table.values()))
+        self._counts = (max_game_id, total, table)
+        keys = sorted(table)
+        columns = list(zip(*keys, strict=True)) if keys else [()] * (4 if by_prompt else 3)
+        return GameCounts(
+            first=np.asarray(columns[0], dtype=np.int64),
+            second=np.asarray(columns[1], dtype=np.int64),
+            outcome=np.asarray(columns[2], dtype=np.int64),
+            count=np.asarray([table[k] for k in keys], dtype=np.float64),
+            prompt_position=np.asarray(columns[3], dtype=np.int64) if by_prompt else None,
+        )
 
     def snapshot(self) -> dict[str, Any]:
         """The current scores with the data they were fitted on (stored by ``publish``;
@@ -706,6 +745,13 @@ class _ReadOnlyJudge(PairwiseJudge):
 
     def judge(self, requests: Sequence[JudgeRequest]) -> list[Verdict]:
         raise RuntimeError("this arena was opened read-only (Arena.load): it cannot judge")
+
+
+def _count_keys(counts: GameCounts) -> list[tuple[int, ...]]:
+    columns = [counts.first, counts.second, counts.outcome]
+    if counts.prompt_position is not None:
+        columns.append(counts.prompt_position)
+    return list(zip(*(c.tolist() for c in columns), strict=True))
 
 
 def _key(player: Player) -> str:

@@ -47,6 +47,7 @@ __all__ = ["BradleyTerryResult", "fit_bradley_terry"]
 _DENSE_LIMIT = 100
 # Up to this many players P(best) samples the full posterior; above it, the top candidates.
 _FULL_POSTERIOR_LIMIT = 3000
+_P_BEST_SIGMAS = 5.0  # players this far below a rival are not drawn in p_best
 # Dense covariance (for all standard errors at once) is refused above this many players:
 # it needs n**2 floats of memory and n**3 / 3 flops.
 _DENSE_COVARIANCE_LIMIT = 20_000
@@ -669,9 +670,12 @@ class BradleyTerryResult:
     ) -> np.ndarray:
         """Probability that each player has the highest strength, under the Laplace posterior.
 
-        Monte Carlo with ``n_samples`` draws; deterministic for a ``seed``. With more than
-        3,000 players only the ``max_candidates`` players with the highest scores are drawn
-        (their joint covariance from one solve each); the others get 0.
+        Monte Carlo with ``n_samples`` draws; deterministic for a ``seed``. Players whose
+        score is more than 5 standard errors (theirs plus the leader's) below a rival's are
+        not drawn and get 0: ``P(i beats j) < Phi(-5) = 3e-7`` whatever the correlation,
+        since ``sd(s_i - s_j) <= se_i + se_j``. With more than 3,000 players only the
+        ``max_candidates`` players with the highest scores are drawn (their joint covariance
+        from one solve each); the others get 0.
         """
         n = self.n_players
         if n == 0:
@@ -682,8 +686,12 @@ class BradleyTerryResult:
             raise ValueError("n_samples must be >= 1")
         rng = np.random.default_rng(seed)
         if n <= _FULL_POSTERIOR_LIMIT:
-            candidates = np.arange(n)
+            reach = self.scores + _P_BEST_SIGMAS * self.stderr
+            floor = float(np.max(self.scores - _P_BEST_SIGMAS * self.stderr))
+            candidates = np.flatnonzero(reach >= floor)
             covariance = self.covariance()
+            if len(candidates) < n:
+                covariance = covariance[np.ix_(candidates, candidates)]
         else:
             candidates = np.sort(np.argsort(-self.scores, kind="stable")[:max_candidates])
             unit = np.zeros((self._problem.size, len(candidates)))

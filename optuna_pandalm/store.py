@@ -820,9 +820,11 @@ class Store:
         by_prompt: bool = False,
         with_length: bool = False,
         max_game_id: int | None = None,
+        min_game_id: int | None = None,
     ) -> GameCounts:
         """Counts of games per (first, second, outcome[, prompt][, length]) in one query;
-        ``max_game_id`` limits them to the games stored up to that one (to refit a past fit)."""
+        ``max_game_id`` limits them to the games stored up to that one (to refit a past fit),
+        ``min_game_id`` to those stored after that one (to add to earlier counts)."""
         keys = [games.c.first_player_id, games.c.second_player_id, games.c.outcome]
         if by_prompt:
             keys.append(games.c.prompt_position)
@@ -831,6 +833,8 @@ class Store:
         condition = games.c.arena_id == arena_id
         if max_game_id is not None:
             condition = sa.and_(condition, games.c.id <= max_game_id)
+        if min_game_id is not None:
+            condition = sa.and_(condition, games.c.id > min_game_id)
         query = (
             sa.select(*keys, sa.func.count().label("n"))
             .where(condition)

@@ -134,6 +134,24 @@ class _FlakyJudge(PairwiseJudge):
         return self.inner.judge(requests)
 
 
+def test_incremental_game_counts_give_the_fit_a_fresh_arena_computes(tmp_path):
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    prompts = simulated_prompts(24)
+    arena = Arena(url, "s", SimulatedJudge(seed=1), prompts, seed=1, racing=False)
+    _planted(arena, [0.0, 0.5, 1.0])
+    arena.fit()
+    _planted(arena, [0.0, 0.5, 1.0, 1.5, -0.5])  # trials 3 and 4 are new: counts are added
+    fresh = Arena(url, "s", SimulatedJudge(seed=1), prompts, seed=1).fit()
+    np.testing.assert_allclose(arena.fit().result.scores, fresh.result.scores, atol=1e-9)
+    # A late commit below the last counted id (as from another worker): the totals disagree
+    # with the version, and everything is counted afresh.
+    last, total, table = arena._counts
+    arena._counts = (last, total - 1, table)
+    arena._fit_cache = None
+    np.testing.assert_allclose(arena.fit().result.scores, fresh.result.scores, atol=1e-9)
+    assert arena._counts[1] == int(fresh.records.sum() / 2)
+
+
 def test_a_crash_in_the_middle_of_a_match_loses_nothing_and_counts_nothing_twice(tmp_path):
     url, prompts = f"sqlite:///{tmp_path / 'crash.db'}", simulated_prompts(48)
     first = Arena(url, "s", SimulatedJudge(seed=1), prompts, racing=False, batch_size=8)

@@ -127,6 +127,21 @@ def test_sparse_p_best_restricted_to_top_candidates_matches_dense(monkeypatch):
     np.testing.assert_allclose(top, full, atol=0.02)
 
 
+def test_p_best_leaves_out_only_players_hopelessly_behind(monkeypatch):
+    sim = simulate(200, 20_000, seed=3, spread=1.5)
+    result = fit_bradley_terry(sim.first, sim.second, sim.outcome)
+    bounded = result.p_best(n_samples=20_000, seed=0)
+    monkeypatch.setattr(bradley_terry, "_P_BEST_SIGMAS", 1e9)  # every player drawn
+    everyone = result.p_best(n_samples=20_000, seed=0)
+    reach = result.scores + 5 * result.stderr
+    drawn = reach >= np.max(result.scores - 5 * result.stderr)
+    assert drawn.sum() < 50  # 32 of 200 players are drawn
+    assert np.all(bounded[~drawn] == 0)
+    assert np.all(everyone[~drawn] == 0)  # drawing them too, none ever came out on top
+    assert bounded.sum() == pytest.approx(1.0)
+    np.testing.assert_allclose(bounded, everyone, atol=0.02)
+
+
 def test_warm_start_reaches_the_same_optimum_in_fewer_iterations():
     sim = simulate(50, 10_000, seed=8)
     cold = fit_bradley_terry(sim.first[:9_000], sim.second[:9_000], sim.outcome[:9_000])
