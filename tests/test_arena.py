@@ -152,6 +152,20 @@ def test_incremental_game_counts_give_the_fit_a_fresh_arena_computes(tmp_path):
     assert arena._counts[1] == int(fresh.records.sum() / 2)
 
 
+def test_evaluate_interval_is_the_fits_interval(tmp_path):
+    arena = Arena(
+        f"sqlite:///{tmp_path / 'db.sqlite'}", "s", SimulatedJudge(), simulated_prompts(24)
+    )
+    _planted(arena, [0.0, 0.5, 1.0])
+    texts = [simulated_response(0.7 + 0.1 * i) for i in range(24)]
+    result = arena.evaluate(3, 1, texts)
+    fit = arena.fit()
+    low, high = fit.result.interval(0.95)
+    i = fit.index[result.player.id]
+    assert (result.ci_low, result.ci_high) == pytest.approx((low[i], high[i]), abs=1e-9)
+    assert result.ci_low < result.score < result.ci_high
+
+
 def test_a_crash_in_the_middle_of_a_match_loses_nothing_and_counts_nothing_twice(tmp_path):
     url, prompts = f"sqlite:///{tmp_path / 'crash.db'}", simulated_prompts(48)
     first = Arena(url, "s", SimulatedJudge(seed=1), prompts, racing=False, batch_size=8)
