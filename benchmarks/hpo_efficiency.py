@@ -249,7 +249,7 @@ def _judge_search(world: World, base: str) -> list[dict]:
             )
             pruned = [t for t in study.trials if t.state == optuna.trial.TrialState.PRUNED]
             # A false prune: the trial that would have been best (had it run every epoch) was
-            # pruned, and it was better than the chosen checkpoint.
+            # pruned.
             top = max(potential, key=potential.__getitem__)
             record["pruned"] = len(pruned)
             record["pruned_at_step"] = sorted(t.last_step for t in pruned)

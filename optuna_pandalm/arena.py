@@ -351,7 +351,7 @@ class Arena:
                 self.arena_id, by_prompt=by_prompt, max_game_id=max_game_id, min_game_id=last
             )
             if total + int(delta.count.sum()) == n_games:
-                table, fresh = dict(table), False
+                fresh = False
                 for key, count in zip(_count_keys(delta), delta.count, strict=True):
                     table[key] = table.get(key, 0.0) + float(count)
         if fresh:
@@ -589,8 +589,7 @@ class Arena:
         fit = self.fit()
         i = fit.index[player.id]
         score = float(fit.result.scores[i])
-        # One solve for this player's interval, not the full inverse (O(n^3) per evaluate).
-        half = 1.959963984540054 * math.sqrt(fit.result.contrast_variance(i, fit.result.anchor))
+        low, high = fit.result.interval_of(i)  # not every player's: O(n^3) per evaluate
         if hasattr(trial, "report"):
             trial.report(score, int(step))
         _logger.info(
@@ -606,8 +605,8 @@ class Arena:
             player=player,
             opponent=opponent,
             score=score,
-            ci_low=score - half,
-            ci_high=score + half,
+            ci_low=low,
+            ci_high=high,
             judge_calls=self.judge_calls - calls_before,
             **outcome,
         )
@@ -622,9 +621,11 @@ class Arena:
         two anyway, and :meth:`finalize` plays the top contenders directly.
         """
         incumbent = self.incumbent(exclude=player)
-        if incumbent is None or incumbent.trial is None or incumbent.trial == player.trial:
-            return incumbent
-        if incumbent.step == player.step:
+        if (
+            incumbent is None
+            or incumbent.trial in (None, player.trial)
+            or incumbent.step == player.step
+        ):
             return incumbent
         same = [p for p in self.trial_players(incumbent.trial) if p.step == player.step]
         return same[0] if same else incumbent

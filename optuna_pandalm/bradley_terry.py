@@ -658,12 +658,13 @@ class BradleyTerryResult:
 
     def interval(self, level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
         """Symmetric Laplace interval ``score +- z * stderr`` at the given level (0..1)."""
-        from scipy import stats
-
-        if not 0 < level < 1:
-            raise ValueError(f"level must be in (0, 1), got {level}")
-        z = float(stats.norm.ppf(0.5 + level / 2))
+        z = _z(level)
         return self.scores - z * self.stderr, self.scores + z * self.stderr
+
+    def interval_of(self, i: int, level: float = 0.95) -> tuple[float, float]:
+        """:meth:`interval` of player ``i`` alone: one solve, not the full inverse."""
+        half = _z(level) * math.sqrt(self.contrast_variance(i, self.anchor))
+        return float(self.scores[i]) - half, float(self.scores[i]) + half
 
     def p_best(
         self, n_samples: int = 10_000, seed: int | None = None, *, max_candidates: int = 64
@@ -714,6 +715,15 @@ class BradleyTerryResult:
         result = np.zeros(n)
         result[candidates] = wins / n_samples
         return result
+
+
+def _z(level: float) -> float:
+    """The normal quantile of a two-sided interval at ``level`` (0..1)."""
+    from scipy import stats
+
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), got {level}")
+    return float(stats.norm.ppf(0.5 + level / 2))
 
 
 def fit_bradley_terry(

@@ -25,6 +25,7 @@ import hashlib
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from types import SimpleNamespace
 from typing import Any, Protocol, TypeVar
 
 import numpy as np
@@ -440,7 +441,7 @@ class Store:
         columns: Sequence[sa.Column],
     ) -> list[Any]:
         """Insert rows, skipping those whose unique key exists; returns ``columns`` of the
-        new rows (empty on databases without ``ON CONFLICT``: the caller looks them up)."""
+        new rows (as attributes)."""
         if not rows:
             return []
         dialect = self.engine.dialect.name
@@ -449,13 +450,15 @@ class Store:
         elif dialect == "sqlite":
             from sqlalchemy.dialects.sqlite import insert
         else:  # pragma: no cover - other databases: one row at a time
+            inserted = []
             for row in rows:
                 try:
                     with connection.begin_nested():
-                        connection.execute(table.insert(), row)
+                        result = connection.execute(table.insert(), row)
+                    inserted.append(SimpleNamespace(**row, id=result.inserted_primary_key[0]))
                 except sa_exc.IntegrityError:
                     pass
-            return []
+            return inserted
         new: list[Any] = []
         statement = insert(table).on_conflict_do_nothing().returning(*columns)
         for chunk in _chunks(rows):

@@ -134,13 +134,21 @@ class _FlakyJudge(PairwiseJudge):
         return self.inner.judge(requests)
 
 
-def test_incremental_game_counts_give_the_fit_a_fresh_arena_computes(tmp_path):
+def test_incremental_game_counts_give_the_fit_a_fresh_arena_computes(tmp_path, monkeypatch):
     url = f"sqlite:///{tmp_path / 'db.sqlite'}"
     prompts = simulated_prompts(24)
     arena = Arena(url, "s", SimulatedJudge(seed=1), prompts, seed=1, racing=False)
     _planted(arena, [0.0, 0.5, 1.0])
     arena.fit()
+    counted = arena.store.game_counts
+    added = []  # (min_game_id) of each incremental count
+    monkeypatch.setattr(
+        arena.store,
+        "game_counts",
+        lambda *a, **k: added.append(k.get("min_game_id")) or counted(*a, **k),
+    )
     _planted(arena, [0.0, 0.5, 1.0, 1.5, -0.5])  # trials 3 and 4 are new: counts are added
+    assert added and all(m is not None for m in added)
     fresh = Arena(url, "s", SimulatedJudge(seed=1), prompts, seed=1).fit()
     np.testing.assert_allclose(arena.fit().result.scores, fresh.result.scores, atol=1e-9)
     # A late commit below the last counted id (as from another worker): the totals disagree
