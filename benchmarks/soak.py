@@ -22,11 +22,14 @@ import sys
 import time
 import uuid
 from pathlib import Path
+from queue import Empty
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
-def _worker(url: str, seed: int, n_trials: int, queue) -> None:
+def _worker(url: str, seed: int, n_trials: int, queue, profile: str | None) -> None:
+    import cProfile
+
     import optuna
 
     from optuna_pandalm import Arena, BradleyTerrySampler, JudgePruner
@@ -71,8 +74,26 @@ def _worker(url: str, seed: int, n_trials: int, queue) -> None:
                 raise optuna.TrialPruned()
         return arena.finalize(trial)
 
+    profiler = cProfile.Profile() if profile else None
+    if profiler is not None:
+        profiler.enable()
     study.optimize(objective, n_trials=n_trials)
+    if profiler is not None:
+        profiler.disable()
+        profiler.dump_stats(str(Path(profile) / f"worker{seed}.prof"))
     queue.put((evaluate_ms, sorted(judged), arena.judge_calls))
+
+
+def _finished(url: str) -> int:
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as connection:
+            query = "select count(*) from trials where state in ('COMPLETE', 'PRUNED', 'FAIL')"
+            return int(connection.execute(sa.text(query)).scalar())
+    finally:
+        engine.dispose()
 
 
 def main() -> None:
@@ -82,6 +103,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--trials", type=int, default=200, help="per worker")
     parser.add_argument("--url", default=os.environ.get("OPTUNA_PANDALM_TEST_POSTGRES_URL"))
+    parser.add_argument("--profile", metavar="DIR", help="write each worker's cProfile here")
     args = parser.parse_args()
     if not args.url:
         parser.error("give --url or set OPTUNA_PANDALM_TEST_POSTGRES_URL (a PostgreSQL server)")
@@ -99,13 +121,20 @@ def main() -> None:
         context = multiprocessing.get_context("spawn")
         queue = context.Queue()
         workers = [
-            context.Process(target=_worker, args=(url, seed, args.trials, queue))
+            context.Process(target=_worker, args=(url, seed, args.trials, queue, args.profile))
             for seed in range(args.workers)
         ]
         start = time.perf_counter()
         for worker in workers:
             worker.start()
-        results = [queue.get() for _ in workers]
+        results = []
+        while len(results) < len(workers):
+            try:
+                results.append(queue.get(timeout=60))
+            except Empty:  # a progress line once a minute
+                done = _finished(url)
+                elapsed = (time.perf_counter() - start) / 60
+                print(f"[soak] {elapsed:.1f} min: {done} trials finished", file=sys.stderr)
         for worker in workers:
             worker.join()
         minutes = (time.perf_counter() - start) / 60

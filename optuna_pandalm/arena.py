@@ -403,30 +403,38 @@ class Arena:
         pool = played or candidates
         return max(pool, key=lambda c: (c[0], c[1]))[2] if pool else None
 
-    def leaderboard(self, *, n_samples: int = 4000) -> list[LeaderboardRow]:
-        """Players by score, with 95% intervals, P(best) and game records."""
+    def leaderboard(
+        self, *, n_samples: int = 4000, top: int | None = None
+    ) -> list[LeaderboardRow]:
+        """Players by score, with 95% intervals, P(best) and game records; the ``top`` rows
+        only when given (their intervals alone are computed: cheap with thousands of
+        players, where every player's interval needs a dense inverse)."""
         fit = self.fit()
         if not fit.players:
             return []
-        low, high = fit.result.interval(0.95)
+        order = sorted(range(len(fit.players)), key=lambda i: -fit.result.scores[i])
+        if top is not None:
+            order = order[: max(top, 0)]
+        low, high = fit.result.interval(0.95, players=order if top is not None else None)
+        if top is None:
+            low, high = low[order], high[order]
         p_best = fit.p_best(n_samples, self.seed)
-        rows = [
+        return [
             LeaderboardRow(
-                trial=p.trial,
-                step=p.step,
-                name=p.name,
+                trial=fit.players[i].trial,
+                step=fit.players[i].step,
+                name=fit.players[i].name,
                 score=float(fit.result.scores[i]),
-                ci_low=float(low[i]),
-                ci_high=float(high[i]),
+                ci_low=float(low[k]),
+                ci_high=float(high[k]),
                 p_best=float(p_best[i]),
                 games=int(fit.records[i].sum()),
                 wins=int(fit.records[i, 0]),
                 ties=int(fit.records[i, 1]),
                 losses=int(fit.records[i, 2]),
             )
-            for i, p in enumerate(fit.players)
+            for k, i in enumerate(order)
         ]
-        return sorted(rows, key=lambda r: -r.score)
 
     # --- matches ------------------------------------------------------------------------------
     def _verdicts(

@@ -107,7 +107,7 @@ def _load_arena(args: argparse.Namespace) -> Any:
 
 def _leaderboard(args: argparse.Namespace) -> int:
     arena = _load_arena(args)
-    rows = arena.leaderboard()[: args.top] if args.top else arena.leaderboard()
+    rows = arena.leaderboard(top=args.top or None)
     fit = arena.fit().result
     if args.json:
         document = {
@@ -219,7 +219,7 @@ def _tune(args: argparse.Namespace) -> int:
         make_objective(config, arena), n_trials=max(0, n_trials - done), timeout=timeout
     )
     report = write_report(arena, study, f"{config.output_dir}/report.html")
-    _print_rows(arena.leaderboard()[:10])
+    _print_rows(arena.leaderboard(top=10))
     print(f"report: {report}")
     return 0
 

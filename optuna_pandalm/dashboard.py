@@ -54,10 +54,9 @@ def _note(arena: Arena, trial: Any) -> str:
 
 def publish(arena: Arena, study: Any, trial: Any | None = None) -> None:
     """Write the compact leaderboard to the study, and the figure and note to Dashboard."""
-    rows = arena.leaderboard()
     compact = [
         {k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.as_dict().items()}
-        for row in rows[:_TOP]
+        for row in arena.leaderboard(top=_TOP)
     ]
     study.set_user_attr(LEADERBOARD_ATTR, compact)
     study.set_user_attr(SNAPSHOT_ATTR, arena.snapshot())

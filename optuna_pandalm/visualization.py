@@ -37,7 +37,7 @@ def plot_leaderboard(arena: Arena, *, top: int = 20) -> go.Figure:
     baselines in red."""
     import plotly.graph_objects as go
 
-    rows = arena.leaderboard()[:top]
+    rows = arena.leaderboard(top=top)
     figure = go.Figure(
         go.Scatter(
             x=[r.score for r in rows],
@@ -66,7 +66,7 @@ def plot_leaderboard(arena: Arena, *, top: int = 20) -> go.Figure:
 
 
 def _top_rows(arena: Arena, top: int) -> tuple[list[LeaderboardRow], dict[int, int]]:
-    rows = arena.leaderboard()[:top]
+    rows = arena.leaderboard(top=top)
     fit = arena.fit()
     ids = {}
     for row in rows:

@@ -43,6 +43,22 @@ def test_top_ranked_checkpoint_is_close_to_the_truly_best_one_evaluated(studies)
     assert statistics.median(margins) <= 0.2  # log-odds; checkpoints span about 4
 
 
+def test_top_rows_of_the_leaderboard_are_the_full_leaderboards_first_rows(studies):
+    arena = studies["tpe", 0].arena
+    top = arena.leaderboard(n_samples=500, top=5)  # first: intervals by solves, not cached
+    full = arena.leaderboard(n_samples=500)
+    assert len(full) > 5 and len(top) == 5
+    for quick, row in zip(top, full, strict=False):
+        assert (quick.trial, quick.step, quick.p_best, quick.games) == (
+            row.trial,
+            row.step,
+            row.p_best,
+            row.games,
+        )
+        assert quick.ci_low == pytest.approx(row.ci_low, rel=1e-6)
+        assert quick.ci_high == pytest.approx(row.ci_high, rel=1e-6)
+
+
 def test_values_the_base_sampler_sees_track_the_truth(studies):
     correlations = []
     for run in studies.values():

@@ -127,6 +127,59 @@ def test_sparse_p_best_restricted_to_top_candidates_matches_dense(monkeypatch):
     np.testing.assert_allclose(top, full, atol=0.02)
 
 
+def _ladder(n_players: int, *, seed: int) -> tuple[np.ndarray, ...]:
+    """Games shaped like a study's: each new checkpoint plays 16 games against one of the
+    five strongest before it (a tree-like comparison graph, unlike ``simulate``'s)."""
+    rng = np.random.default_rng(seed)
+    strengths = rng.normal(0, 1, n_players)
+    first, second = [], []
+    for new in range(1, n_players):
+        rival = int(rng.choice(np.argsort(-strengths[:new])[:5]))
+        pairs = [(new, rival) if coin else (rival, new) for coin in rng.random(16) < 0.5]
+        first += [a for a, _ in pairs]
+        second += [b for _, b in pairs]
+    first_a, second_a = np.array(first), np.array(second)
+    p_first = 1 / (1 + np.exp(strengths[second_a] - strengths[first_a]))
+    u = rng.random(len(first_a))
+    outcome = np.where(u < 0.2, 0, np.where(u < 0.2 + 0.8 * p_first, 1, 2))
+    return first_a, second_a, outcome
+
+
+def test_p_best_of_many_players_draws_top_candidates_and_matches_the_full_posterior(
+    monkeypatch,
+):
+    first, second, outcome = _ladder(800, seed=4)
+    result = fit_bradley_terry(first, second, outcome)
+    assert result.n_players > bradley_terry._FULL_POSTERIOR_LIMIT
+    fast = result.p_best(n_samples=20_000, seed=0)
+    assert 0 < np.count_nonzero(fast) <= 128
+    monkeypatch.setattr(bradley_terry, "_FULL_POSTERIOR_LIMIT", 10**9)
+    full = fit_bradley_terry(first, second, outcome).p_best(n_samples=20_000, seed=0)
+    assert fast.sum() == pytest.approx(1.0)
+    assert full[fast == 0].sum() < 0.05  # the players left out rarely come out on top
+    np.testing.assert_allclose(fast, full, atol=0.02)
+    assert fast.argmax() == full.argmax()
+
+
+@pytest.mark.parametrize("dense_limit", [100, 10])
+@pytest.mark.parametrize("robust", [False, True])
+def test_stderr_of_some_players_equals_the_full_stderr(monkeypatch, dense_limit, robust):
+    monkeypatch.setattr(bradley_terry, "_DENSE_LIMIT", dense_limit)
+    sim = simulate(60, 6_000, seed=8)
+    clusters = sim.prompt if robust else None
+    result = fit_bradley_terry(sim.first, sim.second, sim.outcome, clusters=clusters, anchor=3)
+    chosen = [7, 3, 59, 0]
+    some = result.stderr_of(chosen)
+    low, high = result.interval(0.9, players=chosen)
+    full_low, full_high = result.interval(0.9)  # the dense inverse (caches stderr)
+    np.testing.assert_allclose(some, result.stderr[chosen], rtol=1e-8, atol=1e-12)
+    np.testing.assert_allclose(low, full_low[chosen], rtol=1e-8)
+    np.testing.assert_allclose(high, full_high[chosen], rtol=1e-8)
+    assert some[1] == 0.0  # the anchor
+    with pytest.raises(IndexError, match="out of range"):
+        fit_bradley_terry(sim.first, sim.second, sim.outcome).stderr_of([60])
+
+
 def test_p_best_leaves_out_only_players_hopelessly_behind(monkeypatch):
     sim = simulate(200, 20_000, seed=3, spread=1.5)
     result = fit_bradley_terry(sim.first, sim.second, sim.outcome)
