@@ -228,8 +228,10 @@ class Arena:
         self.prompt_set_id = self.store.save_prompt_set(self.prompts)
         self.arena_id = self.store.bind_study(study_name, self.prompt_set_id, position=position)
         self._fit_cache: tuple[Any, _Fit] | None = None
-        # (largest game id, games, {(first, second, outcome[, prompt]): count}) last counted.
-        self._counts: tuple[int, int, dict[tuple[int, ...], float]] | None = None
+        # (largest game id, games, counts) last counted, and (largest player id, players)
+        # last listed: fits add what was stored since instead of reading everything again.
+        self._counts: tuple[int, int, GameCounts] | None = None
+        self._known_players: tuple[int, list[Player]] | None = None
         self.baseline: Player | None = None
         if baseline is not None:
             name, texts = baseline
@@ -303,7 +305,11 @@ class Arena:
         # Exactly the games and players up to the ids just read, whatever other workers
         # commit meanwhile: the fit is a pure function of its version.
         max_game_id, max_player_id = as_of if as_of is not None else (version[1], version[3])
-        players = [p for p in self.players() if p.id <= max_player_id]
+        players = (
+            self._players_up_to(max_player_id, version[2])
+            if as_of is None
+            else [p for p in self.players() if p.id <= max_player_id]
+        )
         index = {p.id: i for i, p in enumerate(players)}
         counts = (
             self._counts_up_to(max_game_id, version[0])
@@ -312,8 +318,13 @@ class Arena:
                 self.arena_id, by_prompt=self.robust_errors, max_game_id=max_game_id
             )
         )
-        first = np.array([index[p] for p in counts.first], dtype=np.int64)
-        second = np.array([index[p] for p in counts.second], dtype=np.int64)
+        ids = [p.id for p in players]
+        top = max([0, *ids[-1:], *(int(c.max()) for c in (counts.first, counts.second) if len(c))])
+        position = np.full(top + 1, -1, dtype=np.int64)  # store id -> index, -1 unknown
+        position[ids] = np.arange(len(players))
+        first, second = position[counts.first], position[counts.second]
+        if np.any(first < 0) or np.any(second < 0):
+            raise RuntimeError(f"games of unlisted players in study {self.study_name!r}")
         anchor = index[self.baseline.id] if self.baseline is not None else 0
         previous = (
             self._fit_cache[1].result if self._fit_cache is not None and as_of is None else None
@@ -339,37 +350,40 @@ class Arena:
             self._fit_cache = (version, fit)
         return fit
 
+    def _players_up_to(self, max_player_id: int, n_players: int) -> list[Player]:
+        """Players up to ``max_player_id``: those stored after the last listed one added to
+        the list, when together they are the ``n_players`` the version counted (else a
+        player with a smaller id committed late: all listed afresh)."""
+        if self._known_players is not None and self._known_players[0] <= max_player_id:
+            last, known = self._known_players
+            records = self.store.players(self.arena_id, min_id=last, max_id=max_player_id)
+            if len(known) + len(records) == n_players:
+                listed = known + [self._player(r) for r in records]
+                self._known_players = (max_player_id, listed)
+                return list(listed)
+        listed = [p for p in self.players() if p.id <= max_player_id]
+        self._known_players = (max_player_id, listed)
+        return list(listed)
+
     def _counts_up_to(self, max_game_id: int, n_games: int) -> GameCounts:
         """Game counts up to ``max_game_id``: the games after the previous fit's last one
         added to its counts, when together they are exactly the ``n_games`` the version
         counted (else a game with a smaller id committed late: all counted afresh)."""
         by_prompt = self.robust_errors
-        fresh = True
+        counts = None
         if self._counts is not None and self._counts[0] <= max_game_id:
-            last, total, table = self._counts
+            last, total, known = self._counts
             delta = self.store.game_counts(
                 self.arena_id, by_prompt=by_prompt, max_game_id=max_game_id, min_game_id=last
             )
             if total + int(delta.count.sum()) == n_games:
-                fresh = False
-                for key, count in zip(_count_keys(delta), delta.count, strict=True):
-                    table[key] = table.get(key, 0.0) + float(count)
-        if fresh:
+                counts = _merge_counts(known, delta)
+        if counts is None:
             counts = self.store.game_counts(
                 self.arena_id, by_prompt=by_prompt, max_game_id=max_game_id
             )
-            table = dict(zip(_count_keys(counts), counts.count.tolist(), strict=True))
-        total = int(sum(table.values()))
-        self._counts = (max_game_id, total, table)
-        keys = sorted(table)
-        columns = list(zip(*keys, strict=True)) if keys else [()] * (4 if by_prompt else 3)
-        return GameCounts(
-            first=np.asarray(columns[0], dtype=np.int64),
-            second=np.asarray(columns[1], dtype=np.int64),
-            outcome=np.asarray(columns[2], dtype=np.int64),
-            count=np.asarray([table[k] for k in keys], dtype=np.float64),
-            prompt_position=np.asarray(columns[3], dtype=np.int64) if by_prompt else None,
-        )
+        self._counts = (max_game_id, int(counts.count.sum()), counts)
+        return counts
 
     def snapshot(self) -> dict[str, Any]:
         """The current scores with the data they were fitted on (stored by ``publish``;
@@ -757,11 +771,29 @@ class _ReadOnlyJudge(PairwiseJudge):
         raise RuntimeError("this arena was opened read-only (Arena.load): it cannot judge")
 
 
-def _count_keys(counts: GameCounts) -> list[tuple[int, ...]]:
-    columns = [counts.first, counts.second, counts.outcome]
-    if counts.prompt_position is not None:
-        columns.append(counts.prompt_position)
-    return list(zip(*(c.tolist() for c in columns), strict=True))
+def _merge_counts(known: GameCounts, delta: GameCounts) -> GameCounts:
+    """Two sets of game counts as one, grouped and sorted by key like the store's."""
+    if not len(delta.count):
+        return known
+    columns = [known.first, known.second, known.outcome]
+    extra = [delta.first, delta.second, delta.outcome]
+    if known.prompt_position is not None and delta.prompt_position is not None:
+        columns.append(known.prompt_position)
+        extra.append(delta.prompt_position)
+    keys = np.concatenate(
+        [np.column_stack(columns).reshape(-1, len(columns)), np.column_stack(extra)]
+    )
+    unique, inverse = np.unique(keys, axis=0, return_inverse=True)
+    count = np.bincount(
+        inverse.reshape(-1), np.concatenate([known.count, delta.count]), minlength=len(unique)
+    )
+    return GameCounts(
+        first=unique[:, 0],
+        second=unique[:, 1],
+        outcome=unique[:, 2],
+        count=count.astype(np.float64),
+        prompt_position=unique[:, 3] if len(columns) == 4 else None,
+    )
 
 
 def _key(player: Player) -> str:

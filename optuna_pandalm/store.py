@@ -627,8 +627,11 @@ class Store:
         *,
         trial_number: int | None = None,
         ids: Iterable[int] | None = None,
+        min_id: int | None = None,
+        max_id: int | None = None,
     ) -> list[PlayerRecord]:
-        """Players of an arena in creation order: all, one trial's, or those with ``ids``."""
+        """Players of an arena in creation order: all, one trial's, those with ``ids``, or
+        those with ``min_id < id <= max_id``."""
         query = (
             sa.select(
                 players.c.id,
@@ -644,6 +647,10 @@ class Store:
             query = query.where(players.c.trial_number == trial_number)
         if ids is not None:
             query = query.where(players.c.id.in_(list(ids)))
+        if min_id is not None:
+            query = query.where(players.c.id > min_id)
+        if max_id is not None:
+            query = query.where(players.c.id <= max_id)
         with self.engine.connect() as connection:
             rows = connection.execute(query).all()
         return [PlayerRecord(r.id, r.key, r.trial_number, r.step, r.name) for r in rows]

@@ -150,29 +150,47 @@ class _FlakyJudge(PairwiseJudge):
         return self.inner.judge(requests)
 
 
-def test_incremental_game_counts_give_the_fit_a_fresh_arena_computes(tmp_path, monkeypatch):
+@pytest.mark.parametrize("robust", [False, True])
+def test_incremental_counts_and_players_give_the_fit_a_fresh_arena_computes(
+    tmp_path, monkeypatch, robust
+):
     url = f"sqlite:///{tmp_path / 'db.sqlite'}"
     prompts = simulated_prompts(24)
-    arena = Arena(url, "s", SimulatedJudge(seed=1), prompts, seed=1, racing=False)
+    settings = {"seed": 1, "robust_errors": robust}
+    arena = Arena(url, "s", SimulatedJudge(seed=1), prompts, racing=False, **settings)
     _planted(arena, [0.0, 0.5, 1.0])
     arena.fit()
-    counted = arena.store.game_counts
-    added = []  # (min_game_id) of each incremental count
+    counted, listed = arena.store.game_counts, arena.store.players
+    added, appended = [], []  # min_game_id / min_id of each count and listing
     monkeypatch.setattr(
         arena.store,
         "game_counts",
         lambda *a, **k: added.append(k.get("min_game_id")) or counted(*a, **k),
     )
+    monkeypatch.setattr(
+        arena.store, "players", lambda *a, **k: appended.append(k.get("min_id")) or listed(*a, **k)
+    )
     _planted(arena, [0.0, 0.5, 1.0, 1.5, -0.5])  # trials 3 and 4 are new: counts are added
     assert added and all(m is not None for m in added)
-    fresh = Arena(url, "s", SimulatedJudge(seed=1), prompts, seed=1).fit()
-    np.testing.assert_allclose(arena.fit().result.scores, fresh.result.scores, atol=1e-9)
+    assert any(m is not None for m in appended)
+    fresh = Arena(url, "s", SimulatedJudge(seed=1), prompts, **settings).fit()
+    fit = arena.fit()
+    assert fit.players == fresh.players
+    np.testing.assert_allclose(fit.result.scores, fresh.result.scores, atol=1e-9)
+    merged = arena._counts[2]
+    stored = counted(arena.arena_id, by_prompt=robust)
+    for name in ("first", "second", "outcome", "count", "prompt_position"):
+        np.testing.assert_array_equal(getattr(merged, name), getattr(stored, name))
     # A late commit below the last counted id (as from another worker): the totals disagree
-    # with the version, and everything is counted afresh.
+    # with the version, and everything is counted and listed afresh.
     last, total, table = arena._counts
     arena._counts = (last, total - 1, table)
+    top, known = arena._known_players
+    arena._known_players = (top, known[:-1])
     arena._fit_cache = None
-    np.testing.assert_allclose(arena.fit().result.scores, fresh.result.scores, atol=1e-9)
+    refit = arena.fit()
+    np.testing.assert_allclose(refit.result.scores, fresh.result.scores, atol=1e-9)
+    assert refit.players == fresh.players
     assert arena._counts[1] == int(fresh.records.sum() / 2)
 
 
