@@ -198,7 +198,7 @@ class Dies(SimulatedJudge):
         return super().judge(requests)
 
 storage = RDBStorage({url!r}, heartbeat_interval=1, grace_period=2,
-                     failed_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1))
+                     heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1))
 arena = Arena({url!r}, "hb", Dies(seed=1), simulated_prompts(48), racing=False, batch_size=8)
 study = optuna.load_study(study_name="hb", storage=storage)
 study.optimize(heartbeat_objective(arena), n_trials=1)
@@ -227,7 +227,7 @@ def test_heartbeat_fails_a_killed_workers_trial_and_the_retry_reuses_its_verdict
         url,
         heartbeat_interval=1,
         grace_period=2,
-        failed_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1),
+        heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1),
     )
     judge = SimulatedJudge(seed=1)
     arena = Arena(url, "hb", judge, simulated_prompts(48), racing=False, batch_size=8)
