@@ -898,9 +898,9 @@ class Store:
             ).one()
         return int(row[0]), int(row[1]), int(row[2]), int(row[3])
 
+    @_retry_on_disconnect
     def games_version(self, arena_id: int) -> tuple[int, int]:
-        """(number of games, largest game id): changes whenever a game is added, so fits can
-        be cached on it."""
+        """(number of games, largest game id) of an arena (:meth:`version` adds players)."""
         with self.engine.connect() as connection:
             row = connection.execute(
                 sa.select(sa.func.count(), sa.func.coalesce(sa.func.max(games.c.id), 0)).where(
