@@ -124,6 +124,63 @@ def test_generate_mode_parses_or_marks_invalid_never_tie_by_default(tiny_llama_p
     assert "num_beams=4" in judge.name and "repetition_penalty=1.2" in judge.name
 
 
+def test_generate_mode_beam_cache_gives_the_default_caches_outputs(tiny_llama_path, monkeypatch):
+    from optuna_pandalm.judges import beam_cache
+
+    made = []
+    real = beam_cache.beam_search_cache
+    monkeypatch.setattr(
+        beam_cache, "beam_search_cache", lambda *a, **k: made.append(real(*a, **k)) or made[-1]
+    )
+    options = {"mode": "generate", "batch_size": 3, "max_new_tokens": 16, "device": "cpu"}
+    judge = PandaLMJudge(tiny_llama_path, **options)
+    judge.retry = {"max_new_tokens": 1}  # the retry is not what this compares
+    with_cache = [v.raw for v in judge.judge(REQUESTS)]  # three lengths: left padding
+    assert made and made[0] is not None and made[0].get_seq_length() > 0
+    monkeypatch.setattr(beam_cache, "beam_search_cache", lambda *a, **k: None)
+    default = [v.raw for v in judge.judge(REQUESTS)]
+    assert with_cache == default
+
+
+def test_beam_cache_grows_past_its_capacity_and_matches_the_default(tiny_llama_path):
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from optuna_pandalm.judges.beam_cache import beam_search_cache
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_llama_path)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_llama_path)
+    tokenizer.padding_side = "left"
+    encoded = tokenizer(
+        ["a short one", "a somewhat longer prompt"], return_tensors="pt", padding=True
+    )
+    settings = {"max_new_tokens": 24, "num_beams": 3, "repetition_penalty": 1.2}
+    settings["pad_token_id"] = tokenizer.pad_token_id
+    with torch.inference_mode():
+        default = model.generate(**encoded, **settings)
+        small = beam_search_cache(model, capacity=5)  # smaller than the prompt: grows
+        grown = model.generate(**encoded, **settings, past_key_values=small)
+    assert torch.equal(default, grown)
+    assert small.layers[0].capacity >= small.get_seq_length() > 5
+
+
+def test_beam_cache_is_not_used_for_sliding_window_models():
+    from transformers import MistralConfig, MistralForCausalLM
+
+    from optuna_pandalm.judges.beam_cache import beam_search_cache
+
+    config = MistralConfig(
+        vocab_size=32,
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        sliding_window=8,
+    )
+    assert beam_search_cache(MistralForCausalLM(config), capacity=64) is None
+
+
 def test_long_responses_are_cut_from_their_end_never_the_instruction(likelihood_judge, caplog):
     instruction = "Keep this whole instruction."
     request = JudgeRequest(instruction, "x" * 5_000, "y" * 1_000_000)

@@ -8,8 +8,9 @@ Two modes:
   ``2`` and ``Tie`` after the prompt and returns their normalised probabilities. PandaLM's
   Table 10 shows this is as good as generating or better, and it is many times faster.
 * ``"generate"``: beam search with PandaLM's released decoding settings (4 beams,
-  repetition penalty 1.2, 512 new tokens), batched with left padding; the output is parsed
-  with :func:`parse_pandalm_output`, and an invalid output is retried once with sampling.
+  repetition penalty 1.2, 512 new tokens), batched with left padding, on a preallocated
+  beam search cache (:mod:`optuna_pandalm.judges.beam_cache`); the output is parsed with
+  :func:`parse_pandalm_output`, and an invalid output is retried once with sampling.
 """
 
 from __future__ import annotations
@@ -356,6 +357,17 @@ class PandaLMJudge(PairwiseJudge):
         new = output[:, encoded["input_ids"].shape[1] :]
         return self.tokenizer.batch_decode(new, skip_special_tokens=True)
 
+    def _cache(self, encoded: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:
+        """``past_key_values`` for beam search: a preallocated cache that copies the KV cache
+        once per step instead of twice (identical outputs); nothing otherwise."""
+        if settings.get("num_beams", 1) <= 1 or "past_key_values" in settings:
+            return {}
+        from optuna_pandalm.judges.beam_cache import beam_search_cache
+
+        capacity = encoded["input_ids"].shape[1] + int(settings["max_new_tokens"])
+        cache = beam_search_cache(self.model, capacity)
+        return {} if cache is None else {"past_key_values": cache}
+
     def _generate(self, texts: list[str]) -> list[Verdict]:
         import torch
 
@@ -367,7 +379,8 @@ class PandaLMJudge(PairwiseJudge):
             "pad_token_id": self.tokenizer.pad_token_id,
         }
         with torch.inference_mode():
-            outputs = self._decode_new(encoded, self.model.generate(**encoded, **settings))
+            output = self.model.generate(**encoded, **settings, **self._cache(encoded, settings))
+            outputs = self._decode_new(encoded, output)
         verdicts = [parse_pandalm_output(text) for text in outputs]
         invalid = [i for i, v in enumerate(verdicts) if not v.is_valid]
         if invalid:
@@ -378,7 +391,10 @@ class PandaLMJudge(PairwiseJudge):
                 retry_settings = {**settings, **self.retry}
                 if retry_settings.get("num_beams", 1) == 1:
                     retry_settings.pop("early_stopping", None)  # a beam-search-only flag
-                again = self._decode_new(retry, self.model.generate(**retry, **retry_settings))
+                cache = self._cache(retry, retry_settings)
+                again = self._decode_new(
+                    retry, self.model.generate(**retry, **retry_settings, **cache)
+                )
             torch.random.set_rng_state(generator_state)
             for i, text in zip(invalid, again, strict=True):
                 verdicts[i] = parse_pandalm_output(text)
