@@ -5,7 +5,9 @@ PandaLM's released inference judges one request at a time with 4 beams (repetiti
 
 * ``baseline``: batch 1, 4 beams, as released;
 * ``batched_generate``: the same decoding, ``--batch-size`` requests per ``generate`` call;
-* ``likelihood``: one forward pass per request, batched.
+* ``likelihood``: one forward pass per request, batched;
+* ``batched_generate_default_cache``: ``batched_generate`` on transformers' default cache
+  instead of the judge's beam search cache.
 
 Prints one JSON document with pairs/s and the ratios. On CPU the model is a tiny random
 Llama (``--model tiny``: 4 layers of width 256) with a word-level tokenizer fitted to the
@@ -25,9 +27,10 @@ import json
 import platform
 import time
 from pathlib import Path
+from unittest import mock
 
 from optuna_pandalm import JudgeRequest, PandaLMJudge
-from optuna_pandalm.judges import build_pandalm_prompt
+from optuna_pandalm.judges import beam_cache, build_pandalm_prompt
 from optuna_pandalm.judges.evaluation import load_testset
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "pandalm" / "testset-v1.json"
@@ -155,6 +158,10 @@ def main() -> None:
     for name in ("baseline", "batched_generate"):
         modes[name].retry = {"max_new_tokens": 1, "num_beams": 1, "do_sample": False}
     results = {name: throughput(judge, requests) for name, judge in modes.items()}
+    # The same batched decoding on transformers' default cache (the judge's beam search
+    # cache switched off): what the preallocated cache buys.
+    with mock.patch.object(beam_cache, "beam_search_cache", lambda *args, **kwargs: None):
+        results["batched_generate_default_cache"] = throughput(modes["batched_generate"], requests)
     base = results["baseline"]["pairs_per_s"]
     parameters = sum(p.numel() for p in modes["likelihood"].model.parameters())
     print(

@@ -318,9 +318,11 @@ class Arena:
                 self.arena_id, by_prompt=self.robust_errors, max_game_id=max_game_id
             )
         )
-        ids = [p.id for p in players]
-        top = max([0, *ids[-1:], *(int(c.max()) for c in (counts.first, counts.second) if len(c))])
-        position = np.full(top + 1, -1, dtype=np.int64)  # store id -> index, -1 unknown
+        ids = np.array([p.id for p in players], dtype=np.int64)
+        size = 1 + max(
+            ids.max(initial=0), counts.first.max(initial=0), counts.second.max(initial=0)
+        )
+        position = np.full(int(size), -1, dtype=np.int64)  # store id -> index, -1 unknown
         position[ids] = np.arange(len(players))
         first, second = position[counts.first], position[counts.second]
         if np.any(first < 0) or np.any(second < 0):

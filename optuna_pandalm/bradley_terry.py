@@ -737,7 +737,7 @@ class BradleyTerryResult:
         return float(self.scores[i]) - half, float(self.scores[i]) + half
 
     def p_best(
-        self, n_samples: int = 10_000, seed: int | None = None, *, max_candidates: int = 128
+        self, n_samples: int = 10_000, seed: int | None = None, *, max_candidates: int = 256
     ) -> np.ndarray:
         """Probability that each player has the highest strength, under the Laplace posterior.
 

@@ -42,6 +42,7 @@ __all__ = [
     "PANDALM_7B",
     "Landscape",
     "SimulatedJudge",
+    "ladder_games",
     "simulated_prompts",
     "simulated_response",
     "simulated_verdicts",
@@ -114,6 +115,33 @@ def simulated_verdicts(
     if invalid_rate > 0 and invalid_uniforms is not None:
         winner = np.where(np.asarray(invalid_uniforms) < invalid_rate, -1, winner)
     return winner
+
+
+def ladder_games(
+    n_players: int, *, seed: int, games: int = 16
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(first, second, outcome)`` of games shaped like a study's: each new checkpoint plays
+    ``games`` games against one of the five strongest before it (strengths ~ N(0, 1)), so
+    the comparison graph is nearly a tree and most players have few games.
+
+    Example:
+        >>> first, second, outcome = ladder_games(10, seed=0)
+        >>> len(first), int(max(first.max(), second.max()))
+        (144, 9)
+    """
+    rng = np.random.default_rng(seed)
+    strengths = rng.normal(0, 1, n_players)
+    first, second = [], []
+    for new in range(1, n_players):
+        rival = int(rng.choice(np.argsort(-strengths[:new])[:5]))
+        for coin in rng.random(games) < 0.5:
+            first.append(new if coin else rival)
+            second.append(rival if coin else new)
+    first_a, second_a = np.array(first, dtype=np.int64), np.array(second, dtype=np.int64)
+    outcome = simulated_verdicts(
+        strengths[first_a], strengths[second_a], uniforms=rng.random(len(first_a))
+    )
+    return first_a, second_a, outcome
 
 
 class SimulatedJudge(PairwiseJudge):

@@ -15,6 +15,7 @@ default cache.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 __all__ = ["beam_search_cache"]
@@ -50,14 +51,9 @@ def beam_search_cache(model: Any, capacity: int) -> Any | None:
     return Cache(layers=[layer_class(capacity) for _ in range(n_layers)])
 
 
-_LAYER_CLASS: dict[type, type] = {}
-
-
+@functools.cache
 def _layer_class(dynamic_layer: type) -> type:
     """The double-buffered layer, defined once on transformers' ``DynamicLayer``."""
-    if dynamic_layer in _LAYER_CLASS:
-        return _LAYER_CLASS[dynamic_layer]
-
     import torch
 
     class _BeamSearchLayer(dynamic_layer):  # type: ignore[misc, valid-type]
@@ -126,30 +122,17 @@ def _layer_class(dynamic_layer: type) -> type:
             self._current = 1 - self._current
             self._expose()
 
-        def crop(self, tokens_to_remove: int) -> None:
-            if tokens_to_remove > 0:
-                raise ValueError("crop takes a negative number of tokens to remove")
-            if tokens_to_remove and self.is_initialized:
-                self.length = max(self.length + tokens_to_remove, 0)
-                self._expose()
+        def _unsupported(self, *args: Any, **kwargs: Any) -> None:
+            raise NotImplementedError(
+                "the beam search cache supports beam search only (no cropping or batch "
+                "selection); generate without past_key_values for other decoding"
+            )
 
-        def batch_repeat_interleave(self, repeats: int) -> None:
-            if self.is_initialized:
-                self._buffers = [
-                    (k.repeat_interleave(repeats, dim=0), v.repeat_interleave(repeats, dim=0))
-                    for k, v in self._buffers
-                ]
-                self._expose()
-
-        def batch_select_indices(self, indices: Any) -> None:
-            if self.is_initialized:
-                self._buffers = [(k[indices, ...], v[indices, ...]) for k, v in self._buffers]
-                self._expose()
+        crop = batch_repeat_interleave = batch_select_indices = _unsupported
 
         def reset(self) -> None:
             self.length = 0
             self._buffers = []
             super().reset()
 
-    _LAYER_CLASS[dynamic_layer] = _BeamSearchLayer
     return _BeamSearchLayer

@@ -360,7 +360,7 @@ class PandaLMJudge(PairwiseJudge):
     def _cache(self, encoded: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:
         """``past_key_values`` for beam search: a preallocated cache that copies the KV cache
         once per step instead of twice (identical outputs); nothing otherwise."""
-        if settings.get("num_beams", 1) <= 1 or "past_key_values" in settings:
+        if settings.get("num_beams", 1) <= 1:
             return {}
         from optuna_pandalm.judges.beam_cache import beam_search_cache
 
