@@ -126,7 +126,7 @@ def main() -> None:
     def add_game() -> None:
         match = arena.store.start_match(arena.arena_id, players[0].id, players[1].id, kind="bench")
         verdict = arena.store.find_verdicts("bench", [VerdictKey("p", "a", "b")])
-        version = arena.store.games_version(arena.arena_id)[1]
+        version = arena.store.version(arena.arena_id)[1]
         arena.store.save_games(
             arena.arena_id,
             match,
@@ -149,7 +149,7 @@ def main() -> None:
                 "benchmark": "sampler_overhead",
                 "finished_trials": args.trials,
                 "players": len(players),
-                "games": arena.store.games_version(arena.arena_id)[0],
+                "games": arena.store.version(arena.arena_id)[0],
                 "build_s": round(build_s, 1),
                 "plain_tpe_ms": round(1000 * median(plain_times), 1),
                 "bt_tpe_warm_ms": round(1000 * median(warm_times), 1),

@@ -45,7 +45,7 @@ def main() -> None:
                 t.number for t in run.study.trials if t.state == optuna.trial.TrialState.PRUNED
             }
             best_potential = max(run.potential.values())
-            top = run.arena.leaderboard(n_samples=500)[0]
+            top = run.arena.leaderboard()[0]
             chosen = run.truth[(top.trial, top.step)]
             rows.append(
                 {

@@ -37,6 +37,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 _logger = logging.getLogger(__name__)
 
@@ -56,26 +57,29 @@ _P_BEST_SIGMAS = 5.0  # players this far below a rival are not drawn in p_best
 _DENSE_COVARIANCE_LIMIT = 20_000
 _OUTCOMES = 3  # 0 tie, 1 first-shown won, 2 second-shown won
 
+_Float = NDArray[np.float64]
+_Int = NDArray[np.int64]
+
 
 @dataclasses.dataclass(frozen=True)
 class _Games:
     """Games aggregated per distinct (cluster, first, second, length) row."""
 
-    first: np.ndarray  # (rows,) int64
-    second: np.ndarray  # (rows,) int64
-    counts: np.ndarray  # (rows, 3) float64: ties, first-shown won, second-shown won
-    length: np.ndarray | None  # (rows,) float64
-    cluster: np.ndarray | None  # (rows,) int64 cluster codes
+    first: _Int  # (rows,)
+    second: _Int  # (rows,)
+    counts: _Float  # (rows, 3): ties, first-shown won, second-shown won
+    length: _Float | None  # (rows,)
+    cluster: _Int | None  # (rows,) cluster codes
     n_players: int
     n_clusters: int
 
 
-def _codes(values: np.ndarray) -> tuple[np.ndarray, int]:
+def _codes(values: NDArray[Any]) -> tuple[_Int, int]:
     uniques, inverse = np.unique(values, return_inverse=True)
     return inverse.astype(np.int64).ravel(), len(uniques)
 
 
-def _group(columns: list[tuple[np.ndarray, int]]) -> tuple[np.ndarray, np.ndarray]:
+def _group(columns: list[tuple[_Int, int]]) -> tuple[_Int, _Int]:
     """Group rows by several integer columns, each given with its number of values.
 
     Returns, for every row, its group code, and for every group the index of one member row.
@@ -231,12 +235,12 @@ class _Prior:
 class _Point:
     """The objective at one parameter vector, with the per-row outcome probabilities."""
 
-    params: np.ndarray
+    params: _Float
     value: float
     log_likelihood: float
-    p_tie: np.ndarray
-    p_first: np.ndarray
-    p_second: np.ndarray
+    p_tie: _Float
+    p_first: _Float
+    p_second: _Float
 
 
 class _Problem:
@@ -261,7 +265,7 @@ class _Problem:
             self.names.append("length")
         self.names.append("tie")
         self.design = np.stack(design, axis=1) if design else np.zeros((len(games.first), 0))
-        self.p = self.design.shape[1]
+        self.p = int(self.design.shape[1])
         self.size = self.n + self.p + 1
         self.prior = prior
         self.prior_precision = np.concatenate(
@@ -274,14 +278,14 @@ class _Problem:
         self._incidence_t: Any = None
 
     # --- per-row quantities -----------------------------------------------------------
-    def _linear(self, params: np.ndarray) -> tuple[np.ndarray, float]:
+    def _linear(self, params: _Float) -> tuple[_Float, float]:
         s = params[: self.n]
         delta = s[self.games.first] - s[self.games.second]
         if self.p:
             delta = delta + self.design @ params[self.n : self.n + self.p]
         return delta, float(params[-1])
 
-    def _rows(self, params: np.ndarray) -> tuple[float, np.ndarray, np.ndarray, np.ndarray]:
+    def _rows(self, params: _Float) -> tuple[float, _Float, _Float, _Float]:
         """Log-likelihood and per-row probabilities (ties, first won, second won)."""
         delta, theta = self._linear(params)
         u = delta / 2
@@ -293,7 +297,7 @@ class _Problem:
         loglik = float(np.dot(c[:, 1] - c[:, 2], u) + theta * c[:, 0].sum() - self.totals @ log_z)
         return loglik, e0 / total, e1 / total, e2 / total
 
-    def evaluate(self, params: np.ndarray) -> _Point:
+    def evaluate(self, params: _Float) -> _Point:
         """Negative log posterior (up to a constant), log-likelihood and row probabilities."""
         if len(self.games.first):
             loglik, *probabilities = self._rows(params)
@@ -303,7 +307,7 @@ class _Problem:
         value = -loglik + 0.5 * float(self.prior_precision @ deviation**2)
         return _Point(params, value, loglik, *probabilities)
 
-    def _row_derivatives(self, point: _Point) -> dict[str, np.ndarray]:
+    def _row_derivatives(self, point: _Point) -> dict[str, _Float]:
         p0, p1, p2 = point.p_tie, point.p_first, point.p_second
         c, total = self.games.counts, self.totals
         diff = p1 - p2
@@ -344,7 +348,7 @@ class _Problem:
             self._incidence_t = self.incidence.T.tocsr()
         return self._incidence_t
 
-    def gradient_and_hessian(self, point: _Point) -> tuple[np.ndarray, _Hessian]:
+    def gradient_and_hessian(self, point: _Point) -> tuple[_Float, _Hessian]:
         """Gradient of the negative log posterior and its Hessian (the information)."""
         params = point.params
         d = self._row_derivatives(point)
@@ -371,7 +375,7 @@ class _Problem:
         )
         return grad, _Hessian(self, a, degree + self.prior_precision[:n], cross, extra)
 
-    def row_scores(self, params: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def row_scores(self, params: _Float) -> tuple[_Float, _Float]:
         d = self._row_derivatives(self.evaluate(params))
         return d["g_delta"], d["g_theta"]
 
@@ -382,10 +386,10 @@ class _Hessian:
     def __init__(
         self,
         problem: _Problem,
-        row_weights: np.ndarray,
-        diagonal: np.ndarray,
-        cross: np.ndarray,
-        extra: np.ndarray,
+        row_weights: _Float,
+        diagonal: _Float,
+        cross: _Float,
+        extra: _Float,
     ) -> None:
         self.problem = problem
         self.row_weights = row_weights
@@ -399,7 +403,7 @@ class _Hessian:
     def dense_ok(self) -> bool:
         return self.problem.size <= _DENSE_LIMIT
 
-    def dense(self) -> np.ndarray:
+    def dense(self) -> _Float:
         n = self.problem.n
         matrix = np.zeros((self.problem.size, self.problem.size))
         if len(self.problem.games.first):
@@ -454,28 +458,31 @@ class _Hessian:
             )
         return self._sparse_lu
 
-    def solve(self, rhs: np.ndarray, *, rtol: float = 1e-10) -> np.ndarray:
+    def solve(self, rhs: _Float, *, rtol: float = 1e-10) -> _Float:
         """Solve ``H x = rhs``: dense Cholesky for small problems; above ``_DENSE_LIMIT``
         conjugate gradients for one right-hand side (Newton steps, one variance) and the
         sparse LU for the columns of a matrix (many variances at once)."""
         if self.dense_ok:
             from scipy import linalg
 
-            return linalg.cho_solve(self.cholesky(), rhs, check_finite=False)
+            solved: _Float = linalg.cho_solve(self.cholesky(), rhs, check_finite=False)
+            return solved
         if rhs.ndim == 2:
-            return self.sparse_lu().solve(np.asfortranarray(rhs))
+            solved = self.sparse_lu().solve(np.asfortranarray(rhs))
+            return solved
         return self._cg(rhs, rtol)
 
-    def _cg(self, rhs: np.ndarray, rtol: float) -> np.ndarray:
+    def _cg(self, rhs: _Float, rtol: float) -> _Float:
         from scipy.sparse import linalg as sparse_linalg
 
         n = self.problem.n
         incidence, incidence_t = self.problem.incidence, self.problem.incidence_t
         prior = self.problem.prior_precision[:n]
 
-        def strengths(v: np.ndarray) -> np.ndarray:
+        def strengths(v: _Float) -> _Float:
             # (B diag(a) B^T + prior) v, the Laplacian never formed.
-            return incidence @ (self.row_weights * (incidence_t @ v)) + prior * v
+            product: _Float = incidence @ (self.row_weights * (incidence_t @ v)) + prior * v
+            return product
 
         # The strength block alone only pins the mean of s by the weak prior, a tiny
         # eigenvalue that would slow CG down. Adding a multiple of 11^T to the operator does
@@ -486,7 +493,7 @@ class _Hessian:
         centred = rhs.copy()
         centred[:n] -= mean_rhs
 
-        def matvec(v: np.ndarray) -> np.ndarray:
+        def matvec(v: _Float) -> _Float:
             out = np.empty_like(v)
             vs, ve = v[:n], v[n:]
             out[:n] = strengths(vs) + self.cross @ ve + shift * vs.sum() / max(n, 1)
@@ -499,6 +506,8 @@ class _Hessian:
         preconditioner = sparse_linalg.LinearOperator(
             (size, size), matvec=lambda v: inverse_diagonal * v, dtype=np.float64
         )
+        solution: _Float
+        info: int
         solution, info = sparse_linalg.cg(
             operator, centred, rtol=rtol, atol=0.0, maxiter=10 * size, M=preconditioner
         )
@@ -507,6 +516,18 @@ class _Hessian:
         # The constant direction in s is an eigenvector with eigenvalue = prior precision.
         solution[:n] += mean_rhs / self.problem.prior_precision[0]
         return solution
+
+
+@dataclasses.dataclass
+class _Cache:
+    """What a fit computes on first use."""
+
+    hessian: _Hessian | None = None
+    cluster_scores: Any = None  # scipy.sparse matrix (clusters x parameters)
+    effect_stderr: dict[str, float] | None = None
+    inverse_lower: _Float | None = None
+    covariance: _Float | None = None
+    stderr: _Float | None = None
 
 
 @dataclasses.dataclass
@@ -530,8 +551,8 @@ class BradleyTerryResult:
         n_clusters: Number of distinct clusters (0 when none were given).
     """
 
-    scores: np.ndarray
-    strengths: np.ndarray
+    scores: _Float
+    strengths: _Float
     anchor: int
     position_effect: float
     tie_strength: float
@@ -542,11 +563,11 @@ class BradleyTerryResult:
     n_games: float
     n_clusters: int
     robust: bool
-    _params: np.ndarray = dataclasses.field(repr=False)
+    _params: _Float = dataclasses.field(repr=False)
     _problem: _Problem = dataclasses.field(repr=False)
     _point: _Point = dataclasses.field(repr=False)
     _fine_games: _Games | None = dataclasses.field(repr=False)
-    _cache: dict[str, Any] = dataclasses.field(default_factory=dict, repr=False)
+    _cache: _Cache = dataclasses.field(default_factory=_Cache, repr=False)
 
     @property
     def n_players(self) -> int:
@@ -555,11 +576,11 @@ class BradleyTerryResult:
     @property
     def _hessian(self) -> _Hessian:
         """The Hessian at the mode, computed on first use (a plain fit does not need it)."""
-        if "hessian" not in self._cache:
-            self._cache["hessian"] = self._problem.gradient_and_hessian(self._point)[1]
-        return self._cache["hessian"]
+        if self._cache.hessian is None:
+            self._cache.hessian = self._problem.gradient_and_hessian(self._point)[1]
+        return self._cache.hessian
 
-    def _contrast_vector(self, i: int, j: int) -> np.ndarray:
+    def _contrast_vector(self, i: int, j: int) -> _Float:
         for player in (i, j):
             if not 0 <= player < self.n_players:
                 raise IndexError(f"player {player} out of range 0..{self.n_players - 1}")
@@ -570,7 +591,7 @@ class BradleyTerryResult:
 
     def _cluster_scores(self) -> Any:
         """Sparse (clusters x parameters) matrix of per-cluster score vectors at the mode."""
-        if "cluster_scores" not in self._cache:
+        if self._cache.cluster_scores is None:
             from scipy import sparse
 
             games = self._fine_games
@@ -595,10 +616,10 @@ class BradleyTerryResult:
                 shape=(max(games.n_clusters, 1), fine.size),
             )
             correction = games.n_clusters / (games.n_clusters - 1) if games.n_clusters > 1 else 1
-            self._cache["cluster_scores"] = matrix * math.sqrt(correction)
-        return self._cache["cluster_scores"]
+            self._cache.cluster_scores = matrix * math.sqrt(correction)
+        return self._cache.cluster_scores
 
-    def _variance(self, vector: np.ndarray) -> float:
+    def _variance(self, vector: _Float) -> float:
         solved = self._hessian.solve(vector)
         if self.robust:
             return float(np.sum((self._cluster_scores() @ solved) ** 2))
@@ -618,7 +639,7 @@ class BradleyTerryResult:
     def effect_stderr(self) -> dict[str, float]:
         """Standard errors of ``position_effect``, ``log_tie_strength`` (of ``log(nu)``) and,
         when fitted, ``length_effect``."""
-        if "effect_stderr" not in self._cache:
+        if self._cache.effect_stderr is None:
             problem = self._problem
             labels = {
                 "position": "position_effect",
@@ -630,28 +651,28 @@ class BradleyTerryResult:
                 unit = np.zeros(problem.size)
                 unit[problem.n + offset] = 1.0
                 errors[labels[name]] = math.sqrt(max(self._variance(unit), 0.0))
-            self._cache["effect_stderr"] = errors
-        return self._cache["effect_stderr"]
+            self._cache.effect_stderr = errors
+        return self._cache.effect_stderr
 
-    def _inverse_lower(self) -> np.ndarray:
+    def _inverse_lower(self) -> _Float:
         """Lower triangle of the inverse Hessian's strength block (LAPACK's inverse from the
         Cholesky factor, about 5x faster than solving against the identity)."""
-        if "inverse_lower" not in self._cache:
+        if self._cache.inverse_lower is None:
             from scipy import linalg
 
             factor = self._hessian.cholesky()
             inverse, info = linalg.lapack.dpotri(factor[0], lower=1)
             if info != 0:
                 raise np.linalg.LinAlgError(f"dpotri failed with info={info}")
-            self._cache["inverse_lower"] = inverse[: self.n_players, : self.n_players]
-        return self._cache["inverse_lower"]
+            self._cache.inverse_lower = inverse[: self.n_players, : self.n_players]
+        return self._cache.inverse_lower
 
-    def covariance(self) -> np.ndarray:
+    def covariance(self) -> _Float:
         """Posterior covariance of the centred strengths (n x n), dense.
 
         Costs ``O(n**3)``; refused above 20,000 players (use :meth:`contrast_variance`).
         """
-        if "covariance" not in self._cache:
+        if self._cache.covariance is None:
             n = self.n_players
             if n > _DENSE_COVARIANCE_LIMIT:
                 raise ValueError(
@@ -667,20 +688,20 @@ class BradleyTerryResult:
             else:
                 lower = np.tril(self._inverse_lower())
                 covariance = lower + np.tril(lower, -1).T
-            self._cache["covariance"] = covariance
-        return self._cache["covariance"]
+            self._cache.covariance = covariance
+        return self._cache.covariance
 
     @property
-    def stderr(self) -> np.ndarray:
+    def stderr(self) -> _Float:
         """Standard error of each score (of ``strength - strength[anchor]``); 0 for the anchor.
 
         Computed on first access (about ``n**3 / 3`` flops; 1,000 players take ~0.07 s).
         """
-        if "stderr" not in self._cache:
+        if self._cache.stderr is None:
             n, a = self.n_players, self.anchor
             if n == 0:
-                self._cache["stderr"] = np.zeros(0)
-                return self._cache["stderr"]
+                self._cache.stderr = np.zeros(0)
+                return self._cache.stderr
             if n > _DENSE_COVARIANCE_LIMIT:
                 raise ValueError(f"stderr of {n} players is too large; use contrast_variance")
             if self.robust:
@@ -691,10 +712,10 @@ class BradleyTerryResult:
                 diagonal = np.diag(lower).copy()
                 column = np.concatenate([lower[a, :a], lower[a:, a]])
             variance = diagonal - 2 * column + diagonal[a]
-            self._cache["stderr"] = np.sqrt(np.maximum(variance, 0.0))
-        return self._cache["stderr"]
+            self._cache.stderr = np.sqrt(np.maximum(variance, 0.0))
+        return self._cache.stderr
 
-    def stderr_of(self, players: Sequence[int] | np.ndarray) -> np.ndarray:
+    def stderr_of(self, players: Sequence[int] | NDArray[np.integer[Any]]) -> _Float:
         """:attr:`stderr` of some players only: one solve each (all at once on the sparse
         factorisation), no dense inverse. For a top-20 table out of thousands of players.
 
@@ -704,8 +725,8 @@ class BradleyTerryResult:
             True
         """
         chosen = np.asarray(players, dtype=np.int64).reshape(-1)
-        if "stderr" in self._cache:
-            return self._cache["stderr"][chosen]
+        if self._cache.stderr is not None:
+            return self._cache.stderr[chosen]
         if len(chosen) and not (chosen.min() >= 0 and chosen.max() < self.n_players):
             raise IndexError(f"players out of range 0..{self.n_players - 1}: {chosen.tolist()}")
         vectors = np.zeros((self._problem.size, len(chosen)))
@@ -713,6 +734,7 @@ class BradleyTerryResult:
         vectors[chosen, columns] += 1.0
         vectors[self.anchor, columns] -= 1.0
         solved = self._hessian.solve(vectors)
+        variance: _Float
         if self.robust:
             variance = np.asarray(np.sum(np.square(self._cluster_scores() @ solved), axis=0))
         else:
@@ -720,8 +742,11 @@ class BradleyTerryResult:
         return np.sqrt(np.maximum(variance.reshape(-1), 0.0))
 
     def interval(
-        self, level: float = 0.95, *, players: Sequence[int] | np.ndarray | None = None
-    ) -> tuple[np.ndarray, np.ndarray]:
+        self,
+        level: float = 0.95,
+        *,
+        players: Sequence[int] | NDArray[np.integer[Any]] | None = None,
+    ) -> tuple[_Float, _Float]:
         """Symmetric Laplace interval ``score +- z * stderr`` at the given level (0..1), of
         every player or of ``players`` only (:meth:`stderr_of`: cheap for a few of many)."""
         z = _z(level)
@@ -738,7 +763,7 @@ class BradleyTerryResult:
 
     def p_best(
         self, n_samples: int = 10_000, seed: int | None = None, *, max_candidates: int = 256
-    ) -> np.ndarray:
+    ) -> _Float:
         """Probability that each player has the highest strength, under the Laplace posterior.
 
         Monte Carlo with ``n_samples`` draws; deterministic for a ``seed``. Players whose
@@ -801,14 +826,14 @@ def _z(level: float) -> float:
 
 
 def fit_bradley_terry(
-    first: Sequence[int] | np.ndarray,
-    second: Sequence[int] | np.ndarray,
-    outcome: Sequence[int] | np.ndarray,
+    first: Sequence[int] | NDArray[np.integer[Any]],
+    second: Sequence[int] | NDArray[np.integer[Any]],
+    outcome: Sequence[int] | NDArray[np.integer[Any]],
     *,
     n_players: int | None = None,
-    weights: Sequence[float] | np.ndarray | None = None,
-    length_diff: Sequence[float] | np.ndarray | None = None,
-    clusters: Sequence[Any] | np.ndarray | None = None,
+    weights: Sequence[float] | NDArray[np.number[Any]] | None = None,
+    length_diff: Sequence[float] | NDArray[np.number[Any]] | None = None,
+    clusters: Sequence[Any] | NDArray[Any] | None = None,
     anchor: int = 0,
     fit_position: bool = True,
     prior_scale: float = 3.0,

@@ -37,6 +37,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from optuna_pandalm.judges.evaluation import LabelledPair
 
@@ -83,7 +84,9 @@ def judge_rates(
     }
 
 
-def _davidson(u: np.ndarray, tie_strength: float) -> tuple[np.ndarray, ...]:
+def _davidson(
+    u: NDArray[np.float64], tie_strength: float
+) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
     top = np.abs(u) / 2
     first, second = np.exp(u / 2 - top), np.exp(-u / 2 - top)
     tie = tie_strength * np.exp(-top)
@@ -91,7 +94,9 @@ def _davidson(u: np.ndarray, tie_strength: float) -> tuple[np.ndarray, ...]:
     return tie / total, first / total, second / total
 
 
-def _model_rates(x: np.ndarray, z_pair: np.ndarray, z_view: np.ndarray) -> dict[str, float]:
+def _model_rates(
+    x: NDArray[np.float64], z_pair: NDArray[np.float64], z_view: NDArray[np.float64]
+) -> dict[str, float]:
     from scipy.stats import norm
 
     mu, log_spread, log_band, log_tie, log_relative, position = x
@@ -171,7 +176,7 @@ def calibrate_simulated_judge(
     rng = np.random.default_rng(seed)
     z_pair, z_view = rng.standard_normal(n_samples), rng.standard_normal(n_samples)
 
-    def loss(x: np.ndarray) -> float:
+    def loss(x: NDArray[np.float64]) -> float:
         rates = _model_rates(x, z_pair, z_view)
         return sum((rates[k] - measured[k]) ** 2 for k in measured)
 

@@ -17,9 +17,12 @@ from typing import TYPE_CHECKING, Any
 
 from transformers import TrainerCallback
 
-from optuna_pandalm.generation import generate_responses
+from optuna_pandalm.generation import PromptTemplate, generate_responses
 
 if TYPE_CHECKING:
+    import torch
+    from transformers import TrainerControl, TrainerState, TrainingArguments
+
     from optuna_pandalm.arena import Arena, EvaluationResult
 
 __all__ = ["JudgeCallback", "TrainingDivergedError", "merge_shards", "shard"]
@@ -62,7 +65,7 @@ def merge_shards(parts: Sequence[tuple[Sequence[int], Sequence[str]]], n: int) -
     missing = [i for i, text in enumerate(merged) if text is None]
     if missing:
         raise RuntimeError(f"no rank generated prompts {missing[:10]}")
-    return merged  # type: ignore[return-value]
+    return [text for text in merged if text is not None]
 
 
 def _distributed() -> tuple[int, int]:
@@ -109,7 +112,7 @@ class JudgeCallback(TrainerCallback):
         every_n_steps: int | None = None,
         max_new_tokens: int = 256,
         batch_size: int = 16,
-        template: Any = "alpaca",
+        template: PromptTemplate = "alpaca",
         generation_kwargs: dict[str, Any] | None = None,
         offload_judge: bool = False,
         save_best_to: str | Path | None = None,
@@ -132,17 +135,38 @@ class JudgeCallback(TrainerCallback):
         self.pruned = False
 
     # --- events --------------------------------------------------------------------------------
-    def on_epoch_end(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any):
+    def on_epoch_end(
+        self,
+        args: TrainingArguments,
+        state: TrainerState,
+        control: TrainerControl,
+        model: Any = None,
+        **kwargs: Any,
+    ) -> TrainerControl:
         if self.every_n_steps is None:
             self._evaluate(args, state, control, model)
         return control
 
-    def on_step_end(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any):
+    def on_step_end(
+        self,
+        args: TrainingArguments,
+        state: TrainerState,
+        control: TrainerControl,
+        model: Any = None,
+        **kwargs: Any,
+    ) -> TrainerControl:
         if self.every_n_steps is not None and state.global_step % self.every_n_steps == 0:
             self._evaluate(args, state, control, model)
         return control
 
-    def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kwargs: Any):
+    def on_log(
+        self,
+        args: TrainingArguments,
+        state: TrainerState,
+        control: TrainerControl,
+        logs: dict[str, float] | None = None,
+        **kwargs: Any,
+    ) -> TrainerControl:
         loss = (logs or {}).get("loss")
         if loss is not None and not math.isfinite(float(loss)):
             self._diverged(f"training loss is {loss} at step {state.global_step}")
@@ -154,7 +178,7 @@ class JudgeCallback(TrainerCallback):
             self.trial.set_user_attr("pandalm_error", reason)
         raise TrainingDivergedError(reason)
 
-    def _autocast_dtype(self, args: Any) -> Any:
+    def _autocast_dtype(self, args: TrainingArguments) -> torch.dtype | None:
         import torch
 
         if getattr(args, "bf16", False):
@@ -163,7 +187,7 @@ class JudgeCallback(TrainerCallback):
             return torch.float16
         return None
 
-    def _generate(self, args: Any, model: Any) -> list[str] | None:
+    def _generate(self, args: TrainingArguments, model: Any) -> list[str] | None:
         """All answers on the main process (``None`` elsewhere), generated shard by shard."""
         rank, world = _distributed()
         prompts = self.arena.prompts
@@ -197,7 +221,9 @@ class JudgeCallback(TrainerCallback):
                 if torch.cuda.is_available():
                     torch.cuda.empty_cache()
 
-    def _evaluate(self, args: Any, state: Any, control: Any, model: Any) -> None:
+    def _evaluate(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, model: Any
+    ) -> None:
         if model is None:
             raise ValueError("JudgeCallback needs the model: use it with a transformers Trainer")
         if not _all_finite(model):

@@ -10,6 +10,7 @@ import json
 import logging
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from optuna_pandalm import __version__
@@ -28,7 +29,7 @@ def _prompts(args: argparse.Namespace) -> int:
         prompts = load_prompts(args.file, on_invalid="skip" if args.skip_invalid else "raise")
     except PromptFormatError as error:
         raise CommandError(str(error)) from None
-    summary = {
+    summary: dict[str, Any] = {
         "file": str(args.file),
         "n_prompts": len(prompts),
         "with_input": sum(bool(p.input) for p in prompts),
@@ -106,9 +107,9 @@ def _load_arena(args: argparse.Namespace) -> Any:
 
 
 def _leaderboard(args: argparse.Namespace) -> int:
-    arena = _load_arena(args)
-    rows = arena.leaderboard(top=args.top or None)
-    fit = arena.fit().result
+    standings = _load_arena(args).standings()
+    rows = standings.leaderboard(top=args.top or None)
+    fit = standings.result
     if args.json:
         document = {
             "study": args.study_name,
@@ -128,7 +129,7 @@ def _print_rows(rows: Sequence[Any]) -> None:
     header = f"{'#':>3}  {'player':<24}{'score':>8}  {'95% interval':>17}{'P(best)':>9}"
     print(f"{header}{'games':>7}  W-T-L")
     for rank, row in enumerate(rows, start=1):
-        who = f"baseline {row.name}" if row.name else f"trial {row.trial} step {row.step}"
+        who = row.label
         interval = f"[{row.ci_low:+.2f}, {row.ci_high:+.2f}]"
         print(
             f"{rank:>3}  {who:<24}{row.score:>+8.3f}  {interval:>17}{row.p_best:>9.3f}"
@@ -136,41 +137,75 @@ def _print_rows(rows: Sequence[Any]) -> None:
         )
 
 
-def _check(args: argparse.Namespace) -> int:
+def _load_study(args: argparse.Namespace) -> Any:
+    """The Optuna study, or ``None`` when the storage has none of that name; opened without
+    creating or migrating anything."""
     import optuna
 
-    arena = _load_arena(args)
+    from optuna_pandalm.store import mask_url
+
     try:
-        study = optuna.load_study(study_name=args.study_name, storage=args.storage)
+        storage = optuna.storages.RDBStorage(
+            args.storage, skip_compatibility_check=True, skip_table_creation=True
+        )
+        return optuna.load_study(study_name=args.study_name, storage=storage)
     except KeyError:
-        study = None
+        return None
+    except Exception as error:  # an Optuna-less or unreadable database
+        raise CommandError(
+            f"cannot read the Optuna study in {mask_url(args.storage)!r}: "
+            f"{type(error).__name__}: {str(error).splitlines()[0][:200]}"
+        ) from None
+
+
+def _check(args: argparse.Namespace) -> int:
+    from optuna_pandalm.arena._check import SNAPSHOT_ATTR
+
+    arena = _load_arena(args)
+    study = _load_study(args)
+    if study is None:
         print(f"note: no Optuna study {args.study_name!r} in that storage; trial checks skipped")
     problems = arena.check(study)
     total = sum(len(found) for found in problems.values())
-    version = arena.store.version(arena.arena_id)
-    print(f"study {args.study_name!r}: {version[0]} games, {version[2]} players")
+    standings = arena.standings()
+    games = int(standings.counts.count.sum())
+    print(f"study {args.study_name!r}: {games} games, {len(standings.players)} players")
     for kind, found in problems.items():
         print(f"  {'FAIL' if found else 'ok  '}  {kind}" + (f": {len(found)}" if found else ""))
         for item in found[:10]:
             print(f"          {item}")
         if len(found) > 10:
             print(f"          ... and {len(found) - 10} more")
-    if study is not None and "pandalm_fit" not in study.user_attrs:
+    if study is not None and SNAPSHOT_ATTR not in study.user_attrs:
         print("  note  no published scores yet (no trial finalized): score check skipped")
     print("problems found" if total else "no problems found")
     return 1 if total else 0
 
 
-def _report(args: argparse.Namespace) -> int:
-    import optuna
+def _upgrade(args: argparse.Namespace) -> int:
+    from optuna_pandalm.store import Store, StoreError
 
+    try:
+        store = Store(args.storage)  # opening a writable store migrates it in place
+        before, after = store.upgrade()
+    except StoreError as error:
+        raise CommandError(str(error)) from None
+    if before == after:
+        print(f"{store.masked_url}: schema {after}, up to date")
+    else:
+        print(f"{store.masked_url}: schema {before} -> {after}, every row kept")
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
     from optuna_pandalm.report import write_report
 
+    if not Path(args.out).parent.is_dir():
+        raise CommandError(f"--out {args.out}: no such folder {Path(args.out).parent}")
     arena = _load_arena(args)
-    try:
-        study = optuna.load_study(study_name=args.study_name, storage=args.storage)
-    except KeyError:
-        raise CommandError(f"no Optuna study {args.study_name!r} in that storage") from None
+    study = _load_study(args)
+    if study is None:
+        raise CommandError(f"no Optuna study {args.study_name!r} in that storage")
     print(write_report(arena, study, args.out))
     return 0
 
@@ -192,7 +227,8 @@ def _tune(args: argparse.Namespace) -> int:
         return 0
     import optuna
 
-    from optuna_pandalm import Arena, BradleyTerrySampler, JudgePruner
+    from optuna_pandalm.arena import Arena
+    from optuna_pandalm.judged_study import open_judged_study, trials_to_run
     from optuna_pandalm.judges.spec import judge_from_spec
     from optuna_pandalm.report import write_report
     from optuna_pandalm.tuning import make_objective
@@ -204,22 +240,18 @@ def _tune(args: argparse.Namespace) -> int:
         )
     except (ValueError, FileNotFoundError) as error:
         raise CommandError(str(error)) from None
-    study = optuna.create_study(
-        study_name=config.study_name,
-        storage=config.storage,
-        direction="maximize",
-        load_if_exists=True,  # an interrupted study resumes
-        sampler=BradleyTerrySampler(arena, optuna.samplers.TPESampler(seed=config.seed)),
-        pruner=JudgePruner(arena),
+    study = open_judged_study(
+        arena,
+        config.storage,
+        base_sampler=optuna.samplers.TPESampler(seed=config.seed),
+        baseline_params=config.baseline,
     )
-    if config.baseline and not study.trials:
-        study.enqueue_trial(dict(config.baseline), user_attrs={"baseline": True})
-    done = sum(t.state.is_finished() for t in study.trials)
     study.optimize(
-        make_objective(config, arena), n_trials=max(0, n_trials - done), timeout=timeout
+        make_objective(config, arena), n_trials=trials_to_run(study, n_trials), timeout=timeout
     )
+    Path(config.output_dir).mkdir(parents=True, exist_ok=True)
     report = write_report(arena, study, f"{config.output_dir}/report.html")
-    _print_rows(arena.leaderboard(top=10))
+    _print_rows(arena.standings().leaderboard(top=10))
     print(f"report: {report}")
     return 0
 
@@ -326,6 +358,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _study_arguments(check)
     check.set_defaults(handler=_check)
+
+    upgrade = commands.add_parser(
+        "upgrade",
+        help="migrate the optuna-pandalm tables to this version's schema (like "
+        "`optuna storage upgrade`)",
+        description="Migrate the pandalm_ tables in place, keeping every verdict, game and "
+        "score. Stop every worker first: workers of an older version cannot write to the "
+        "new schema.",
+    )
+    upgrade.add_argument("--storage", required=True, help="SQLAlchemy URL")
+    upgrade.set_defaults(handler=_upgrade)
 
     report = commands.add_parser("report", help="write a self-contained HTML report")
     _study_arguments(report)

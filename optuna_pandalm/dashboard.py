@@ -13,6 +13,8 @@ import html
 import logging
 from typing import TYPE_CHECKING, Any
 
+from optuna_pandalm.arena._check import SNAPSHOT_ATTR
+
 if TYPE_CHECKING:
     from optuna_pandalm.arena import Arena
 
@@ -20,8 +22,8 @@ __all__ = ["LEADERBOARD_ATTR", "LEADERBOARD_GRAPH_ID", "leaderboard_figure", "pu
 
 _logger = logging.getLogger(__name__)
 
+
 LEADERBOARD_ATTR = "pandalm_leaderboard"
-SNAPSHOT_ATTR = "pandalm_fit"
 LEADERBOARD_GRAPH_ID = "pandalm-leaderboard"
 _TOP = 20
 
@@ -54,12 +56,13 @@ def _note(arena: Arena, trial: Any) -> str:
 
 def publish(arena: Arena, study: Any, trial: Any | None = None) -> None:
     """Write the compact leaderboard to the study, and the figure and note to Dashboard."""
+    standings = arena.standings()
     compact = [
         {k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.as_dict().items()}
-        for row in arena.leaderboard(top=_TOP)
+        for row in standings.leaderboard(top=_TOP)
     ]
     study.set_user_attr(LEADERBOARD_ATTR, compact)
-    study.set_user_attr(SNAPSHOT_ATTR, arena.snapshot())
+    study.set_user_attr(SNAPSHOT_ATTR, standings.snapshot())
     try:
         import optuna_dashboard
     except ImportError:

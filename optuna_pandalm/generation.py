@@ -9,10 +9,13 @@ tuned), the tokenizer's chat template, or any callable ``(instruction, input) ->
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from optuna_pandalm.prompts import Prompt
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["ALPACA", "ALPACA_WITH_INPUT", "format_prompt", "generate_responses"]
 
@@ -26,8 +29,13 @@ ALPACA_WITH_INPUT = (
     "### Instruction:\n{instruction}\n\n### Input:\n{input}\n\n### Response:\n"
 )
 
+# "alpaca", "chat", or a callable ``(instruction, input) -> prompt text``.
+PromptTemplate: TypeAlias = str | Callable[[str, str], str]
 
-def format_prompt(prompt: Prompt, template: Any = "alpaca", tokenizer: Any = None) -> str:
+
+def format_prompt(
+    prompt: Prompt, template: PromptTemplate = "alpaca", tokenizer: Any = None
+) -> str:
     """The text the trainee sees for one prompt.
 
     Example:
@@ -44,13 +52,14 @@ def format_prompt(prompt: Prompt, template: Any = "alpaca", tokenizer: Any = Non
         if tokenizer is None or getattr(tokenizer, "chat_template", None) is None:
             raise ValueError("template='chat' needs a tokenizer with a chat template")
         content = f"{prompt.instruction}\n\n{prompt.input}" if prompt.input else prompt.instruction
-        return tokenizer.apply_chat_template(
+        text: str = tokenizer.apply_chat_template(
             [{"role": "user", "content": content}], tokenize=False, add_generation_prompt=True
         )
+        return text
     raise ValueError(f"template must be 'alpaca', 'chat' or a callable, got {template!r}")
 
 
-def _autocast(model: Any, dtype: Any) -> Any:
+def _autocast(model: Any, dtype: torch.dtype | None) -> contextlib.AbstractContextManager[Any]:
     import torch
 
     if dtype is None:
@@ -64,11 +73,11 @@ def generate_responses(
     tokenizer: Any,
     prompts: Sequence[Prompt],
     *,
-    template: Any = "alpaca",
+    template: PromptTemplate = "alpaca",
     max_new_tokens: int = 256,
     batch_size: int = 16,
     generation_kwargs: dict[str, Any] | None = None,
-    autocast_dtype: Any = None,
+    autocast_dtype: torch.dtype | None = None,
     progress: bool = False,
 ) -> list[str]:
     """Greedy (by default) responses of ``model`` to each prompt, in prompt order.

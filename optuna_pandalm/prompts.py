@@ -85,11 +85,28 @@ def _text_field(record: Mapping[str, Any], names: Sequence[str], where: str) -> 
     return value
 
 
+def _encodable(prompt: Prompt, where: str) -> Prompt:
+    """Refuse text that is not valid Unicode (a lone surrogate such as JSON's "\\ud800"):
+    it cannot be hashed, stored or shown to a judge."""
+    for field in ("instruction", "input", "reference", "id"):
+        value = getattr(prompt, field)
+        if not isinstance(value, str):
+            continue
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as error:
+            raise PromptFormatError(
+                f"{where}: field {field!r} is not valid Unicode "
+                f"({error.reason} at character {error.start})"
+            ) from None
+    return prompt
+
+
 def _prompt(record: Any, where: str) -> Prompt:
     if isinstance(record, Prompt):
         if not record.instruction.strip():
             raise PromptFormatError(f"{where}: field 'instruction' is empty")
-        return record
+        return _encodable(record, where)
     if not isinstance(record, Mapping):
         raise PromptFormatError(f"{where}: expected an object, got {type(record).__name__}")
     instruction = _text_field(record, ("instruction",), where)
@@ -98,12 +115,13 @@ def _prompt(record: Any, where: str) -> Prompt:
     if not instruction.strip():
         raise PromptFormatError(f"{where}: field 'instruction' is empty")
     reference = _text_field(record, _REFERENCE_FIELDS, where)
-    return Prompt(
+    prompt = Prompt(
         instruction=instruction,
         input=_text_field(record, ("input",), where) or "",
         reference=reference if reference else None,
         id=_text_field(record, _ID_FIELDS, where),
     )
+    return _encodable(prompt, where)
 
 
 def _json_records(text: str, origin: str) -> Iterator[tuple[int, Any]]:

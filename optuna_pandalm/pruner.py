@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from optuna.pruners import BasePruner
 
-from optuna_pandalm.arena import sign_test
+from optuna_pandalm.sign_test import sign_test
 
 if TYPE_CHECKING:
     import optuna

@@ -52,13 +52,12 @@ def _figures(arena: Arena, study: Any) -> str:
 
 
 def _examples(arena: Arena, rows: list[Any], n_trials: int = 3) -> str:
-    players = {p.id: p for p in arena.players()}
-    by_key = {(p.trial, p.step, p.name): p for p in players.values()}
+    players = {p.id: p for p in arena.standings().players}
     sections = []
     for row in [r for r in rows if r.trial is not None][:n_trials]:
-        player = by_key[(row.trial, row.step, row.name)]
+        player = players[row.player_id]
         items = []
-        for game in arena.store.game_details(arena.arena_id, player.id, limit=3):
+        for game in arena.game_examples(player, limit=3):
             prompt = arena.prompts[game["prompt_position"]]
             first = players[game["first_player_id"]].label
             second = players[game["second_player_id"]].label
@@ -86,10 +85,11 @@ def render_report(arena: Arena, study: Any) -> str:
     """The report as an HTML string."""
     import optuna
 
-    rows = arena.leaderboard()
+    standings = arena.standings()
+    rows = standings.leaderboard()
     trials = study.trials
-    fit = arena.fit().result
-    counts = arena.store.verdict_counts(arena.arena_id)
+    fit = standings.result
+    counts = arena.verdict_counts()
     best = next((r for r in rows if r.trial is not None), None)
     baseline = next((r for r in rows if r.name is not None), None)
     by_number = {t.number: t for t in trials}
@@ -151,8 +151,14 @@ def render_report(arena: Arena, study: Any) -> str:
 
 
 def write_report(arena: Arena, study: Any, path: str | Path) -> Path:
-    """Write the report to ``path`` (folders are created) and return the path."""
+    """Write the report to ``path`` and return the path.
+
+    Raises:
+        FileNotFoundError: the folder of ``path`` does not exist (it is not created: a
+            mistyped path must not leave folders behind).
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.parent.is_dir():
+        raise FileNotFoundError(f"no such folder for the report: {path.parent}")
     path.write_text(render_report(arena, study), encoding="utf-8")
     return path

@@ -33,6 +33,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from optuna_pandalm.judges.base import JudgeRequest, PairwiseJudge, Verdict
 from optuna_pandalm.prompts import Prompt
@@ -83,18 +84,18 @@ def _normal(*parts: Any) -> float:
 
 
 def simulated_verdicts(
-    quality_1: np.ndarray,
-    quality_2: np.ndarray,
+    quality_1: NDArray[np.float64],
+    quality_2: NDArray[np.float64],
     *,
-    length_ratio: np.ndarray | None = None,
-    difficulty: np.ndarray | None = None,
-    uniforms: np.ndarray,
-    invalid_uniforms: np.ndarray | None = None,
+    length_ratio: NDArray[np.float64] | None = None,
+    difficulty: NDArray[np.float64] | None = None,
+    uniforms: NDArray[np.float64],
+    invalid_uniforms: NDArray[np.float64] | None = None,
     position_bias: float = 0.3,
     length_bias: float = 0.0,
     tie_strength: float = 0.5,
     invalid_rate: float = 0.0,
-) -> np.ndarray:
+) -> NDArray[np.int64]:
     """Vectorised verdicts: 0 tie, 1, 2, or -1 invalid, one per row.
 
     ``P(1) : P(2) : P(tie) = exp(d/2) : exp(-d/2) : nu`` with
@@ -119,7 +120,7 @@ def simulated_verdicts(
 
 def ladder_games(
     n_players: int, *, seed: int, games: int = 16
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]:
     """``(first, second, outcome)`` of games shaped like a study's: each new checkpoint plays
     ``games`` games against one of the five strongest before it (strengths ~ N(0, 1)), so
     the comparison graph is nearly a tree and most players have few games.
@@ -211,7 +212,7 @@ class SimulatedJudge(PairwiseJudge):
         Table 9).
         """
         settings: dict[str, float] = {**PANDALM_7B, **overrides}
-        return cls(seed=seed, **settings)  # type: ignore[arg-type]
+        return cls(seed=seed, **settings)
 
     def difficulty(self, instruction: str) -> float:
         """The per-prompt multiplier on quality differences (deterministic per seed)."""
@@ -223,13 +224,13 @@ class SimulatedJudge(PairwiseJudge):
 
     def draw(
         self,
-        quality_1: np.ndarray,
-        quality_2: np.ndarray,
+        quality_1: NDArray[np.float64],
+        quality_2: NDArray[np.float64],
         *,
-        difficulty: np.ndarray | float = 1.0,
-        length_ratio: np.ndarray | None = None,
+        difficulty: NDArray[np.float64] | float = 1.0,
+        length_ratio: NDArray[np.float64] | None = None,
         rng: np.random.Generator,
-    ) -> np.ndarray:
+    ) -> NDArray[np.int64]:
         """Vectorised verdicts from the same model as :meth:`judge` (0 tie, 1, 2, -1 invalid),
         with fresh randomness from ``rng`` instead of hashes of the texts: for simulations
         too large for text requests (a round robin of 537,200 games). Calls are counted."""
@@ -335,9 +336,9 @@ class Landscape:
         x = math.log10(params["learning_rate"]) - self._optimum()
         adam = params.get("optimizer", "adamw") == "adamw"
         cosine = params.get("scheduler", "cosine") == "cosine"
-        rank = params.get("lora_rank", 8)
-        warmup = params.get("warmup_ratio", 0.05)
-        decay = params.get("weight_decay", 0.0)
+        rank: int = params.get("lora_rank", 8)
+        warmup: float = params.get("warmup_ratio", 0.05)
+        decay: float = params.get("weight_decay", 0.0)
         progress = epoch / self.epochs
         if self.shape == "narrow_lr":
             base = 2.0 * math.exp(-((x / 0.25) ** 2)) - 0.5 * x**2
@@ -382,7 +383,7 @@ class Landscape:
 
     def response_qualities(
         self, params: Mapping[str, Any], epoch: int, prompts: Sequence[Prompt], *, key: Any = 0
-    ) -> np.ndarray:
+    ) -> NDArray[np.float64]:
         """Latent quality of the checkpoint's response to each prompt (those of
         :meth:`generations`)."""
         quality = self.quality(params, epoch)
@@ -395,7 +396,7 @@ class Landscape:
 
     def response_lengths(
         self, epoch: int, prompts: Sequence[Prompt], *, key: Any = 0
-    ) -> np.ndarray:
+    ) -> NDArray[np.int64]:
         """Length in characters of each response of :meth:`generations`."""
         if self.length_spread == 0:
             return np.full(len(prompts), 40)

@@ -15,7 +15,13 @@ import logging
 import math
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import torch
+
+    from optuna_pandalm.arena import Arena
+    from optuna_pandalm.generation import PromptTemplate
 
 __all__ = [
     "ConfigError",
@@ -109,7 +115,10 @@ class SearchSpace:
         fields = [f.name for f in dataclasses.fields(cls)]
         _unknown(list(data), fields, where)
         defaults = cls()
-        get = lambda key: data.get(key, getattr(defaults, key))  # noqa: E731
+
+        def get(key: str) -> Any:
+            return data.get(key, getattr(defaults, key))
+
         epochs = get("epochs")
         if not isinstance(epochs, int) or isinstance(epochs, bool) or not 1 <= epochs <= 100:
             raise ConfigError(f"{where}.epochs: expected an integer in 1..100, got {epochs!r}")
@@ -168,7 +177,7 @@ class TuneConfig:
     eval_prompts: str
     judge: str
     tokenizer: str | None = None
-    template: str = "alpaca"
+    template: PromptTemplate = "alpaca"
     search_space: SearchSpace = dataclasses.field(default_factory=SearchSpace)
     n_trials: int = 20
     timeout: float | None = None
@@ -277,12 +286,16 @@ class InstructionDataset:
     template) is masked out of the loss; the answer and an EOS token are learned."""
 
     def __init__(
-        self, records: Sequence[Mapping[str, str]], tokenizer: Any, template: Any, max_length: int
-    ):
+        self,
+        records: Sequence[Mapping[str, str]],
+        tokenizer: Any,
+        template: PromptTemplate,
+        max_length: int,
+    ) -> None:
         from optuna_pandalm.generation import format_prompt
         from optuna_pandalm.prompts import Prompt
 
-        self.items = []
+        self.items: list[dict[str, list[int]]] = []
         for r in records:
             prompt_text = format_prompt(
                 Prompt(r["instruction"], r.get("input", "")), template, tokenizer
@@ -323,7 +336,7 @@ def make_collator(pad_id: int) -> Callable[[list[dict[str, list[int]]]], dict[st
 
 def make_objective(
     config: TuneConfig,
-    arena: Any,
+    arena: Arena,
     *,
     train_records: Sequence[Mapping[str, str]] | None = None,
     callback_options: Mapping[str, Any] | None = None,
@@ -354,7 +367,7 @@ def make_objective(
         )
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token
-        model = transformers.AutoModelForCausalLM.from_pretrained(
+        model: torch.nn.Module = transformers.AutoModelForCausalLM.from_pretrained(
             config.base_model, local_files_only=True, trust_remote_code=config.trust_remote_code
         )
         if params["method"] == "lora":

@@ -27,11 +27,6 @@ __all__ = [
 ]
 
 
-def _label(row: Any) -> str:
-    name = getattr(row, "name", None)
-    return f"baseline {name}" if name else f"trial {row.trial} / step {row.step}"
-
-
 def plot_leaderboard(arena: Arena, *, top: int = 20) -> go.Figure:
     """Score with its 95% interval per player, best on top; P(best) and games in the hover;
     baselines in red."""
@@ -41,7 +36,7 @@ def plot_leaderboard(arena: Arena, *, top: int = 20) -> go.Figure:
     figure = go.Figure(
         go.Scatter(
             x=[r.score for r in rows],
-            y=[_label(r) for r in rows],
+            y=[r.label for r in rows],
             mode="markers",
             marker={"color": ["#d62728" if r.name else "#1f77b4" for r in rows], "size": 9},
             error_x={
@@ -65,35 +60,13 @@ def plot_leaderboard(arena: Arena, *, top: int = 20) -> go.Figure:
     return figure
 
 
-def _top_rows(arena: Arena, top: int) -> tuple[list[LeaderboardRow], dict[int, int]]:
-    rows = arena.leaderboard(top=top)
-    fit = arena.fit()
-    ids = {}
-    for row in rows:
-        player = next(
-            p for p in fit.players if (p.trial, p.step, p.name) == (row.trial, row.step, row.name)
-        )
-        ids[player.id] = len(ids)
-    return rows, ids
-
-
-def _pair_records(arena: Arena, ids: dict[int, int]) -> np.ndarray:
-    """(k, k, 3): wins, ties, losses of row player against column player."""
-    counts = arena.store.game_counts(arena.arena_id)
-    records = np.zeros((len(ids), len(ids), 3))
-    for first, second, outcome, n in zip(
-        counts.first, counts.second, counts.outcome, counts.count, strict=True
-    ):
-        if first in ids and second in ids:
-            a, b = ids[int(first)], ids[int(second)]
-            if outcome == 0:
-                records[a, b, 1] += n
-                records[b, a, 1] += n
-            else:
-                winner, loser = (a, b) if outcome == 1 else (b, a)
-                records[winner, loser, 0] += n
-                records[loser, winner, 2] += n
-    return records
+def _top_records(arena: Arena, top: int) -> tuple[list[LeaderboardRow], np.ndarray]:
+    """The top rows and their ``(k, k, 3)`` head-to-head records (wins, ties, losses of
+    row player against column player), from one standings."""
+    standings = arena.standings()
+    rows = standings.leaderboard(top=top)
+    by_id = {p.id: p for p in standings.players}
+    return rows, standings.pair_records([by_id[r.player_id] for r in rows])
 
 
 def plot_win_matrix(arena: Arena, *, top: int = 10) -> go.Figure:
@@ -101,12 +74,11 @@ def plot_win_matrix(arena: Arena, *, top: int = 10) -> go.Figure:
     among the top players; blank where they never met."""
     import plotly.graph_objects as go
 
-    rows, ids = _top_rows(arena, top)
-    records = _pair_records(arena, ids)
+    rows, records = _top_records(arena, top)
     games = records.sum(axis=2)
     with np.errstate(invalid="ignore", divide="ignore"):
         share = np.where(games > 0, (records[..., 0] + 0.5 * records[..., 1]) / games, np.nan)
-    labels = [_label(r) for r in rows]
+    labels = [r.label for r in rows]
     text = [
         [
             f"{int(records[i, j, 0])}-{int(records[i, j, 1])}-{int(records[i, j, 2])}"
@@ -140,10 +112,9 @@ def plot_comparison_graph(arena: Arena, *, top: int = 10, alpha: float = 0.05) -
     ranking graph with the leader on top, like PandaLM's Figure 7."""
     import plotly.graph_objects as go
 
-    from optuna_pandalm.arena import sign_test
+    from optuna_pandalm.sign_test import sign_test
 
-    rows, ids = _top_rows(arena, top)
-    records = _pair_records(arena, ids)
+    rows, records = _top_records(arena, top)
     figure = go.Figure()
     n = len(rows)
     x = [0.5 + 0.35 * math.sin(2.4 * i) for i in range(n)]  # spread nodes so arrows show
@@ -179,7 +150,7 @@ def plot_comparison_graph(arena: Arena, *, top: int = 10, alpha: float = 0.05) -
             x=x,
             y=y,
             mode="markers+text",
-            text=[_label(r) for r in rows],
+            text=[r.label for r in rows],
             textposition="middle right",
             marker={
                 "size": 14,

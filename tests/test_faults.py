@@ -69,7 +69,7 @@ def test_a_judge_that_fails_then_recovers_is_retried(tmp_path):
 def test_a_judge_that_keeps_failing_fails_the_trial_with_the_cause_and_keeps_the_data(tmp_path):
     url, arena, study = _study(tmp_path, SimulatedJudge(seed=1))
     study.optimize(_objective(arena), n_trials=1)
-    games_before = arena.store.games_version(arena.arena_id)[0]
+    games_before = arena.store.version(arena.arena_id)[0]
     broken = Arena(
         url, "f", _Failing(failures=100), simulated_prompts(16), racing=False, judge_backoff=0.01
     )
@@ -78,7 +78,7 @@ def test_a_judge_that_keeps_failing_fails_the_trial_with_the_cause_and_keeps_the
     assert failed.state == optuna.trial.TrialState.FAIL
     assert "CUDA out of memory" in failed.user_attrs["pandalm_error"]
     assert "failed 4 times" in failed.user_attrs["pandalm_error"]
-    assert broken.store.games_version(broken.arena_id)[0] == games_before  # nothing lost
+    assert broken.store.version(broken.arena_id)[0] == games_before  # nothing lost
     assert not any(broken.check(study).values())
 
 
@@ -177,6 +177,8 @@ def test_non_utf8_responses_are_judged_stored_and_cached_or_refused_clearly(tmp_
     with pytest.raises(ValueError, match=r"trial 2 step 1: generation 0 is bytes, not str"):
         arena.evaluate(third, 1, raw)
     assert arena.trial_players(third.number) == []
+    for trial in (first, second, third):
+        study.tell(trial, state=optuna.trial.TrialState.FAIL)
     assert not any(arena.check(study).values())
 
 
@@ -298,14 +300,17 @@ def test_a_database_connection_dropped_mid_write_is_retried_and_counts_nothing_t
                     with admin.connect() as other:
                         other.execute(sa.text(f"select pg_terminate_backend({pid})"))
 
+        second = study.ask()
         with caplog.at_level("WARNING", logger="optuna_pandalm.store"):
-            result = arena.evaluate(study.ask(), 1, [simulated_response(1.0, text="b")] * 24)
+            result = arena.evaluate(second, 1, [simulated_response(1.0, text="b")] * 24)
         admin.dispose()
         assert len(dropped) == 2
         assert "database connection lost in save_games" in caplog.text
         assert url.split("@")[0] not in caplog.text  # no credentials in the log
         assert result.wins + result.ties + result.losses == 24
         assert sum(arena.match_record(result.player, result.opponent)) == 24
+        study.tell(first, 0.0)
+        study.tell(second, result.score)
         assert not any(arena.check(study).values())
     finally:
         next(databases, None)

@@ -13,6 +13,7 @@ import pytest
 
 from optuna_pandalm import JudgeRequest, RemoteJudge, Verdict
 from optuna_pandalm.judges import EnsembleJudge, PairwiseJudge, ReferenceJudge, RewardModelJudge
+from optuna_pandalm.judges.base import JudgeUnavailableError
 from optuna_pandalm.judges.reference import exact_match, rouge_l, token_f1
 from optuna_pandalm.judges.spec import judge_from_spec
 
@@ -163,29 +164,40 @@ def test_remote_retries_429_then_succeeds(server):
     assert verdict.winner == 1 and server["calls"] == 3
 
 
-def test_remote_client_errors_are_not_retried_and_become_invalid(server):
+def test_remote_client_errors_are_not_retried_and_raise_not_an_invalid_verdict(server):
     server["default"] = (400, {"error": "bad"})
     judge = RemoteJudge(server["url"], "m", api_key_env=None, backoff=0.01)
-    verdict = judge.judge([JudgeRequest("Q", "a", "b")])[0]
-    assert verdict.winner is None and "HTTP 400" in verdict.raw and server["calls"] == 1
+    with pytest.raises(JudgeUnavailableError, match="HTTP 400"):
+        judge.judge([JudgeRequest("Q", "a", "b")])
+    assert server["calls"] == 1
 
 
-def test_remote_server_that_never_answers_gives_invalid_verdicts_without_hanging(server):
+def test_remote_server_that_never_answers_raises_without_hanging(server):
     server["default"] = "hang"
     judge = RemoteJudge(
         server["url"], "m", api_key_env=None, timeout=0.3, max_retries=1, backoff=0.01
     )
     start = time.perf_counter()
-    verdicts = judge.judge([JudgeRequest("Q", "a", "b"), JudgeRequest("Q", "c", "d")])
+    with pytest.raises(JudgeUnavailableError, match="2 of 2 requests failed"):
+        judge.judge([JudgeRequest("Q", "a", "b"), JudgeRequest("Q", "c", "d")])
     assert time.perf_counter() - start < 3
-    assert all(v.winner is None and "request failed" in v.raw for v in verdicts)
 
 
-def test_remote_unreachable_server_is_invalid_not_an_exception():
+def test_remote_unreachable_server_is_a_failure_to_answer_not_a_verdict():
     judge = RemoteJudge(
         "http://127.0.0.1:9/v1", "m", api_key_env=None, max_retries=1, backoff=0.01, timeout=1
     )
-    assert judge.judge([JudgeRequest("Q", "a", "b")])[0].winner is None
+    with pytest.raises(JudgeUnavailableError, match=r"127\.0\.0\.1:9"):
+        judge.judge([JudgeRequest("Q", "a", "b")])
+
+
+def test_remote_batch_cut_short_keeps_the_answers_it_got(server):
+    server["script"] = [(200, _logprobs({"1": -0.1})), (400, {"error": "bad"})]
+    judge = RemoteJudge(server["url"], "m", api_key_env=None, max_concurrency=1, backoff=0.01)
+    with pytest.raises(JudgeUnavailableError) as failure:
+        judge.judge([JudgeRequest("Q", "a", "b"), JudgeRequest("Q", "c", "d")])
+    assert list(failure.value.completed) == [0]
+    assert failure.value.completed[0].winner == 1
 
 
 def test_remote_reply_without_labels_is_invalid(server):

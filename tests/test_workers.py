@@ -140,5 +140,10 @@ def test_a_worker_killed_mid_match_loses_nothing_and_a_restart_finishes(postgres
         == len(states) - 1
     )
     arena = Arena.load(postgres_url, "study-0")
-    assert not any(arena.check(study).values())
+    problems = arena.check(study)
+    killed = next(t.number for t in study.trials if t.state == optuna.trial.TrialState.RUNNING)
+    running = problems.pop("trials left RUNNING")  # no heartbeat in this test: check says so
+    assert len(running) == 1 and running[0].startswith(f"trial {killed}: RUNNING")
+    assert "with no heartbeat" in running[0] and "state=TrialState.FAIL" in running[0]
+    assert not any(problems.values())
     assert _most_games_per_pair_and_prompt(postgres_url) == 1

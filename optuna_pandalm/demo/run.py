@@ -156,8 +156,9 @@ def run_demo(
     import torch
     import transformers
 
-    from optuna_pandalm import Arena, BradleyTerrySampler, JudgePruner
+    from optuna_pandalm.arena import Arena
     from optuna_pandalm.generation import generate_responses
+    from optuna_pandalm.judged_study import BASELINE_ATTR, open_judged_study, trials_to_run
     from optuna_pandalm.judges import ReferenceJudge
     from optuna_pandalm.report import write_report
     from optuna_pandalm.tuning import TuneConfig, make_objective
@@ -188,7 +189,7 @@ def run_demo(
         train_data="(in memory)",
         eval_prompts="(in memory)",
         judge=judge.name,
-        template=DEMO_TEMPLATE,  # type: ignore[arg-type]
+        template=DEMO_TEMPLATE,
         search_space=demo_space(),
         n_trials=n_trials,
         storage=storage,
@@ -214,28 +215,21 @@ def run_demo(
         trial.set_user_attr("heldout_exact_match", heldout[trial.number])
         say(f"trial {trial.number}: held-out exact match {heldout[trial.number]:.2f}")
 
-    study = optuna.create_study(
-        study_name=study_name,
-        storage=storage,
-        direction="maximize",
-        load_if_exists=True,
-        sampler=BradleyTerrySampler(
-            arena, optuna.samplers.TPESampler(seed=seed, n_startup_trials=5)
-        ),
-        pruner=JudgePruner(arena),
+    study = open_judged_study(
+        arena,
+        storage,
+        base_sampler=optuna.samplers.TPESampler(seed=seed, n_startup_trials=5),
+        baseline_params=ALPACA_DEFAULTS,
     )
-    if not study.trials:
-        study.enqueue_trial(ALPACA_DEFAULTS, user_attrs={"baseline": True})
     objective = make_objective(config, arena, train_records=data.train, on_trial_end=measure)
-    waiting = optuna.trial.TrialState.WAITING
-    remaining = max(0, n_trials - sum(t.state != waiting for t in study.trials))
+    remaining = trials_to_run(study, n_trials)
     say(f"running {remaining} trials")
     study.optimize(objective, n_trials=remaining)
 
-    rows = arena.leaderboard()
+    rows = arena.standings().leaderboard()
     best_row = next((r for r in rows if r.trial is not None), None)
     complete = {t.number: t for t in study.trials}
-    baseline_trial = next((t.number for t in study.trials if t.user_attrs.get("baseline")), 0)
+    baseline_trial = next((t.number for t in study.trials if t.user_attrs.get(BASELINE_ATTR)), 0)
     best_trial = best_row.trial if best_row else None
     report = write_report(arena, study, out / "report.html")
     return {

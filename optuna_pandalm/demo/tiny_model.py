@@ -38,6 +38,7 @@ def char_tokenizer(alphabet: str = ALPHABET, *, model_max_length: int = 1024) ->
         single=f"{SPECIAL['bos']} $A",
         special_tokens=[(SPECIAL["bos"], vocabulary[SPECIAL["bos"]])],
     )
+
     return PreTrainedTokenizerFast(
         tokenizer_object=core,
         bos_token=SPECIAL["bos"],
@@ -75,6 +76,7 @@ def tiny_llama(
         tie_word_embeddings=True,
     )
     torch.manual_seed(seed)
+
     return LlamaForCausalLM(config).eval()
 
 

@@ -5,9 +5,37 @@ from __future__ import annotations
 import abc
 import dataclasses
 import math
-from collections.abc import Sequence
+import numbers
+from collections.abc import Mapping, Sequence
+from typing import Any
 
-__all__ = ["JudgeRequest", "PairwiseJudge", "Verdict"]
+__all__ = [
+    "InvalidVerdictError",
+    "JudgeRequest",
+    "JudgeUnavailableError",
+    "PairwiseJudge",
+    "Verdict",
+    "canonical_verdict",
+]
+
+
+class JudgeUnavailableError(RuntimeError):
+    """The judge could not answer (a refused connection, a timeout, HTTP 503, CUDA out of
+    memory): a transient failure, retried and never cached.
+
+    ``completed`` holds the verdicts of the requests that did get an answer, by request
+    index, so that a batch cut short by an outage keeps what it already paid for.
+    """
+
+    def __init__(self, message: str, *, completed: Mapping[int, Verdict] | None = None):
+        super().__init__(message)
+        self.completed: dict[int, Verdict] = dict(completed or {})
+
+
+class InvalidVerdictError(TypeError):
+    """A judge returned something that is not a verdict (a winner of 7, ``True`` or
+    ``"1"``, NaN probabilities, the wrong number of verdicts): a bug in the judge, not a
+    transient failure, so it is never retried."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,24 +78,84 @@ class Verdict:
     raw: str = ""
 
     def __post_init__(self) -> None:
-        if self.winner not in (None, 0, 1, 2):
-            raise ValueError(f"winner must be 0, 1, 2 or None, got {self.winner!r}")
-        if self.probabilities is not None:
-            probabilities = tuple(float(p) for p in self.probabilities)
-            if len(probabilities) != 3 or not all(
-                math.isfinite(p) and p >= 0 for p in probabilities
-            ):
+        object.__setattr__(self, "winner", _winner(self.winner))
+        object.__setattr__(self, "probabilities", _probabilities(self.probabilities))
+        for field in ("reason", "reference", "raw"):
+            if not isinstance(getattr(self, field), str):
                 raise ValueError(
-                    "probabilities must be three finite non-negative numbers, "
-                    f"got {self.probabilities!r}"
+                    f"{field} must be a str, got {type(getattr(self, field)).__name__}"
                 )
-            if abs(sum(probabilities) - 1) > 1e-6:
-                raise ValueError(f"probabilities must sum to 1, got {sum(probabilities)}")
-            object.__setattr__(self, "probabilities", probabilities)
 
     @property
     def is_valid(self) -> bool:
         return self.winner is not None
+
+
+def _winner(value: Any) -> int | None:
+    """``None`` or the int 0, 1 or 2; numpy integers become ``int``, anything else
+    (``True``, ``7``, ``"1"``, ``1.0``) is refused: stored as is, it would replay wrongly."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ValueError(f"winner must be 0, 1, 2 or None, got {value!r} ({type(value).__name__})")
+    if int(value) not in (0, 1, 2):
+        raise ValueError(f"winner must be 0, 1, 2 or None, got {value!r}")
+    return int(value)
+
+
+def _probabilities(value: Any) -> tuple[float, float, float] | None:
+    if value is None:
+        return None
+    try:
+        values = tuple(float(p) for p in value)
+    except (TypeError, ValueError):
+        raise ValueError(f"probabilities must be three numbers, got {value!r}") from None
+    if len(values) != 3 or not all(math.isfinite(p) and p >= 0 for p in values):
+        raise ValueError(f"probabilities must be three finite non-negative numbers, got {value!r}")
+    if abs(sum(values) - 1) > 1e-6:
+        raise ValueError(f"probabilities must sum to 1, got {sum(values)}")
+    return values[0], values[1], values[2]
+
+
+def canonical_verdict(verdict: Any, *, judge: str, index: int) -> Verdict:
+    """Check and canonicalise what a judge returned for request ``index``, once, where it
+    enters: a fresh :class:`Verdict` of plain Python values (numpy integers and floats
+    become ``int`` and ``float``), so every layer below can trust it.
+
+    Duck-typed objects with the verdict's attributes are accepted; a ``Verdict`` mutated
+    after construction is checked again.
+
+    Raises:
+        InvalidVerdictError: naming the judge and the request index.
+
+    Example:
+        >>> import numpy as np
+        >>> canonical_verdict(Verdict(np.int64(1)), judge="j", index=0).winner.__class__
+        <class 'int'>
+        >>> canonical_verdict(Verdict(2), judge="j", index=3).winner
+        2
+    """
+    try:
+        fields: dict[str, Any] = {
+            name: getattr(verdict, name, default)
+            for name, default in (
+                ("winner", _MISSING),
+                ("probabilities", None),
+                ("reason", ""),
+                ("reference", ""),
+                ("raw", ""),
+            )
+        }
+        if fields["winner"] is _MISSING:
+            raise ValueError(f"a verdict needs a winner, got {type(verdict).__name__}")
+        return Verdict(**fields)
+    except ValueError as error:
+        raise InvalidVerdictError(
+            f"judge {judge!r} returned an invalid verdict for request {index}: {error}"
+        ) from None
+
+
+_MISSING: Any = object()
 
 
 class PairwiseJudge(abc.ABC):
@@ -82,4 +170,11 @@ class PairwiseJudge(abc.ABC):
 
     @abc.abstractmethod
     def judge(self, requests: Sequence[JudgeRequest]) -> list[Verdict]:
-        """Return one verdict per request, in order. Failures are invalid verdicts."""
+        """Return one verdict per request, in order.
+
+        An answer the judge gave but that cannot be read (unparseable text) is an invalid
+        verdict (``winner=None``, the text in ``raw``): data, cached like any verdict. A
+        failure to answer (a timeout, a refused connection, an exception) must raise,
+        :class:`JudgeUnavailableError` ideally, with the verdicts already obtained in its
+        ``completed``: it is retried and never cached.
+        """

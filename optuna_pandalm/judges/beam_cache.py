@@ -56,7 +56,8 @@ def _layer_class(dynamic_layer: type) -> type:
     """The double-buffered layer, defined once on transformers' ``DynamicLayer``."""
     import torch
 
-    class _BeamSearchLayer(dynamic_layer):  # type: ignore[misc, valid-type]
+    # The base is transformers' DynamicLayer, passed in at run time: mypy sees it as Any.
+    class _BeamSearchLayer(dynamic_layer):  # type: ignore[misc]
         """Two ``[batch, heads, capacity, head_dim]`` buffers each for keys and values; the
         cache is the first ``length`` positions of the current one."""
 

@@ -57,7 +57,9 @@ class EnsembleJudge(PairwiseJudge):
             for k in range(3):
                 totals[k] += p[k] / len(valid)
         winner = max(range(3), key=lambda k: totals[k])
-        return Verdict(winner=winner, probabilities=tuple(totals), reason=reason, raw=raw)
+        return Verdict(
+            winner=winner, probabilities=(totals[0], totals[1], totals[2]), reason=reason, raw=raw
+        )
 
     def judge(self, requests: Sequence[JudgeRequest]) -> list[Verdict]:
         per_judge = [judge.judge(requests) for judge in self.judges]

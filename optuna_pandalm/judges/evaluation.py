@@ -183,9 +183,9 @@ def evaluate_predictions(
     if swapped is not None:
         unswap = {0: 0, 1: 2, 2: 1}
         both = [
-            (predictions[p.idx], swapped[p.idx])
+            (a, b)
             for p in pairs
-            if predictions.get(p.idx) is not None and swapped.get(p.idx) is not None
+            if (a := predictions.get(p.idx)) is not None and (b := swapped.get(p.idx)) is not None
         ]
         result["position_consistency"] = (
             sum(a == unswap[b] for a, b in both) / len(both) if both else None

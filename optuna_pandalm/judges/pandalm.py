@@ -355,7 +355,8 @@ class PandaLMJudge(PairwiseJudge):
 
     def _decode_new(self, encoded: dict[str, Any], output: Any) -> list[str]:
         new = output[:, encoded["input_ids"].shape[1] :]
-        return self.tokenizer.batch_decode(new, skip_special_tokens=True)
+        texts: list[str] = self.tokenizer.batch_decode(new, skip_special_tokens=True)
+        return texts
 
     def _cache(self, encoded: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:
         """``past_key_values`` for beam search: a preallocated cache that copies the KV cache

@@ -19,8 +19,9 @@ import urllib.request
 from collections.abc import Sequence
 from typing import Any
 
-from optuna_pandalm.judges.base import JudgeRequest, PairwiseJudge, Verdict
+from optuna_pandalm.judges.base import JudgeRequest, JudgeUnavailableError, PairwiseJudge, Verdict
 from optuna_pandalm.judges.pandalm import build_pandalm_prompt, parse_pandalm_output
+from optuna_pandalm.url_masking import mask_url
 
 __all__ = ["RemoteJudge", "RemoteJudgeError"]
 
@@ -28,8 +29,9 @@ _logger = logging.getLogger(__name__)
 _RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 
 
-class RemoteJudgeError(RuntimeError):
-    """A request that failed for good (after retries, or with a non-retryable status)."""
+class RemoteJudgeError(JudgeUnavailableError):
+    """Requests that failed for good (after retries, or with a non-retryable status): the
+    server did not answer, so nothing is cached and the arena retries later."""
 
 
 def _label(token: str) -> int | None:
@@ -40,15 +42,6 @@ def _label(token: str) -> int | None:
     if word and "tie".startswith(word):
         return 0
     return None
-
-
-def _mask_userinfo(url: str) -> str:
-    parts = urllib.parse.urlsplit(url)
-    if parts.username or parts.password:
-        host = parts.hostname or ""
-        netloc = f"***@{host}" + (f":{parts.port}" if parts.port else "")
-        return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
-    return url
 
 
 class RemoteJudge(PairwiseJudge):
@@ -71,8 +64,11 @@ class RemoteJudge(PairwiseJudge):
         top_logprobs: How many alternatives likelihood mode asks for.
         tie_threshold: Likelihood mode: a tie when P(tie) is at least this.
 
-    A request that fails for good becomes an invalid verdict whose ``raw`` says why; the
-    call never hangs past ``timeout * (max_retries + 1)`` plus the backoffs.
+    A request that fails for good (no answer, or a reply that is not a completion) raises
+    :class:`RemoteJudgeError` with the verdicts of the batch's other requests in its
+    ``completed``: a transport failure is never an invalid verdict, which would be cached.
+    An answer without a label (the model's own output) is an invalid verdict. The call never
+    hangs past ``timeout * (max_retries + 1)`` plus the backoffs.
     """
 
     def __init__(
@@ -95,7 +91,7 @@ class RemoteJudge(PairwiseJudge):
             raise ValueError(f"mode must be 'likelihood' or 'generate', got {mode!r}")
         parts = urllib.parse.urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ValueError(f"base_url must be an http(s) URL, got {_mask_userinfo(base_url)!r}")
+            raise ValueError(f"base_url must be an http(s) URL, got {mask_url(base_url)!r}")
         self.base_url = base_url.rstrip("/")
         self.model = model
         self.mode = mode
@@ -112,7 +108,7 @@ class RemoteJudge(PairwiseJudge):
             if mode == "likelihood"
             else f"mode=generate,max_tokens={max_tokens}"
         )
-        self.name = name or f"remote:{_mask_userinfo(self.base_url)}:{model}:{settings}"
+        self.name = name or f"remote:{mask_url(self.base_url)}:{model}:{settings}"
 
     def __repr__(self) -> str:
         return f"RemoteJudge(name={self.name!r})"
@@ -136,9 +132,10 @@ class RemoteJudge(PairwiseJudge):
                     url, data=data, headers=self._headers(), method="POST"
                 )
                 with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                    return json.loads(response.read().decode("utf-8"))
+                    reply: dict[str, Any] = json.loads(response.read().decode("utf-8"))
+                    return reply
             except urllib.error.HTTPError as error:
-                last = f"HTTP {error.code} from {_mask_userinfo(url)}"
+                last = f"HTTP {error.code} from {mask_url(url)}"
                 if error.code not in _RETRY_STATUS:
                     raise RemoteJudgeError(last) from None
                 retry_after = error.headers.get("Retry-After") if error.headers else None
@@ -146,9 +143,9 @@ class RemoteJudge(PairwiseJudge):
                     wait = min(float(retry_after), 30.0)
             except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as error:
                 reason = getattr(error, "reason", error)
-                last = f"{type(reason).__name__} from {_mask_userinfo(url)}: {reason}"
+                last = f"{type(reason).__name__} from {mask_url(url)}: {reason}"
             except json.JSONDecodeError:
-                last = f"malformed JSON from {_mask_userinfo(url)}"
+                last = f"malformed JSON from {mask_url(url)}"
             if attempt < self.max_retries:
                 _logger.info(
                     "judge request failed (%s); retry %d in %.1f s", last, attempt + 1, wait
@@ -166,18 +163,19 @@ class RemoteJudge(PairwiseJudge):
             body.update(max_tokens=1, logprobs=self.top_logprobs)
         else:
             body.update(max_tokens=self.max_tokens)
+        reply = self._post(body)
         try:
-            reply = self._post(body)
             choice = reply["choices"][0]
             if self.mode == "generate":
                 return parse_pandalm_output(str(choice["text"]))
             alternatives = choice["logprobs"]["top_logprobs"][0]
-        except RemoteJudgeError as error:
-            return Verdict(winner=None, raw=f"request failed: {error}")
         except (KeyError, IndexError, TypeError) as error:
-            return Verdict(
-                winner=None, raw=f"unexpected reply shape: {type(error).__name__} {error}"
-            )
+            # Not the model's answer but a server that does not speak the protocol (or an
+            # error page): a failure to answer, not a verdict.
+            raise RemoteJudgeError(
+                f"unexpected reply shape from {mask_url(self.base_url)}: "
+                f"{type(error).__name__} {error}"
+            ) from None
         mass = [0.0, 0.0, 0.0]
         for token, log_probability in alternatives.items():
             label = _label(token)
@@ -200,4 +198,21 @@ class RemoteJudge(PairwiseJudge):
             return []
         workers = min(self.max_concurrency, len(requests))
         with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
-            return list(pool.map(self._one, requests))
+            futures = [pool.submit(self._one, request) for request in requests]
+        completed: dict[int, Verdict] = {}
+        failures: list[tuple[int, JudgeUnavailableError]] = []
+        for index, future in enumerate(futures):
+            error = future.exception()
+            if error is None:
+                completed[index] = future.result()
+            elif isinstance(error, JudgeUnavailableError):
+                failures.append((index, error))
+            else:
+                raise error
+        if failures:
+            index, error = failures[0]
+            raise RemoteJudgeError(
+                f"{len(failures)} of {len(requests)} requests failed (request {index}: {error})",
+                completed=completed,
+            )
+        return [completed[i] for i in range(len(requests))]

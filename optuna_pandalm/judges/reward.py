@@ -8,7 +8,7 @@ batched), no generation.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from optuna_pandalm.judges.base import JudgeRequest, PairwiseJudge, Verdict
@@ -50,7 +50,7 @@ class RewardModelJudge(PairwiseJudge):
         model: Any,
         tokenizer: Any = None,
         *,
-        template: Any = "alpaca",
+        template: str | Callable[[str, str, str], str] = "alpaca",
         batch_size: int = 16,
         dtype: str | None = None,
         device: str | None = None,
@@ -97,10 +97,11 @@ class RewardModelJudge(PairwiseJudge):
             return self.template(instruction, input, response)
         if self.template == "chat":
             user = f"{instruction}\n\n{input}" if input else instruction
-            return self.tokenizer.apply_chat_template(
+            text: str = self.tokenizer.apply_chat_template(
                 [{"role": "user", "content": user}, {"role": "assistant", "content": response}],
                 tokenize=False,
             )
+            return text
         if self.template == "alpaca":
             return _alpaca(instruction, input, response)
         raise ValueError(f"template must be 'alpaca', 'chat' or a callable, got {self.template!r}")

@@ -1,0 +1,37 @@
+"""The arena: where checkpoints play matches, judged pairwise, and get Bradley–Terry scores.
+
+One concept per module:
+
+* ``_players``: :class:`Player`, the checkpoints and baselines of a study.
+* ``_match_play``: :class:`MatchPlay`, shown order, racing, the verdict cache, judge
+  validation and retries; the only code that calls the judge.
+* ``_standings``: :class:`Standings`, the immutable scores every other layer reads.
+* ``_ledger``: incremental reads of stored players and game counts for the fits.
+* ``_trial``: the Optuna glue, the only code that touches a trial.
+* ``_check``: what ``check`` finds against the Optuna study.
+* ``_arena``: :class:`Arena`, the facade users call.
+
+Every verdict goes through the store's cache, every game is committed as it is judged, and
+every score is a pure function of the stored games, so all workers on one study agree.
+"""
+
+from __future__ import annotations
+
+from optuna_pandalm.arena._arena import Arena
+from optuna_pandalm.arena._match_play import JudgeFailedError, MatchOutcome, MatchPlay
+from optuna_pandalm.arena._players import Player
+from optuna_pandalm.arena._result import EvaluationResult
+from optuna_pandalm.arena._standings import LeaderboardRow, Standings
+from optuna_pandalm.sign_test import sign_test
+
+__all__ = [
+    "Arena",
+    "EvaluationResult",
+    "JudgeFailedError",
+    "LeaderboardRow",
+    "MatchOutcome",
+    "MatchPlay",
+    "Player",
+    "Standings",
+    "sign_test",
+]

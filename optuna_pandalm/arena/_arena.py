@@ -1,0 +1,509 @@
+"""The arena: the facade users call, over match play, standings and the Optuna glue."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from typing import Any
+
+from optuna_pandalm.arena import _trial
+from optuna_pandalm.arena._ledger import Ledger, as_player
+from optuna_pandalm.arena._match_play import (
+    JudgeFailedError,
+    MatchOutcome,
+    MatchPlay,
+)
+from optuna_pandalm.arena._players import Player, checkpoint_step, trial_number
+from optuna_pandalm.arena._result import EvaluationResult
+from optuna_pandalm.arena._standings import LeaderboardRow, Standings, fit_standings
+from optuna_pandalm.judges.base import JudgeRequest, PairwiseJudge, Verdict
+from optuna_pandalm.prompts import Prompt, load_prompts, prompt_set_hash
+from optuna_pandalm.store import PromptSetMismatchError, Store, text_hash
+
+__all__ = ["Arena"]
+
+_logger = logging.getLogger(__name__)
+
+
+class Arena:
+    """Judge checkpoints against the incumbent and keep Bradley–Terry scores in SQL.
+
+    A facade over three parts: match play (shown order, racing, the verdict cache and what a
+    judge failure means), :class:`Standings` (the scores, a pure function of the stored
+    games) and the Optuna glue (reports, pruning, publishing).
+
+    Args:
+        storage: SQLAlchemy URL (the Optuna study's or a separate one) or a :class:`Store`.
+            Given a URL, the arena also prepares Optuna's own tables there, under the lock
+            that guards ours, so many workers can start at once on an empty database.
+        study_name: The Optuna study this arena scores. A study is bound to one prompt set;
+            another set raises ``PromptSetMismatchError`` and stores nothing.
+        judge: Any :class:`~optuna_pandalm.judges.PairwiseJudge`.
+        prompts: ``Prompt`` list or a path for :func:`~optuna_pandalm.load_prompts`.
+        position: Who is shown first. ``"random"`` (default): a seeded coin per game, and
+            the fit estimates the first-shown advantage. ``"swap"``: both orders are judged
+            and conflicting verdicts are a tie (PandaLM's maintainers' rule; twice the
+            calls). ``"fixed"``: the challenger is always shown first.
+        racing: Stop a match early once the sign test is clear (``racing_alpha``, after
+            ``min_games``); otherwise play the whole prompt set.
+        seed: Seeds prompt order and order coins (deterministic per pair of players).
+        baseline: ``(name, generations)`` of a fixed reference player (for example the
+            model tuned with Alpaca's defaults). It anchors the scores and is the first
+            checkpoint's opponent.
+        batch_size: Games judged per judge call (and per commit).
+        min_games: Racing never stops a match before this many games.
+        racing_alpha: Two-sided level of racing's sign test. Repeated looks inflate the
+            error rate, hence a stricter default than 0.05.
+        p_best_threshold: In :meth:`finalize`, extra matches are played when the trial's best
+            checkpoint has at least this probability of being the best.
+        max_extra_matches: At most this many extra matches per finalize.
+        robust_errors: Cluster-robust (per prompt) errors in the fit. Off by default: with
+            fewer prompts than players the sandwich is rank-deficient.
+        judge_retries: Attempts after the judge fails to answer, with exponential backoff
+            from ``judge_backoff`` seconds; then :class:`JudgeFailedError`.
+
+    Example:
+        >>> from optuna_pandalm.testing import SimulatedJudge, simulated_prompts
+        >>> from optuna_pandalm.testing import simulated_response as answer
+        >>> arena = Arena("sqlite://", "doc", SimulatedJudge(), simulated_prompts(8), seed=0)
+        >>> first = arena.evaluate(0, 1, [answer(0.0)] * 8)
+        >>> second = arena.evaluate(1, 1, [answer(2.0)] * 8)
+        >>> second.opponent.label, second.games, second.wins > second.losses
+        ('trial 0 step 1', 8, True)
+    """
+
+    def __init__(
+        self,
+        storage: str | Store,
+        study_name: str,
+        judge: PairwiseJudge,
+        prompts: Sequence[Prompt] | str | os.PathLike[str],
+        *,
+        position: str = "random",
+        racing: bool = True,
+        seed: int | None = None,
+        baseline: tuple[str, Sequence[str]] | None = None,
+        batch_size: int = 16,
+        min_games: int = 16,
+        racing_alpha: float = 0.01,
+        p_best_threshold: float = 0.2,
+        max_extra_matches: int = 2,
+        robust_errors: bool = False,
+        judge_retries: int = 3,
+        judge_backoff: float = 2.0,
+    ) -> None:
+        self.prompts = (
+            load_prompts(prompts)
+            if isinstance(prompts, (str, os.PathLike))
+            else load_prompts(list(prompts))
+        )
+        self.store = storage if isinstance(storage, Store) else Store(storage, prepare_optuna=True)
+        self.study_name = study_name
+        self.judge = judge
+        self.position = position
+        self.seed = 0 if seed is None else seed
+        self.p_best_threshold = p_best_threshold
+        self.max_extra_matches = max_extra_matches
+        self.robust_errors = robust_errors
+        self._refuse_another_prompt_set(position)
+        self.prompt_set_id = self.store.save_prompt_set(self.prompts)
+        self.arena_id = self.store.bind_study(study_name, self.prompt_set_id, position=position)
+        self.matches = MatchPlay(
+            self.store,
+            self.arena_id,
+            judge,
+            self.prompts,
+            position=position,
+            seed=self.seed,
+            racing=racing,
+            batch_size=batch_size,
+            min_games=min_games,
+            racing_alpha=racing_alpha,
+            judge_retries=judge_retries,
+            judge_backoff=judge_backoff,
+        )
+        self._ledger = Ledger(self.store, self.arena_id, by_prompt=robust_errors)
+        self._standings: tuple[tuple[int, int, int, int], Standings] | None = None
+        self.baseline: Player | None = None
+        if baseline is not None:
+            name, texts = baseline
+            checked = self._check_generations(texts, f"baseline {name!r}")
+            baseline_id = self.store.player(self.arena_id, name=name, generations=checked)
+            self.baseline = Player(baseline_id, None, None, name)
+
+    @classmethod
+    def load(cls, storage: str | Store, study_name: str) -> Arena:
+        """Open a study's arena read-only (leaderboards, reports, checks): prompts, position
+        mode and baseline come from the store; nothing is written and judging raises.
+
+        Raises:
+            StoreError: the storage does not exist or has no optuna-pandalm tables.
+            ValueError: the storage has no arena for this study.
+        """
+        store = storage if isinstance(storage, Store) else Store(storage, read_only=True)
+        settings = store.arena_settings(study_name)
+        if settings is None:
+            raise ValueError(
+                f"no optuna-pandalm arena for study {study_name!r} in {store.masked_url!r}"
+            )
+        arena = cls.__new__(cls)
+        arena.prompts = [
+            Prompt(r["instruction"], r["input"], r["reference"], r["user_id"])
+            for r in store.study_prompts(study_name)
+        ]
+        arena.store = store
+        arena.study_name = study_name
+        arena.judge = _ReadOnlyJudge()
+        arena.position = settings["position"]
+        arena.seed = 0
+        arena.p_best_threshold = 0.2
+        arena.max_extra_matches = 0
+        arena.robust_errors = False
+        arena.prompt_set_id = settings["prompt_set_id"]
+        arena.arena_id = settings["id"]
+        arena.matches = MatchPlay(
+            store,
+            arena.arena_id,
+            arena.judge,
+            arena.prompts,
+            position=arena.position,
+            seed=0,
+            racing=True,
+            batch_size=16,
+            min_games=16,
+            racing_alpha=0.01,
+            judge_retries=0,
+            judge_backoff=0.0,
+        )
+        arena._ledger = Ledger(store, arena.arena_id)
+        arena._standings = None
+        baselines = [p for p in arena.players() if p.name is not None]
+        arena.baseline = baselines[0] if baselines else None
+        return arena
+
+    def __repr__(self) -> str:
+        return (
+            f"Arena(study={self.study_name!r}, judge={self.judge.name!r}, "
+            f"prompts={len(self.prompts)})"
+        )
+
+    def _refuse_another_prompt_set(self, position: str) -> None:
+        """Refuse, before anything is written, a study bound to other prompts or order."""
+        settings = self.store.arena_settings(self.study_name)
+        if settings is None:
+            return
+        stored = self.store.prompt_set_hash(settings["prompt_set_id"])
+        given = prompt_set_hash(self.prompts)
+        if stored != given:
+            raise PromptSetMismatchError(
+                f"study {self.study_name!r} in {self.store.masked_url!r} already uses prompt "
+                f"set {stored[:12]}, not {given[:12]} ({len(self.prompts)} prompts); "
+                "use the same prompts or another study name"
+            )
+        if settings["position"] != position:
+            raise PromptSetMismatchError(
+                f"study {self.study_name!r} in {self.store.masked_url!r} uses "
+                f"position={settings['position']!r}, not {position!r}; every worker must "
+                "show responses the same way"
+            )
+
+    # --- counters and settings kept on the facade for users ----------------------------------
+    @property
+    def judge_calls(self) -> int:
+        """Requests this arena sent to the judge (cache misses), in this process."""
+        return self.matches.judge_calls
+
+    @property
+    def cache_hits(self) -> int:
+        """Verdicts this arena found in the cache, in this process."""
+        return self.matches.cache_hits
+
+    # --- players -------------------------------------------------------------------------------
+    def _check_generations(self, texts: Any, what: str) -> list[str]:
+        if isinstance(texts, (str, bytes)) or not isinstance(texts, Sequence):
+            raise TypeError(
+                f"{what}: generations must be a list of strings, one per prompt, "
+                f"got {type(texts).__name__}"
+            )
+        if len(texts) != len(self.prompts):
+            raise ValueError(
+                f"{what}: {len(texts)} generations for {len(self.prompts)} prompts; "
+                "give one response per prompt, in prompt order"
+            )
+        for i, text in enumerate(texts):
+            if not isinstance(text, str):
+                raise ValueError(f"{what}: generation {i} is {type(text).__name__}, not str")
+        return list(texts)
+
+    def players(self) -> list[Player]:
+        """Every player of the study, in creation order."""
+        return [as_player(r) for r in self.store.players(self.arena_id)]
+
+    def trial_players(self, trial: Any) -> list[Player]:
+        """The checkpoints of one trial, by step."""
+        records = self.store.players(self.arena_id, trial_number=trial_number(trial))
+        return sorted((as_player(r) for r in records), key=lambda p: p.step or 0)
+
+    def _add_checkpoint(self, number: int, step: int, texts: list[str]) -> Player:
+        """The player of ``(trial, step)``; a second evaluation must give the same texts."""
+        player_id = self.store.player(self.arena_id, trial=number, step=step, generations=texts)
+        stored = self.store.generation_hashes(player_id)
+        given = [text_hash(t) for t in texts]
+        if stored != given:
+            changed = next(
+                (i for i, (a, b) in enumerate(zip(stored, given, strict=False)) if a != b),
+                min(len(stored), len(given)),
+            )
+            raise ValueError(
+                f"trial {number} step {step} was already evaluated with other responses "
+                f"(first difference at prompt {changed}); a checkpoint's responses cannot "
+                "change: evaluate it under another step"
+            )
+        return Player(player_id, number, step, None)
+
+    # --- standings -----------------------------------------------------------------------------
+    def standings(self) -> Standings:
+        """The scores of every player from every stored game; cached until a game or a
+        player is added (by any worker)."""
+        version = self.store.version(self.arena_id)
+        if self._standings is not None and self._standings[0] == version:
+            return self._standings[1]
+        n_games, max_game_id, n_players, max_player_id = version
+        standings = fit_standings(
+            self._ledger.players(max_player_id, n_players),
+            self._ledger.counts(max_game_id, n_games),
+            as_of=(max_game_id, max_player_id),
+            baseline=self.baseline,
+            fit_position=self.position == "random",
+            robust_errors=self.robust_errors,
+            init=self._standings[1] if self._standings is not None else None,
+        )
+        self._standings = (version, standings)
+        return standings
+
+    def standings_as_of(self, max_game_id: int, max_player_id: int) -> Standings:
+        """Standings refitted from scratch on the games and players stored up to these ids
+        (no cache, no warm start): what ``check`` compares published scores against."""
+        ledger = Ledger(self.store, self.arena_id, by_prompt=self.robust_errors)
+        counts = self.store.game_counts(
+            self.arena_id, by_prompt=self.robust_errors, max_game_id=max_game_id
+        )
+        return fit_standings(
+            ledger.players(max_player_id, -1),
+            counts,
+            as_of=(max_game_id, max_player_id),
+            baseline=self.baseline,
+            fit_position=self.position == "random",
+            robust_errors=self.robust_errors,
+        )
+
+    def fit(self) -> Standings:
+        """Alias of :meth:`standings` (kept for code written against 0.1)."""
+        return self.standings()
+
+    def scores(self) -> dict[Player, float]:
+        """Current score of every player (log-odds against the anchor)."""
+        standings = self.standings()
+        return {p: standings.score(p) for p in standings.players}
+
+    def snapshot(self) -> dict[str, Any]:
+        """The current scores with the ids they were fitted on (see ``Standings.snapshot``)."""
+        return self.standings().snapshot()
+
+    def incumbent(self, *, exclude: Player | None = None) -> Player | None:
+        """The player with the highest current score (ties: the oldest), or ``None``."""
+        return self.standings().incumbent(exclude=exclude)
+
+    def leaderboard(self, *, top: int | None = None) -> list[LeaderboardRow]:
+        """Players by score, with 95% intervals, P(best) and game records (see
+        :meth:`Standings.leaderboard`)."""
+        return self.standings().leaderboard(top=top)
+
+    def best_checkpoint(self, trial: Any) -> Player | None:
+        """The trial's checkpoint with the highest current score (ties: the earliest)."""
+        own = self.trial_players(trial)
+        return self.standings().best_of(own) if own else None
+
+    # --- matches -------------------------------------------------------------------------------
+    def play(
+        self, challenger: Player, opponent: Player, *, kind: str = "incumbent"
+    ) -> MatchOutcome:
+        """Play a match (see :class:`MatchPlay`); returns the challenger's side of it."""
+        return self.matches.play(challenger, opponent, kind=kind)
+
+    def opponent(self, player: Player) -> Player | None:
+        """Whom a new checkpoint plays: the incumbent's trial at the same step, else the
+        incumbent (``None`` when there is none).
+
+        Like for like, as Optuna's pruners compare intermediate values at one step: an
+        epoch-1 checkpoint is not pitted against a finished model, and a dip every trial
+        takes at one epoch (PandaLM Appendix J) is a dip on both sides. The fit links the
+        two anyway, and :meth:`finalize` plays the top contenders directly.
+        """
+        incumbent = self.incumbent(exclude=player)
+        if (
+            incumbent is None
+            or incumbent.trial in (None, player.trial)
+            or incumbent.step == player.step
+        ):
+            return incumbent
+        same = [p for p in self.trial_players(incumbent.trial) if p.step == player.step]
+        return same[0] if same else incumbent
+
+    def contender(self, best: Player) -> Player | None:
+        """The strongest rival of ``best`` worth an extra match (highest P(best), from
+        another trial, with prompts left to play), or ``None`` when the top is settled."""
+        standings = self.standings()
+        if len(standings.players) < 2:
+            return None
+        p_best = standings.p_best()
+        if p_best[standings.index[best.id]] < self.p_best_threshold:
+            return None
+        rivals = sorted(
+            (p for p in standings.players if p.id != best.id and p.trial != best.trial),
+            key=lambda p: -p_best[standings.index[p.id]],
+        )
+        for rival in rivals:
+            if p_best[standings.index[rival.id]] < 0.01:
+                return None
+            played = self.store.played_positions(self.arena_id, best.id, rival.id)
+            if len(played) < len(self.prompts):
+                return rival
+        return None
+
+    # --- the Optuna-facing API -----------------------------------------------------------------
+    def evaluate(self, trial: Any, step: int, generations: Sequence[str]) -> EvaluationResult:
+        """Score a checkpoint from its responses to the prompt set.
+
+        Stores the generations, plays a match against :meth:`opponent` (the incumbent's
+        trial at the same step, else the incumbent: the baseline, or nobody, for the very
+        first checkpoint), refits, reports the score to the trial
+        (``trial.report(score, step)``) and returns what happened.
+
+        Raises:
+            TypeError, ValueError: generations that are not one string per prompt, a step
+                that is not an integer, or other responses for a checkpoint already stored.
+            JudgeFailedError: the judge failed to answer on every attempt.
+            StoreError: the database stayed unreachable past the store's outage bound.
+        """
+        number = trial_number(trial)
+        step = checkpoint_step(step)
+        texts = self._check_generations(generations, f"trial {number} step {step}")
+        calls_before = self.judge_calls
+        player = self._add_checkpoint(number, step, texts)
+        opponent = self.opponent(player)
+        outcome = MatchOutcome()
+        if opponent is not None:
+            try:
+                outcome = self.play(player, opponent)
+            except JudgeFailedError as error:
+                _trial.record(trial, _trial.ERROR_ATTR, str(error)[:2000])
+                raise
+        standings = self.standings()
+        score = standings.score(player)
+        low, high = standings.interval(player)  # this player's only: O(n^3) for all
+        _trial.report(trial, score, step)
+        _logger.info(
+            "%s: %+.3f against %s (%d-%d-%d)",
+            player.label,
+            score,
+            opponent.label if opponent else "nobody",
+            outcome.wins,
+            outcome.ties,
+            outcome.losses,
+        )
+        return EvaluationResult(
+            player=player,
+            opponent=opponent,
+            score=score,
+            ci_low=low,
+            ci_high=high,
+            wins=outcome.wins,
+            ties=outcome.ties,
+            losses=outcome.losses,
+            invalid=outcome.invalid,
+            judge_calls=self.judge_calls - calls_before,
+            p_value=outcome.p_value,
+            stopped_early=outcome.stopped_early,
+        )
+
+    def finalize(self, trial: Any) -> float:
+        """The trial's value: the current score of its best checkpoint.
+
+        Raises ``optuna.TrialPruned`` when the study's pruner prunes the trial. When the
+        best checkpoint may be the study's best (P(best) >= ``p_best_threshold``), plays up
+        to ``max_extra_matches`` extra matches against the other contenders with the highest
+        P(best), so the leader is settled without a round robin. The chosen step is stored
+        in the trial's user attribute ``pandalm_best_step``.
+        """
+        number = trial_number(trial)
+        _trial.raise_if_pruned(trial, number)
+        own = self.trial_players(number)
+        if not own:
+            raise ValueError(f"trial {number} has no evaluated checkpoint: call evaluate() first")
+        best = self.standings().best_of(own)
+        for _ in range(self.max_extra_matches):
+            rival = self.contender(best)
+            if rival is None:
+                break
+            self.play(best, rival, kind="top")
+            best = self.standings().best_of(own)
+        value = self.standings().score(best)
+        _trial.record(trial, _trial.BEST_STEP_ATTR, best.step)
+        _trial.publish(self, trial)
+        return value
+
+    # --- what happened, for people -------------------------------------------------------------
+    def check(
+        self, study: Any = None, *, tolerance: float = 1e-6, grace_period: float = 180.0
+    ) -> dict[str, list[str]]:
+        """Integrity problems of the stored data, by kind (all lists empty when sound).
+
+        Duplicates, orphans, games counting invalid verdicts, stored winners outside 0, 1,
+        2 and NULL, players without their generations; with the Optuna ``study``: players of
+        trials the study does not have, trials left RUNNING, and the scores last published
+        to the study against a refit from scratch on the same games. A RUNNING trial is a
+        problem when no heartbeat reached Optuna's storage in the last ``grace_period``
+        seconds (or it never had one): its worker is probably gone.
+        """
+        from optuna_pandalm.arena._check import study_problems
+
+        problems = self.store.integrity(self.arena_id, len(self.prompts))
+        if study is not None:
+            problems.update(
+                study_problems(self, study, tolerance=tolerance, grace_period=grace_period)
+            )
+        return problems
+
+    def match_record(self, player: Player, opponent: Player) -> tuple[int, int, int]:
+        """(wins, ties, losses) of ``player`` against ``opponent`` over all their games."""
+        return self.store.pair_record(self.arena_id, player.id, opponent.id)
+
+    def reasons(self, player: Player, *, limit: int = 3) -> list[tuple[int, str]]:
+        """A few (prompt position, judge's reason) pairs from the player's games."""
+        return self.store.reasons(self.arena_id, player.id, limit=limit)
+
+    def game_examples(self, player: Player, *, limit: int = 3) -> list[dict[str, Any]]:
+        """A few of the player's latest games with both responses, the outcome and the
+        judge's reason and reference."""
+        return self.store.game_details(self.arena_id, player.id, limit=limit)
+
+    def verdict_counts(self) -> dict[str, int]:
+        """Games, verdicts behind them and invalid verdicts of this study."""
+        return self.store.verdict_counts(self.arena_id)
+
+    def incumbent_opponents(self, player: Player) -> list[Player]:
+        """The players ``player`` challenged as the then-incumbent, oldest first."""
+        ids = self.store.opponents(self.arena_id, player.id, kind="incumbent")
+        by_id = {r.id: as_player(r) for r in self.store.players(self.arena_id, ids=ids)}
+        return [by_id[i] for i in ids]
+
+
+class _ReadOnlyJudge(PairwiseJudge):
+    """The judge of an arena opened with :meth:`Arena.load`: it must not be called."""
+
+    name = "read-only"
+
+    def judge(self, requests: Sequence[JudgeRequest]) -> list[Verdict]:
+        raise RuntimeError("this arena was opened read-only (Arena.load): it cannot judge")

@@ -1,0 +1,59 @@
+"""What ``check`` finds by comparing the arena with its Optuna study."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from optuna_pandalm.arena._arena import Arena
+
+__all__ = ["SNAPSHOT_ATTR", "study_problems"]
+
+SNAPSHOT_ATTR = "pandalm_fit"  # the study attribute the published scores are kept in
+
+
+def study_problems(
+    arena: Arena, study: Any, *, tolerance: float, grace_period: float
+) -> dict[str, list[str]]:
+    """Players of trials the study lacks, trials left RUNNING without a heartbeat in the
+    last ``grace_period`` seconds, and published scores a refit from scratch does not
+    reproduce."""
+    import optuna
+
+    trials = study.get_trials(deepcopy=False)
+    numbers = {t.number for t in trials}
+    problems = {
+        "players of unknown trials": [
+            p.label for p in arena.players() if p.trial is not None and p.trial not in numbers
+        ]
+    }
+    running = [t for t in trials if t.state == optuna.trial.TrialState.RUNNING]
+    ages = arena.store.heartbeat_ages(study.study_name) if running else {}
+    problems["trials left RUNNING"] = [
+        f"trial {t.number}: RUNNING since {t.datetime_start:%Y-%m-%d %H:%M:%S} "
+        + (
+            "with no heartbeat"
+            if ages.get(t.number) is None
+            else f"with its last heartbeat {ages[t.number]:.0f} s ago"
+        )
+        + ": if no worker runs it any more, mark it failed "
+        "(study.tell(number, state=TrialState.FAIL)), and give workers a heartbeat "
+        "(RDBStorage(url, heartbeat_interval=60, grace_period=180)) so Optuna does it"
+        for t in running
+        if ages.get(t.number) is None or ages[t.number] > grace_period
+    ]
+    stored = study.user_attrs.get(SNAPSHOT_ATTR)
+    mismatches: list[str] = []
+    if stored:
+        refit = arena.standings_as_of(stored["max_game_id"], stored["max_player_id"])
+        fresh = {p.key: float(refit.scores[i]) for i, p in enumerate(refit.players)}
+        if set(fresh) != set(stored["scores"]):
+            mismatches.append(
+                f"players differ: {len(fresh)} now up to the stored ids, "
+                f"{len(stored['scores'])} stored"
+            )
+        for key, score in stored["scores"].items():
+            if key in fresh and abs(fresh[key] - score) > tolerance:
+                mismatches.append(f"{key}: stored {score:+.6f}, refit {fresh[key]:+.6f}")
+    problems["stored scores that a refit does not reproduce"] = mismatches
+    return problems

@@ -1,0 +1,296 @@
+"""Match play: who is shown first, racing, the verdict cache, and what a judge failure means.
+
+This is the one place that talks to the judge. Its rules:
+
+* What the judge returns is checked and canonicalised once, here
+  (:func:`~optuna_pandalm.judges.base.canonical_verdict`): a malformed verdict is a bug in
+  the judge, raised at once naming the judge and the request, never retried or stored.
+* Only a real judge output is cached: a parsed verdict, or the model's unparseable text
+  (an *invalid* verdict, counted and reported, never silently a tie). A failure to answer
+  (an exception, :class:`~optuna_pandalm.judges.base.JudgeUnavailableError`) is retried
+  with backoff and never cached; what the judge did answer in a failed batch is kept.
+* Verdicts are saved before their games; verdicts the store could not take stay in memory
+  and are saved first at the next call, so a database outage loses no judge call.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections.abc import Sequence
+
+import numpy as np
+
+from optuna_pandalm.arena._players import Player
+from optuna_pandalm.judges.base import (
+    InvalidVerdictError,
+    JudgeRequest,
+    JudgeUnavailableError,
+    PairwiseJudge,
+    Verdict,
+    canonical_verdict,
+)
+from optuna_pandalm.prompts import Prompt
+from optuna_pandalm.sign_test import sign_test
+from optuna_pandalm.store import GameRecord, Store, StoredVerdict, VerdictKey, text_hash
+
+__all__ = ["POSITIONS", "JudgeFailedError", "MatchOutcome", "MatchPlay"]
+
+_logger = logging.getLogger(__name__)
+
+POSITIONS = ("random", "swap", "fixed")
+
+
+class JudgeFailedError(RuntimeError):
+    """The judge failed to answer on every attempt (CUDA out of memory, HTTP 500, a
+    timeout...).
+
+    Games committed before the failure stay valid and nothing was cached for the failed
+    requests; the trial fails with this cause in its user attribute ``pandalm_error``.
+    """
+
+
+@dataclasses.dataclass(frozen=True)
+class MatchOutcome:
+    """A match from the challenger's side: its wins, ties and losses in this match, the
+    invalid verdicts, the two-sided sign test's p-value, and whether racing stopped it."""
+
+    wins: int = 0
+    ties: int = 0
+    losses: int = 0
+    invalid: int = 0
+    p_value: float | None = None
+    stopped_early: bool = False
+
+
+class MatchPlay:
+    """Plays matches between two players of one arena; see the module docstring."""
+
+    def __init__(
+        self,
+        store: Store,
+        arena_id: int,
+        judge: PairwiseJudge,
+        prompts: Sequence[Prompt],
+        *,
+        position: str,
+        seed: int,
+        racing: bool,
+        batch_size: int,
+        min_games: int,
+        racing_alpha: float,
+        judge_retries: int,
+        judge_backoff: float,
+    ) -> None:
+        if position not in POSITIONS:
+            raise ValueError(f"position must be one of {POSITIONS}, got {position!r}")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.store = store
+        self.arena_id = arena_id
+        self.judge = judge
+        self.prompts = list(prompts)
+        self.position = position
+        self.seed = seed
+        self.racing = racing
+        self.batch_size = batch_size
+        self.min_games = min_games
+        self.racing_alpha = racing_alpha
+        self.judge_retries = judge_retries
+        self.judge_backoff = judge_backoff
+        self.judge_calls = 0
+        self.cache_hits = 0
+        self._unsaved: dict[VerdictKey, StoredVerdict] = {}
+
+    # --- the verdict cache and the judge ---------------------------------------------------
+    def verdicts(
+        self, requests: Sequence[JudgeRequest], keys: Sequence[VerdictKey]
+    ) -> list[StoredVerdict]:
+        """Stored verdicts for the requests: from the cache, else from the judge."""
+        self._save_unsaved()
+        cached = self.store.find_verdicts(self.judge.name, keys)
+        for verdict in cached.values():
+            if verdict.winner not in (None, 0, 1, 2) or isinstance(verdict.winner, bool):
+                raise InvalidVerdictError(
+                    f"cached verdict {verdict.id} of judge {self.judge.name!r} has winner "
+                    f"{verdict.winner!r}, not 0, 1, 2 or NULL (written by an older version "
+                    "from a judge returning numpy or bool values): run `optuna-pandalm check`"
+                )
+        missing = [i for i, key in enumerate(keys) if key not in cached]
+        self.cache_hits += len(keys) - len(missing)
+        if missing:
+            fresh = self._judge([requests[i] for i in missing], [keys[i] for i in missing])
+            cached.update(fresh)
+        return [cached[key] for key in keys]
+
+    def _judge(
+        self, requests: list[JudgeRequest], keys: list[VerdictKey]
+    ) -> dict[VerdictKey, StoredVerdict]:
+        """Judge the requests, retrying those the judge failed to answer; every answer is
+        saved as soon as it arrives."""
+        saved: dict[VerdictKey, StoredVerdict] = {}
+        remaining = list(range(len(requests)))
+        for attempt in range(self.judge_retries + 1):
+            start = time.perf_counter()
+            try:
+                answers = self.judge.judge([requests[i] for i in remaining])
+                error: Exception | None = None
+                completed = dict(enumerate(self._checked(answers, len(remaining))))
+            except InvalidVerdictError:
+                raise
+            except Exception as failure:  # OOM, HTTP, timeouts: a failure to answer
+                error = failure
+                completed = failure.completed if isinstance(failure, JudgeUnavailableError) else {}
+            latency = (time.perf_counter() - start) / max(len(remaining), 1)
+            answered = [
+                (remaining[j], canonical_verdict(v, judge=self.judge.name, index=remaining[j]))
+                for j, v in sorted(completed.items())
+            ]
+            self.judge_calls += len(answered)
+            saved.update(self._save([(keys[i], _stored(v, latency)) for i, v in answered]))
+            done = {i for i, _ in answered}
+            remaining = [i for i in remaining if i not in done]
+            if error is None or not remaining:
+                return saved
+            if attempt == self.judge_retries:
+                raise JudgeFailedError(
+                    f"judge {self.judge.name!r} failed {attempt + 1} times on "
+                    f"{len(remaining)} of {len(requests)} requests: "
+                    f"{type(error).__name__}: {error}"
+                ) from error
+            wait = self.judge_backoff * 2**attempt
+            _logger.warning(
+                "judge failed on %d requests (%s); retry %d in %.1f s",
+                len(remaining),
+                error,
+                attempt + 1,
+                wait,
+            )
+            time.sleep(wait)
+        raise AssertionError("unreachable")
+
+    def _checked(self, answers: object, expected: int) -> list[Verdict]:
+        if not isinstance(answers, Sequence) or isinstance(answers, (str, bytes)):
+            raise InvalidVerdictError(
+                f"judge {self.judge.name!r} returned {type(answers).__name__}, "
+                "not a list of verdicts"
+            )
+        if len(answers) != expected:
+            raise InvalidVerdictError(
+                f"judge {self.judge.name!r} returned {len(answers)} verdicts "
+                f"for {expected} requests"
+            )
+        return [
+            canonical_verdict(v, judge=self.judge.name, index=i) for i, v in enumerate(answers)
+        ]
+
+    def _save(
+        self, items: list[tuple[VerdictKey, StoredVerdict]]
+    ) -> dict[VerdictKey, StoredVerdict]:
+        if not items:
+            return {}
+        try:
+            return self.store.save_verdicts(self.judge.name, items)
+        except Exception:
+            # The judge's work is the expensive part: keep it for the next call.
+            self._unsaved.update(items)
+            raise
+
+    def _save_unsaved(self) -> None:
+        if self._unsaved:
+            items = list(self._unsaved.items())
+            self.store.save_verdicts(self.judge.name, items)
+            self._unsaved.clear()
+            _logger.info("saved %d verdicts kept through a storage failure", len(items))
+
+    # --- matches ---------------------------------------------------------------------------
+    def _request(self, position: int, first: str, second: str) -> tuple[JudgeRequest, VerdictKey]:
+        prompt = self.prompts[position]
+        request = JudgeRequest(
+            prompt.instruction, first, second, input=prompt.input, reference=prompt.reference
+        )
+        return request, VerdictKey(prompt.hash, text_hash(first), text_hash(second))
+
+    def play(self, challenger: Player, opponent: Player, *, kind: str) -> MatchOutcome:
+        """Play the prompts the two have not played yet, in seeded batches, until racing's
+        sign test is clear (after ``min_games``) or the prompts run out."""
+        a, b = (self.store.generations(p.id) for p in (challenger, opponent))
+        done = self.store.played_positions(self.arena_id, challenger.id, opponent.id)
+        # Seeded by the responses, not the player ids: the same two sets of responses get the
+        # same prompt order and the same shown orders in any study, so cached verdicts hit.
+        content = text_hash("\x00".join(a) + "\x01" + "\x00".join(b))
+        rng = np.random.default_rng([self.seed, int(content[:15], 16)])
+        order = [int(i) for i in rng.permutation(len(self.prompts)) if int(i) not in done]
+        coins = rng.random(len(self.prompts)) < 0.5
+        match_id = self.store.start_match(self.arena_id, challenger.id, opponent.id, kind=kind)
+        wins = ties = losses = invalid = 0
+        p_value: float | None = None
+        stopped = False
+        for start in range(0, len(order), self.batch_size):
+            batch = order[start : start + self.batch_size]
+            shown = [(p, first) for p in batch for first in self._shown_orders(bool(coins[p]))]
+            built = [
+                self._request(p, a[p], b[p]) if first else self._request(p, b[p], a[p])
+                for p, first in shown
+            ]
+            verdicts = self.verdicts([r for r, _ in built], [k for _, k in built])
+            # Outcome from the challenger's side: +1 win, 0 tie, -1 loss, None invalid.
+            results: dict[int, list[tuple[int | None, int | None]]] = {}
+            for (p, first), verdict in zip(shown, verdicts, strict=True):
+                results.setdefault(p, []).append((_side(verdict.winner, first), verdict.id))
+            records = []
+            for p, seen in results.items():
+                valid = [(s, v) for s, v in seen if s is not None]
+                invalid += len(seen) - len(valid)
+                if not valid:
+                    continue
+                sides = {s for s, _ in valid}
+                side = valid[0][0] if len(sides) == 1 else 0  # conflicting orders: a tie
+                challenger_first = self.position != "random" or bool(coins[p])
+                outcome = 0 if side == 0 else (1 if (side == 1) == challenger_first else 2)
+                pair = (challenger.id, opponent.id)
+                first_id, second_id = pair if challenger_first else pair[::-1]
+                verdict_id = valid[0][1]
+                assert verdict_id is not None  # stored verdicts have ids
+                records.append(GameRecord(p, first_id, second_id, verdict_id, outcome))
+                wins += side == 1
+                ties += side == 0
+                losses += side == -1
+            self.store.save_games(self.arena_id, match_id, records)
+            p_value = sign_test(wins, ties, losses)
+            played = wins + ties + losses
+            if self.racing and played >= self.min_games and p_value < self.racing_alpha:
+                stopped = start + self.batch_size < len(order)
+                break
+        return MatchOutcome(wins, ties, losses, invalid, p_value, stopped)
+
+    def _shown_orders(self, coin: bool) -> tuple[bool, ...]:
+        """Whether the challenger is shown first, per judge call on one prompt."""
+        if self.position == "swap":
+            return (True, False)
+        if self.position == "fixed":
+            return (True,)
+        return (coin,)
+
+
+def _side(winner: int | None, challenger_first: bool) -> int | None:
+    if winner is None:
+        return None
+    if winner == 0:
+        return 0
+    return 1 if (winner == 1) == challenger_first else -1
+
+
+def _stored(verdict: Verdict, latency: float) -> StoredVerdict:
+    p = verdict.probabilities
+    return StoredVerdict(
+        winner=verdict.winner,
+        p_tie=None if p is None else p[0],
+        p_1=None if p is None else p[1],
+        p_2=None if p is None else p[2],
+        reason=verdict.reason,
+        reference=verdict.reference,
+        raw=verdict.raw,
+        latency_s=latency,
+    )

@@ -1,0 +1,129 @@
+"""Optuna's RDB storage that rides out a database outage instead of killing the worker.
+
+With plain ``RDBStorage``, a PostgreSQL restart of a few seconds kills every worker: the
+objective's ``trial.report`` raises, Optuna then fails to mark the trial FAIL, and the
+process dies with the trial left RUNNING. :class:`OutageTolerantStorage` retries Optuna's
+storage calls through transient failures (refused or dropped connections, a server shutting
+down or starting up) for up to ``outage_timeout`` seconds, with the same classification and
+backoff as our own store, so a worker waits for the database and the study goes on.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import optuna
+from optuna.storages import RDBStorage
+from sqlalchemy import exc as sa_exc
+
+from optuna_pandalm.store import StoreError, mask_url
+from optuna_pandalm.store._outage import is_transient, ride_out
+
+__all__ = ["OutageTolerantStorage"]
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+# Every storage call a worker makes. Writes are safe to repeat (attributes, params and
+# intermediate values are upserts; a state change that landed before the connection dropped
+# is recognised below), except ``create_new_trial``, whose repeat after a commit that
+# landed unseen would leave one extra trial RUNNING: rare, and ``check`` reports it.
+_CALLS = (
+    "create_new_study",
+    "delete_study",
+    "set_study_user_attr",
+    "set_study_system_attr",
+    "get_study_id_from_name",
+    "get_study_name_from_id",
+    "get_study_directions",
+    "get_study_user_attrs",
+    "get_study_system_attrs",
+    "get_all_studies",
+    "create_new_trial",
+    "set_trial_param",
+    "get_trial_id_from_study_id_trial_number",
+    "get_trial_number_from_id",
+    "get_trial_param",
+    "set_trial_state_values",
+    "set_trial_intermediate_value",
+    "set_trial_user_attr",
+    "set_trial_system_attr",
+    "get_trial",
+    "get_all_trials",
+    "get_n_trials",
+    "get_best_trial",
+    "get_trial_params",
+    "get_trial_user_attrs",
+    "get_trial_system_attrs",
+    "record_heartbeat",
+    "_get_stale_trial_ids",
+)
+
+
+def _database_error(error: BaseException) -> sa_exc.DBAPIError | None:
+    """The DBAPI error behind an Optuna storage error, if any."""
+    while error is not None:
+        if isinstance(error, sa_exc.DBAPIError):
+            return error
+        error = error.__cause__ or error.__context__  # type: ignore[assignment]
+    return None
+
+
+def _patient(name: str, method: _F) -> _F:
+    @functools.wraps(method)
+    def wrapper(self: OutageTolerantStorage, *args: Any, **kwargs: Any) -> Any:
+        attempts = [0]
+
+        def call() -> Any:
+            attempts[0] += 1
+            try:
+                return method(self, *args, **kwargs)
+            except optuna.exceptions.UpdateFinishedTrialError:
+                if name == "set_trial_state_values" and attempts[0] > 1:
+                    return True  # the first attempt's commit landed before the drop
+                raise
+            except (sa_exc.SQLAlchemyError, optuna.exceptions.StorageInternalError) as error:
+                database = _database_error(error)
+                if database is not None and is_transient(database):
+                    raise database from None
+                raise
+
+        try:
+            return ride_out(
+                f"Optuna's {name}",
+                call,
+                masked_url=self.masked_url,
+                outage_timeout=self.outage_timeout,
+            )
+        except StoreError as error:
+            raise optuna.exceptions.StorageInternalError(str(error)) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+class OutageTolerantStorage(RDBStorage):
+    """``optuna.storages.RDBStorage`` whose calls wait out a database outage.
+
+    Takes every ``RDBStorage`` argument (heartbeat included) plus ``outage_timeout``: how
+    long, in seconds, one call keeps retrying a database that refuses or drops connections
+    before it gives up with ``optuna.exceptions.StorageInternalError`` naming the cause.
+
+    Example:
+        >>> import optuna
+        >>> storage = OutageTolerantStorage("sqlite://", outage_timeout=60)
+        >>> study = optuna.create_study(storage=storage)
+        >>> study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=2)
+        >>> len(study.trials)
+        2
+    """
+
+    def __init__(self, url: str, *args: Any, outage_timeout: float = 120.0, **kwargs: Any):
+        self.outage_timeout = outage_timeout
+        self.masked_url = mask_url(url)
+        super().__init__(url, *args, **kwargs)
+
+
+for _name in _CALLS:
+    setattr(OutageTolerantStorage, _name, _patient(_name, getattr(RDBStorage, _name)))
+del _name

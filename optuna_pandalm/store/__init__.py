@@ -1,0 +1,38 @@
+"""SQL storage of prompt sets, players, generations, verdicts and games.
+
+This package is the only code that writes SQL. Its parts, one concept each:
+
+* ``_engine``: storage URLs (:func:`mask_url`) and the SQLAlchemy engine, read-only or not.
+* ``_outage``: what a database failure means; riding out outages with bounded backoff.
+* ``_schema``: the ``pandalm_`` tables, the schema version and the migrations, the lock.
+* ``_verdict_cache``: the cross-study verdict cache (:class:`VerdictKey`,
+  :class:`StoredVerdict`).
+* ``_arena_tables``: prompt sets, arenas, players, generations, matches and games.
+* ``_optuna_heartbeats``: Optuna's trial heartbeats, read for ``check``.
+* ``_store``: :class:`Store`, which opens a database and offers both.
+"""
+
+from __future__ import annotations
+
+from optuna_pandalm.store._arena_tables import GameCounts, GameRecord, PlayerRecord
+from optuna_pandalm.store._engine import mask_url
+from optuna_pandalm.store._errors import PromptSetMismatchError, StoreError
+from optuna_pandalm.store._schema import SCHEMA_VERSION
+from optuna_pandalm.store._store import DEFAULT_OUTAGE_TIMEOUT_S, Store
+from optuna_pandalm.store._texts import text_hash
+from optuna_pandalm.store._verdict_cache import StoredVerdict, VerdictKey
+
+__all__ = [
+    "DEFAULT_OUTAGE_TIMEOUT_S",
+    "SCHEMA_VERSION",
+    "GameCounts",
+    "GameRecord",
+    "PlayerRecord",
+    "PromptSetMismatchError",
+    "Store",
+    "StoreError",
+    "StoredVerdict",
+    "VerdictKey",
+    "mask_url",
+    "text_hash",
+]

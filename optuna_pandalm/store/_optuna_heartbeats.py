@@ -1,0 +1,66 @@
+"""Reading Optuna's trial heartbeats (its ``trial_heartbeats`` table), for ``check``."""
+
+from __future__ import annotations
+
+import datetime
+
+import sqlalchemy as sa
+
+from optuna_pandalm.store._database import Database
+from optuna_pandalm.store._outage import database_operation
+
+__all__ = ["OptunaHeartbeats"]
+
+# Optuna's tables, only the columns read here; never created by us.
+_optuna = sa.MetaData()
+_studies = sa.Table(
+    "studies",
+    _optuna,
+    sa.Column("study_id", sa.Integer, primary_key=True),
+    sa.Column("study_name", sa.String(512)),
+)
+_trials = sa.Table(
+    "trials",
+    _optuna,
+    sa.Column("trial_id", sa.Integer, primary_key=True),
+    sa.Column("number", sa.Integer),
+    sa.Column("study_id", sa.Integer),
+)
+_heartbeats = sa.Table(
+    "trial_heartbeats",
+    _optuna,
+    sa.Column("trial_heartbeat_id", sa.Integer, primary_key=True),
+    sa.Column("trial_id", sa.Integer),
+    sa.Column("heartbeat", sa.DateTime),
+)
+
+
+class OptunaHeartbeats(Database):
+    """The store's view of Optuna's heartbeats, when the study lives in the same database."""
+
+    @database_operation(writes=False)
+    def heartbeat_ages(self, study_name: str) -> dict[int, float]:
+        """Seconds since the last heartbeat of each trial of ``study_name`` that has one, by
+        trial number, measured with the database's clock as Optuna does. Empty when the
+        database holds no Optuna heartbeats (another database, or no heartbeat configured).
+
+        Example:
+            >>> from optuna_pandalm.store import Store
+            >>> Store("sqlite://").heartbeat_ages("no-such-study")
+            {}
+        """
+        with self.engine.connect() as connection:
+            if not sa.inspect(connection).has_table(_heartbeats.name):
+                return {}
+            now = connection.execute(sa.select(sa.func.now())).scalar()
+            if isinstance(now, str):  # SQLite's CURRENT_TIMESTAMP (UTC, as Optuna's)
+                now = datetime.datetime.fromisoformat(now)
+            assert isinstance(now, datetime.datetime)
+            now = now.replace(tzinfo=None)
+            rows = connection.execute(
+                sa.select(_trials.c.number, _heartbeats.c.heartbeat)
+                .join(_heartbeats, _heartbeats.c.trial_id == _trials.c.trial_id)
+                .join(_studies, _studies.c.study_id == _trials.c.study_id)
+                .where(_studies.c.study_name == study_name)
+            ).all()
+        return {int(number): (now - beat).total_seconds() for number, beat in rows}

@@ -1,0 +1,331 @@
+"""The ``pandalm_`` tables, their schema version, and migrations between versions.
+
+Like Optuna's RDB storage, the database records the version of its schema (table
+``pandalm_version``, one row). A database written before versioning has no such table and is
+schema 0. Versions:
+
+* **0** (optuna-pandalm up to d149ad1): the tables below, plus a never-used
+  ``pandalm_games.length_diff`` column; no version table.
+* **1**: ``length_diff`` dropped; ``pandalm_version`` added; ``pandalm_verdicts.winner`` is
+  checked to be 0, 1, 2 or NULL (new databases, and migrated PostgreSQL ones; SQLite cannot
+  add a CHECK to an existing table without rebuilding it, so a migrated SQLite database
+  relies on the store's own validation and on ``integrity``).
+
+Creating and migrating happen under one lock, so processes that open an empty or old database
+at the same instant do it once: :func:`schema_lock` (a PostgreSQL advisory lock, or on a SQLite
+file an exclusive ``flock`` beside the database) around a write transaction (``BEGIN
+IMMEDIATE`` on SQLite). Optuna's own schema is created under the same lock.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Iterator
+
+import sqlalchemy as sa
+
+from optuna_pandalm.store._engine import WRITE, sqlite_path
+from optuna_pandalm.store._errors import StoreError
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "arenas",
+    "games",
+    "generations",
+    "matches",
+    "metadata",
+    "players",
+    "prompt_sets",
+    "prompts_table",
+    "read_schema_version",
+    "schema_lock",
+    "upgrade_schema",
+    "verdicts",
+    "version_table",
+]
+
+_logger = logging.getLogger("optuna_pandalm.store")
+
+SCHEMA_VERSION = 1
+"""The schema version this code writes and reads (see the module docstring)."""
+
+# PostgreSQL advisory lock keys: the session-level lock held by schema_lock, and the
+# transaction-level one that optuna-pandalm before schema 1 took to create its tables (taken
+# too, so an old worker and a new one never create or change tables at the same time).
+SCHEMA_LOCK_KEY = 0x70616E64616C6E
+LEGACY_LOCK_KEY = 0x70616E64616C6D  # "pandalm"
+JUDGE_NAME_LENGTH = 512
+
+metadata = sa.MetaData()
+
+version_table = sa.Table(
+    "pandalm_version",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("schema_version", sa.Integer, nullable=False),
+    sa.Column("library_version", sa.String(64), nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+    sa.CheckConstraint("id = 1", name="ck_pandalm_version_one_row"),
+)
+
+prompt_sets = sa.Table(
+    "pandalm_prompt_sets",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("n_prompts", sa.Integer, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+)
+
+prompts_table = sa.Table(
+    "pandalm_prompts",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("prompt_set_id", sa.ForeignKey("pandalm_prompt_sets.id"), nullable=False),
+    sa.Column("position", sa.Integer, nullable=False),
+    sa.Column("hash", sa.String(64), nullable=False),
+    sa.Column("user_id", sa.Text),
+    sa.Column("instruction", sa.Text, nullable=False),
+    sa.Column("input", sa.Text, nullable=False),
+    sa.Column("reference", sa.Text),
+    sa.UniqueConstraint("prompt_set_id", "position", name="uq_pandalm_prompts_position"),
+)
+
+arenas = sa.Table(
+    "pandalm_arenas",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("study_name", sa.String(512), nullable=False, unique=True),
+    sa.Column("prompt_set_id", sa.ForeignKey("pandalm_prompt_sets.id"), nullable=False),
+    # Who is shown first ("random", "swap", "fixed"): it decides how the fit treats order,
+    # so every worker (and every reader) must use the same.
+    sa.Column("position", sa.String(16), nullable=False, server_default="random"),
+    sa.Column("created_at", sa.Float, nullable=False),
+)
+
+players = sa.Table(
+    "pandalm_players",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("arena_id", sa.ForeignKey("pandalm_arenas.id"), nullable=False),
+    # "trial/<number>/step/<step>" or "baseline/<name>": one unique key for both kinds,
+    # since a UNIQUE constraint does not deduplicate rows whose trial number is NULL.
+    sa.Column("key", sa.String(600), nullable=False),
+    sa.Column("trial_number", sa.Integer),
+    sa.Column("step", sa.Integer),
+    sa.Column("name", sa.String(512)),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.UniqueConstraint("arena_id", "key", name="uq_pandalm_players_key"),
+)
+
+generations = sa.Table(
+    "pandalm_generations",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("player_id", sa.ForeignKey("pandalm_players.id"), nullable=False),
+    sa.Column("position", sa.Integer, nullable=False),
+    sa.Column("hash", sa.String(64), nullable=False),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.UniqueConstraint("player_id", "position", name="uq_pandalm_generations_position"),
+)
+
+_WINNER_CHECK = "winner IN (0, 1, 2) OR winner IS NULL"
+
+verdicts = sa.Table(
+    "pandalm_verdicts",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("judge_name", sa.String(JUDGE_NAME_LENGTH), nullable=False),
+    sa.Column("prompt_hash", sa.String(64), nullable=False),
+    sa.Column("response_1_hash", sa.String(64), nullable=False),
+    sa.Column("response_2_hash", sa.String(64), nullable=False),
+    sa.Column("winner", sa.SmallInteger),  # NULL = invalid
+    sa.Column("p_tie", sa.Float),
+    sa.Column("p_1", sa.Float),
+    sa.Column("p_2", sa.Float),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("reference", sa.Text, nullable=False),
+    sa.Column("raw", sa.Text, nullable=False),
+    sa.Column("latency_s", sa.Float),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.UniqueConstraint(
+        "judge_name",
+        "prompt_hash",
+        "response_1_hash",
+        "response_2_hash",
+        name="uq_pandalm_verdicts_key",
+    ),
+    sa.CheckConstraint(_WINNER_CHECK, name="ck_pandalm_verdicts_winner"),
+)
+
+matches = sa.Table(
+    "pandalm_matches",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("arena_id", sa.ForeignKey("pandalm_arenas.id"), nullable=False),
+    sa.Column("player_a_id", sa.ForeignKey("pandalm_players.id"), nullable=False),
+    sa.Column("player_b_id", sa.ForeignKey("pandalm_players.id"), nullable=False),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+)
+
+games = sa.Table(
+    "pandalm_games",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("arena_id", sa.ForeignKey("pandalm_arenas.id"), nullable=False),
+    sa.Column("match_id", sa.ForeignKey("pandalm_matches.id"), nullable=False),
+    sa.Column("prompt_position", sa.Integer, nullable=False),
+    sa.Column("first_player_id", sa.ForeignKey("pandalm_players.id"), nullable=False),
+    sa.Column("second_player_id", sa.ForeignKey("pandalm_players.id"), nullable=False),
+    # The pair without its order: one game per pair and prompt, whoever challenged whom, even
+    # when two workers play the same pair in opposite orders at the same moment.
+    sa.Column("low_player_id", sa.Integer, nullable=False),
+    sa.Column("high_player_id", sa.Integer, nullable=False),
+    sa.Column("verdict_id", sa.ForeignKey("pandalm_verdicts.id"), nullable=False),
+    sa.Column("outcome", sa.SmallInteger, nullable=False),  # 0 tie, 1 first won, 2 second won
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.UniqueConstraint(
+        "arena_id",
+        "low_player_id",
+        "high_player_id",
+        "prompt_position",
+        name="uq_pandalm_games_key",
+    ),
+    sa.CheckConstraint("outcome IN (0, 1, 2)", name="ck_pandalm_games_outcome"),
+    sa.CheckConstraint("first_player_id <> second_player_id", name="ck_pandalm_games_self"),
+)
+sa.Index("ix_pandalm_games_arena", games.c.arena_id)
+
+_DATA_TABLES = {t.name for t in metadata.sorted_tables} - {version_table.name}
+
+
+def read_schema_version(connection: sa.Connection) -> int | None:
+    """The schema version of the database: ``None`` when it has no ``pandalm_`` table at all,
+    0 when it has tables but no version table (written before versioning)."""
+    names = set(sa.inspect(connection).get_table_names())
+    if version_table.name in names:
+        value = connection.execute(sa.select(version_table.c.schema_version)).scalar()
+        if value is not None:
+            return int(value)
+    return 0 if names & _DATA_TABLES else None
+
+
+@contextlib.contextmanager
+def schema_lock(engine: sa.Engine) -> Iterator[None]:
+    """Hold the lock that serialises schema changes between processes.
+
+    PostgreSQL: a session-level advisory lock on a connection of its own (so it also covers
+    work done on other connections, e.g. Optuna's). A SQLite file: an exclusive ``flock`` on
+    ``<database>.pandalm-lock``; the lock file is left in place, because removing it while
+    another process waits on it would let a third lock a new file at the same time. A
+    SQLite memory database belongs to one process and needs no lock.
+    """
+    if engine.dialect.name == "postgresql":
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            connection.execute(sa.text("SELECT pg_advisory_lock(:key)"), {"key": SCHEMA_LOCK_KEY})
+            try:
+                yield
+            finally:
+                connection.execute(
+                    sa.text("SELECT pg_advisory_unlock(:key)"), {"key": SCHEMA_LOCK_KEY}
+                )
+        return
+    path = sqlite_path(engine.url) if engine.dialect.name == "sqlite" else None
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows: BEGIN IMMEDIATE alone guards our tables
+        fcntl = None  # type: ignore[assignment]
+    if path is None or fcntl is None:
+        yield
+        return
+    with open(f"{path}.pandalm-lock", "a") as lock_file:
+        fcntl.flock(lock_file, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock_file, fcntl.LOCK_UN)
+
+
+def _library_version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("optuna-pandalm")
+    except Exception:
+        return "unknown"
+
+
+def _set_version(connection: sa.Connection, version: int) -> None:
+    row = {
+        "schema_version": version,
+        "library_version": _library_version(),
+        "updated_at": time.time(),
+    }
+    updated = connection.execute(version_table.update().where(version_table.c.id == 1), row)
+    if updated.rowcount == 0:
+        connection.execute(version_table.insert(), {"id": 1, **row})
+
+
+def _migrate_0_to_1(connection: sa.Connection) -> None:
+    # Nothing ever wrote length_diff; SQLite >= 3.35 and PostgreSQL drop it in place.
+    columns = {c["name"] for c in sa.inspect(connection).get_columns(games.name)}
+    if "length_diff" in columns:
+        connection.execute(sa.text("ALTER TABLE pandalm_games DROP COLUMN length_diff"))
+    if connection.dialect.name == "postgresql":
+        # NOT VALID: new rows are checked; rows already there (which integrity() reports)
+        # cannot make the migration fail.
+        connection.execute(
+            sa.text(
+                "ALTER TABLE pandalm_verdicts ADD CONSTRAINT ck_pandalm_verdicts_winner "
+                f"CHECK ({_WINNER_CHECK}) NOT VALID"
+            )
+        )
+    version_table.create(connection, checkfirst=True)
+
+
+_MIGRATIONS: dict[int, Callable[[sa.Connection], None]] = {0: _migrate_0_to_1}
+
+
+def newer_schema_error(found: int, masked_url: str) -> StoreError:
+    return StoreError(
+        f"{masked_url!r} was written by a newer optuna-pandalm (schema {found}, this one knows "
+        f"{SCHEMA_VERSION}); upgrade optuna-pandalm"
+    )
+
+
+def upgrade_schema(engine: sa.Engine, masked_url: str) -> tuple[int | None, int]:
+    """Create the tables of an empty database, or migrate an old one, keeping every row.
+
+    Runs under :func:`schema_lock` in one write transaction, so concurrent callers do it
+    once and a failure leaves the database as it was. Returns (version found, ``None`` for
+    an empty database; version now).
+
+    Raises:
+        StoreError: the database was written by a newer optuna-pandalm.
+    """
+    with schema_lock(engine), engine.execution_options(**{WRITE: True}).begin() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.execute(
+                sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": LEGACY_LOCK_KEY}
+            )
+        found = read_schema_version(connection)
+        if found is not None and found > SCHEMA_VERSION:
+            raise newer_schema_error(found, masked_url)
+        version = SCHEMA_VERSION if found is None else found
+        while version < SCHEMA_VERSION:
+            _MIGRATIONS[version](connection)
+            version += 1
+        metadata.create_all(connection, checkfirst=True)
+        if found != SCHEMA_VERSION:
+            _set_version(connection, SCHEMA_VERSION)
+    if found is not None and found < SCHEMA_VERSION:
+        _logger.info(
+            "migrated the optuna-pandalm schema of %s from version %d to %d",
+            masked_url,
+            found,
+            SCHEMA_VERSION,
+        )
+    return found, SCHEMA_VERSION

@@ -1,0 +1,184 @@
+"""``Store``: opening a database (writing or read-only), its schema version, Optuna's schema."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from optuna_pandalm.store._arena_tables import ArenaTables
+from optuna_pandalm.store._engine import create_engine, driver_url, mask_url
+from optuna_pandalm.store._errors import StoreError
+from optuna_pandalm.store._optuna_heartbeats import OptunaHeartbeats
+from optuna_pandalm.store._outage import database_operation, ride_out
+from optuna_pandalm.store._schema import (
+    SCHEMA_VERSION,
+    newer_schema_error,
+    read_schema_version,
+    schema_lock,
+    upgrade_schema,
+)
+from optuna_pandalm.store._verdict_cache import VerdictCache
+
+__all__ = ["DEFAULT_OUTAGE_TIMEOUT_S", "Store"]
+
+DEFAULT_OUTAGE_TIMEOUT_S = 60.0
+
+
+class Store(VerdictCache, ArenaTables, OptunaHeartbeats):
+    """Typed access to the ``pandalm_`` tables: the verdict cache and the per-arena tables.
+
+    Tables are prefixed ``pandalm_`` and can live in the same database as the Optuna study
+    (pass the same URL) or in a separate one. Works on SQLite (file and in-memory) and
+    PostgreSQL.
+
+    Guarantees:
+
+    * Opening for writing creates the tables, or migrates a database written by an older
+      optuna-pandalm to schema :data:`SCHEMA_VERSION` keeping every row, once, also when
+      several processes open it at the same instant (one lock serialises them).
+    * Inserts are idempotent under concurrent writers: unique keys with ``ON CONFLICT DO
+      NOTHING``, so no verdict or game is ever stored twice, and retrying a write is safe.
+    * Each call commits on its own, so a crash loses at most the batch in flight.
+    * Every method rides out a database outage of up to ``outage_timeout`` seconds
+      (connection refused or lost, server restarting, SQLite file locked), then raises one
+      :class:`StoreError` naming the masked URL, the operation and the cause. Every other
+      database failure is a :class:`StoreError` naming the operation too.
+    * A read-only store creates no file, table or row, and refuses every write.
+
+    Texts are stored as given, except that NUL characters (which PostgreSQL refuses) become
+    U+FFFD and unencodable surrogates become ``?``; hashes are always of the original text.
+
+    Args:
+        url: An SQLAlchemy URL, e.g. ``sqlite:///hpo.db`` (the Optuna study's URL works),
+            ``sqlite://`` for memory, or ``postgresql://user@host/db`` (psycopg 3 is used
+            when psycopg2 is absent). Passwords and secret query values are never shown.
+        read_only: Open without creating or changing anything: a missing SQLite file, or a
+            database without ``pandalm_`` tables, is a :class:`StoreError`. A database of an
+            older schema is read as it is, without migrating (reads work; writes are refused
+            anyway).
+        outage_timeout: How long, in seconds, each call waits for an unreachable database
+            before giving up. Opening does not wait: a wrong host or port fails at once.
+        prepare_optuna: Also create Optuna's RDB schema under the same lock (see
+            :meth:`prepare_optuna_schema`), so workers started at once on an empty database
+            can all create or load the study.
+
+    Raises:
+        StoreError: for a malformed or unsupported URL, an unreachable database, a database
+            written by a newer optuna-pandalm, or (read-only) nothing to read.
+
+    Example:
+        >>> store = Store("sqlite://")
+        >>> from optuna_pandalm import Prompt
+        >>> prompt_set = store.save_prompt_set([Prompt("Say hi.")])
+        >>> arena = store.bind_study("demo", prompt_set)
+        >>> store.player(arena, trial=0, step=10) == store.player(arena, trial=0, step=10)
+        True
+        >>> store.schema_version()
+        1
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        read_only: bool = False,
+        outage_timeout: float = DEFAULT_OUTAGE_TIMEOUT_S,
+        prepare_optuna: bool = False,
+    ) -> None:
+        if not outage_timeout >= 0:
+            raise ValueError(f"outage_timeout must be >= 0 seconds, got {outage_timeout!r}")
+        self.url = url
+        self.masked_url = mask_url(url)
+        self.read_only = read_only
+        self.outage_timeout = float(outage_timeout)
+        self._bind(create_engine(url, read_only=read_only))
+        # The version found when opening, before any automatic migration.
+        self._found_version = ride_out(
+            "open",
+            self._open,
+            masked_url=self.masked_url,
+            outage_timeout=0.0,  # a wrong host or port fails at once
+            failure=f"cannot open storage {self.masked_url!r}",
+        )
+        if prepare_optuna:
+            self.prepare_optuna_schema()
+
+    def __repr__(self) -> str:
+        mode = ", read_only=True" if self.read_only else ""
+        return f"Store({self.masked_url!r}{mode})"
+
+    def close(self) -> None:
+        """Close the store's connections (the store can still be used; it reconnects)."""
+        self.engine.dispose()
+
+    # --- schema --------------------------------------------------------------------------
+    def _open(self) -> int | None:
+        with self.engine.connect() as connection:
+            found = read_schema_version(connection)
+        if found is not None and found > SCHEMA_VERSION:
+            raise newer_schema_error(found, self.masked_url)
+        if self.read_only:
+            if found is None:
+                raise StoreError(f"no optuna-pandalm tables in {self.masked_url!r}")
+            return found
+        if found != SCHEMA_VERSION:
+            found, _ = upgrade_schema(self.engine, self.masked_url)
+        return found
+
+    @database_operation(writes=False)
+    def schema_version(self) -> int:
+        """The schema version of the database (0: written before versioning).
+
+        Example:
+            >>> Store("sqlite://").schema_version()
+            1
+        """
+        with self.engine.connect() as connection:
+            return read_schema_version(connection) or 0
+
+    @database_operation(writes=True)
+    def upgrade(self) -> tuple[int, int]:
+        """Migrate the database to this code's schema, keeping every row; returns (schema
+        version found when the store was opened, schema version now).
+
+        Opening a store for writing already migrates; this is what ``optuna-pandalm upgrade
+        --storage URL`` calls, to say what was done. Idempotent.
+
+        Example:
+            >>> Store("sqlite://").upgrade()
+            (1, 1)
+        """
+        found, now = upgrade_schema(self.engine, self.masked_url)
+        old = self._found_version if self._found_version is not None else found
+        self._found_version = now
+        return (now if old is None else old), now
+
+    @database_operation(writes=True)
+    def prepare_optuna_schema(self) -> None:
+        """Create Optuna's RDB schema (``optuna.storages.RDBStorage(url)``) under the lock
+        that guards the ``pandalm_`` tables.
+
+        Optuna creates its tables, its version row and its alembic stamp without a lock, so
+        processes doing it at the same instant on an empty database fail (PostgreSQL
+        ``duplicate key ... studydirection``; SQLite ``table ... already exists``). Here one
+        process creates them and the others find them. The lock is a PostgreSQL
+        session-level advisory lock held on a connection of its own, or on a SQLite file an
+        exclusive ``flock`` on ``<database>.pandalm-lock`` (kept, not removed: see
+        ``schema_lock``); processes cannot race on a memory database.
+
+        Raises:
+            StoreError: Optuna refuses the database (e.g. its schema needs ``optuna storage
+                upgrade``).
+        """
+        from optuna.storages import RDBStorage
+
+        with schema_lock(self.engine):
+            try:
+                storage = RDBStorage(driver_url(self.url))
+            except sa.exc.DBAPIError:
+                raise  # ride_out decides whether to wait
+            except Exception as error:
+                raise StoreError(
+                    f"prepare_optuna_schema failed on {self.masked_url!r}: "
+                    f"{type(error).__name__}: {error}"
+                ) from None
+            storage.engine.dispose()

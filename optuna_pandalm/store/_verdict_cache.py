@@ -1,0 +1,166 @@
+"""The cross-study verdict cache: one verdict per judge, prompt and pair of responses.
+
+A verdict is keyed by the judge's name and the hashes of the prompt and of the two responses
+in shown order, not by study: any study meeting the same texts with the same judge reuses it.
+The first verdict stored for a key wins; concurrent writers never store two.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import operator
+import time
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+
+from optuna_pandalm.store._database import Database, chunks
+from optuna_pandalm.store._outage import database_operation
+from optuna_pandalm.store._schema import JUDGE_NAME_LENGTH, verdicts
+from optuna_pandalm.store._texts import storable
+
+__all__ = ["StoredVerdict", "VerdictCache", "VerdictKey"]
+
+
+@dataclasses.dataclass(frozen=True)
+class VerdictKey:
+    """What a cached verdict is keyed by (besides the judge's name): the prompt and the two
+    responses, by hash, in shown order."""
+
+    prompt_hash: str
+    response_1_hash: str
+    response_2_hash: str
+
+
+@dataclasses.dataclass(frozen=True)
+class StoredVerdict:
+    """A verdict as stored: ``winner`` 0 tie, 1, 2, or ``None`` for invalid."""
+
+    winner: int | None
+    p_tie: float | None = None
+    p_1: float | None = None
+    p_2: float | None = None
+    reason: str = ""
+    reference: str = ""
+    raw: str = ""
+    latency_s: float | None = None
+    id: int | None = None
+
+
+def _winner(value: Any) -> int | None:
+    """``value`` as a plain ``int`` in {0, 1, 2} or ``None``; a numpy integer is converted
+    (SQLite would store it as an 8-byte blob), anything else is refused."""
+    if value is None:
+        return None
+    try:
+        if isinstance(value, bool):
+            raise TypeError
+        winner = operator.index(value)
+    except TypeError:
+        raise ValueError(f"verdict winner must be 0, 1, 2 or None, got {value!r}") from None
+    if winner not in (0, 1, 2):
+        raise ValueError(f"verdict winner must be 0, 1, 2 or None, got {value!r}")
+    return int(winner)
+
+
+class VerdictCache(Database):
+    """The store's verdict cache (the ``pandalm_verdicts`` table)."""
+
+    @database_operation(writes=False)
+    def find_verdicts(
+        self, judge_name: str, keys: Iterable[VerdictKey]
+    ) -> dict[VerdictKey, StoredVerdict]:
+        """Cached verdicts of a judge for the given keys (missing keys are absent)."""
+        wanted = list(dict.fromkeys(keys))
+        found: dict[VerdictKey, StoredVerdict] = {}
+        with self.engine.connect() as connection:
+            for chunk in chunks(wanted):
+                # One IN list per column walks the unique index (a row-value IN list is a
+                # full scan on SQLite); the few extra rows are dropped below.
+                rows = connection.execute(
+                    sa.select(verdicts).where(
+                        verdicts.c.judge_name == judge_name,
+                        verdicts.c.prompt_hash.in_({k.prompt_hash for k in chunk}),
+                        verdicts.c.response_1_hash.in_({k.response_1_hash for k in chunk}),
+                        verdicts.c.response_2_hash.in_({k.response_2_hash for k in chunk}),
+                    )
+                ).all()
+                asked = set(chunk)
+                for row in rows:
+                    key = VerdictKey(row.prompt_hash, row.response_1_hash, row.response_2_hash)
+                    if key not in asked:
+                        continue
+                    found[key] = StoredVerdict(
+                        winner=row.winner,
+                        p_tie=row.p_tie,
+                        p_1=row.p_1,
+                        p_2=row.p_2,
+                        reason=row.reason,
+                        reference=row.reference,
+                        raw=row.raw,
+                        latency_s=row.latency_s,
+                        id=row.id,
+                    )
+        return found
+
+    @database_operation(writes=True)
+    def save_verdicts(
+        self, judge_name: str, items: Sequence[tuple[VerdictKey, StoredVerdict]]
+    ) -> dict[VerdictKey, StoredVerdict]:
+        """Store verdicts (the first one stored for a key wins) and return, for each key, the
+        stored verdict with its id.
+
+        One transaction of ``ON CONFLICT DO NOTHING`` inserts, so retrying it after a lost
+        connection stores nothing twice.
+
+        Raises:
+            ValueError: a winner outside {0, 1, 2, None} (nothing is written).
+        """
+        if len(judge_name) > JUDGE_NAME_LENGTH:
+            raise ValueError(f"judge name longer than {JUDGE_NAME_LENGTH} characters")
+        items = [(key, dataclasses.replace(v, winner=_winner(v.winner))) for key, v in items]
+        now = time.time()
+        rows = [
+            {
+                "judge_name": judge_name,
+                "prompt_hash": key.prompt_hash,
+                "response_1_hash": key.response_1_hash,
+                "response_2_hash": key.response_2_hash,
+                "winner": verdict.winner,
+                "p_tie": verdict.p_tie,
+                "p_1": verdict.p_1,
+                "p_2": verdict.p_2,
+                "reason": storable(verdict.reason),
+                "reference": storable(verdict.reference),
+                "raw": storable(verdict.raw),
+                "latency_s": verdict.latency_s,
+                "created_at": now,
+            }
+            for key, verdict in items
+        ]
+        key_columns = [
+            verdicts.c.prompt_hash,
+            verdicts.c.response_1_hash,
+            verdicts.c.response_2_hash,
+        ]
+        with self._writer.begin() as connection:
+            new = self._insert_ignore_returning(
+                connection, verdicts, rows, [verdicts.c.id, *key_columns]
+            )
+        ids = {VerdictKey(r.prompt_hash, r.response_1_hash, r.response_2_hash): r.id for r in new}
+        stored: dict[VerdictKey, StoredVerdict] = {}
+        for (key, verdict), row in zip(items, rows, strict=True):
+            if key in ids and key not in stored:  # the first of repeated keys is the stored one
+                stored[key] = dataclasses.replace(
+                    verdict,
+                    reason=str(row["reason"]),
+                    reference=str(row["reference"]),
+                    raw=str(row["raw"]),
+                    id=ids[key],
+                )
+        # Keys another worker stored first: theirs is the verdict.
+        others = [key for key, _ in items if key not in stored]
+        if others:
+            stored.update(self.find_verdicts(judge_name, others))
+        return stored

@@ -1,0 +1,53 @@
+"""Specification: commands that report create no file, table or row, even on a wrong path."""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+
+from optuna_pandalm import Arena
+from optuna_pandalm.cli import main
+from optuna_pandalm.store import PromptSetMismatchError
+from optuna_pandalm.testing import SimulatedJudge, simulated_prompts
+
+
+@pytest.mark.parametrize("command", [["leaderboard"], ["check"], ["report", "--out", "r.html"]])
+def test_reading_commands_on_a_mistyped_sqlite_path_create_nothing(tmp_path, capsys, command):
+    missing = tmp_path / "typo.db"
+    argv = [*command, "--storage", f"sqlite:///{missing}", "--study-name", "s"]
+    argv = [a if a != "r.html" else str(tmp_path / "r.html") for a in argv]
+    assert main(argv) == 2
+    error = capsys.readouterr().err
+    assert "typo.db" in error and "Traceback" not in error
+    assert not missing.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_report_into_a_missing_folder_creates_no_folder(tmp_path, capsys):
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    Arena(url, "s", SimulatedJudge(), simulated_prompts(4))
+    out = tmp_path / "no" / "such" / "dir" / "r.html"
+    assert main(["report", "--storage", url, "--study-name", "s", "--out", str(out)]) == 2
+    assert "no such folder" in capsys.readouterr().err
+    assert not (tmp_path / "no").exists()
+
+
+def test_a_refused_prompt_set_writes_nothing(tmp_path):
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    Arena(url, "s", SimulatedJudge(), simulated_prompts(4, seed=0))
+    engine = sa.create_engine(url)
+
+    def rows() -> tuple[int, int]:
+        with engine.connect() as connection:
+            return (
+                connection.execute(sa.text("SELECT count(*) FROM pandalm_prompt_sets")).scalar(),
+                connection.execute(sa.text("SELECT count(*) FROM pandalm_prompts")).scalar(),
+            )
+
+    before = rows()
+    with pytest.raises(PromptSetMismatchError, match="already uses prompt set"):
+        Arena(url, "s", SimulatedJudge(), simulated_prompts(5, seed=1))
+    with pytest.raises(PromptSetMismatchError, match="position"):
+        Arena(url, "s", SimulatedJudge(), simulated_prompts(4, seed=0), position="swap")
+    assert rows() == before
+    engine.dispose()

@@ -1,0 +1,317 @@
+"""Specification of the store's schema version, migrations, read-only mode and URL masking."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import sqlalchemy as sa
+
+from optuna_pandalm import Prompt, Store, StoreError
+from optuna_pandalm.store import SCHEMA_VERSION, GameRecord, StoredVerdict, VerdictKey, mask_url
+from tests.conftest import _postgres_database
+
+DATA = Path(__file__).parent / "data"
+V0_SQLITE = DATA / "schema_v0.sqlite"  # written by Store at d149ad1 (before versioning)
+V0_POSTGRESQL_DDL = DATA / "schema_v0_postgresql.sql"
+# The tables of schema 0 in an order that respects their foreign keys.
+TABLES = [
+    "pandalm_prompt_sets",
+    "pandalm_prompts",
+    "pandalm_arenas",
+    "pandalm_players",
+    "pandalm_generations",
+    "pandalm_verdicts",
+    "pandalm_matches",
+    "pandalm_games",
+]
+
+
+def _v0_rows() -> dict[str, list[dict[str, Any]]]:
+    """Every row of the version-0 fixture, by table, without the dropped column."""
+    with sqlite3.connect(V0_SQLITE) as connection:
+        connection.row_factory = sqlite3.Row
+        return {
+            table: [
+                {k: row[k] for k in row.keys() if k != "length_diff"}  # noqa: SIM118
+                for row in connection.execute(f"SELECT * FROM {table} ORDER BY id")
+            ]
+            for table in TABLES
+        }
+
+
+def _rows(url: str) -> dict[str, list[dict[str, Any]]]:
+    """Every row of the ``pandalm_`` data tables, by table (without the column schema 1
+    dropped)."""
+    engine = sa.create_engine(url)
+    with engine.connect() as connection:
+        rows = {
+            table: [
+                {k: v for k, v in row._mapping.items() if k != "length_diff"}
+                for row in connection.execute(sa.text(f"SELECT * FROM {table} ORDER BY id"))
+            ]
+            for table in TABLES
+        }
+    engine.dispose()
+    return rows
+
+
+def _columns(url: str, table: str) -> set[str]:
+    engine = sa.create_engine(url)
+    try:
+        return {c["name"] for c in sa.inspect(engine).get_columns(table)}
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture
+def v0_sqlite_url(tmp_path: Path) -> str:
+    path = tmp_path / "v0.db"
+    shutil.copy(V0_SQLITE, path)
+    return f"sqlite:///{path}"
+
+
+@pytest.fixture
+def v0_postgresql_url() -> Any:
+    """A PostgreSQL database with schema 0 and the fixture's rows, as main wrote them."""
+    for url in _postgres_database():
+        engine = sa.create_engine(url)
+        with engine.begin() as connection:
+            connection.exec_driver_sql(V0_POSTGRESQL_DDL.read_text())
+            for table, rows in _v0_rows().items():
+                if rows:
+                    columns = ", ".join(rows[0])
+                    values = ", ".join(f":{c}" for c in rows[0])
+                    connection.execute(
+                        sa.text(f"INSERT INTO {table} ({columns}) VALUES ({values})"), rows
+                    )
+                connection.execute(
+                    sa.text(
+                        f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+                        f"(SELECT max(id) FROM {table}))"
+                    )
+                )
+        engine.dispose()
+        yield url
+
+
+def _assert_the_fixture_reads_back(store: Store) -> None:
+    """What the arena reads of the fixture's study is intact through the Store API."""
+    arena = store.arena_id("v0-study")
+    assert arena is not None
+    assert [p.key for p in store.players(arena)] == [
+        "trial/0/step/10",
+        "trial/1/step/20",
+        "baseline/alpaca-default",
+    ]
+    b = store.players(arena)[1].id
+    assert store.generations(b) == ["five", "blue é", "hello \U0001f600"]
+    counts = store.game_counts(arena)
+    assert int(counts.count.sum()) == 6
+    assert store.version(arena)[0] == 6
+    assert not any(store.integrity(arena, 3).values())
+    rows = _v0_rows()["pandalm_verdicts"]
+    keys = [VerdictKey(r["prompt_hash"], r["response_1_hash"], r["response_2_hash"]) for r in rows]
+    found = store.find_verdicts("pandalm-7b", keys)
+    assert [found[k].winner for k in keys] == [r["winner"] for r in rows]
+    assert sum(r["winner"] is None for r in rows) == 1  # the invalid verdict is there too
+
+
+def test_the_fixture_is_a_version_0_database():
+    rows = _v0_rows()
+    with sqlite3.connect(V0_SQLITE) as connection:
+        tables = {r[0] for r in connection.execute("SELECT name FROM sqlite_master")}
+        games_columns = {r[1] for r in connection.execute("PRAGMA table_info(pandalm_games)")}
+    assert "pandalm_version" not in tables and "length_diff" in games_columns
+    assert {t: len(r) for t, r in rows.items()} == {
+        "pandalm_prompt_sets": 1,
+        "pandalm_prompts": 3,
+        "pandalm_arenas": 1,
+        "pandalm_players": 3,
+        "pandalm_generations": 9,
+        "pandalm_verdicts": 7,
+        "pandalm_matches": 2,
+        "pandalm_games": 6,
+    }
+
+
+@pytest.mark.parametrize(
+    "backend", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+)
+def test_opening_a_version_0_database_migrates_it_keeping_every_row(backend, request):
+    url = request.getfixturevalue(f"v0_{backend}_url")
+    before = _v0_rows()
+    store = Store(url)
+    assert store.schema_version() == SCHEMA_VERSION == 1
+    assert _rows(url) == before  # every prompt, player, generation, verdict and game
+    assert "length_diff" not in _columns(url, "pandalm_games")
+    _assert_the_fixture_reads_back(store)
+    # Still writable after the migration (sequences, constraints).
+    arena = store.arena_id("v0-study")
+    assert arena is not None
+    assert store.player(arena, trial=5, step=1, generations=["a", "b", "c"]) > 3
+    store.close()
+
+
+def test_upgrade_reports_the_versions_and_is_idempotent(v0_sqlite_url):
+    store = Store(v0_sqlite_url)
+    assert store.upgrade() == (0, 1)
+    assert store.upgrade() == (1, 1)
+    assert Store(v0_sqlite_url).upgrade() == (1, 1)
+
+
+def test_a_database_of_a_newer_schema_is_refused_with_what_to_do(tmp_path):
+    url = f"sqlite:///{tmp_path / 'new.db'}"
+    Store(url).close()
+    with sqlite3.connect(tmp_path / "new.db") as connection:
+        connection.execute("UPDATE pandalm_version SET schema_version = 99")
+    message = r"newer optuna-pandalm \(schema 99, this one knows 1\); upgrade optuna-pandalm"
+    with pytest.raises(StoreError, match=message):
+        Store(url)
+    with pytest.raises(StoreError, match=message):
+        Store(url, read_only=True)
+
+
+def test_read_only_on_a_missing_sqlite_file_creates_nothing(tmp_path):
+    path = tmp_path / "typo" / "hpo.db"
+    with pytest.raises(StoreError, match=r"no such database file: .*typo/hpo\.db"):
+        Store(f"sqlite:///{path}", read_only=True)
+    assert not path.parent.exists()
+    with pytest.raises(StoreError, match="no such database file"):
+        Store(f"sqlite:///{tmp_path / 'hpo.db'}", read_only=True)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_read_only_on_a_database_without_our_tables_creates_nothing(tmp_path):
+    path = tmp_path / "other.db"
+    with sqlite3.connect(path) as connection:
+        connection.execute("CREATE TABLE studies (id INTEGER)")
+    size = path.stat().st_size
+    with pytest.raises(StoreError, match=r"no optuna-pandalm tables in 'sqlite:///.*other\.db'"):
+        Store(f"sqlite:///{path}", read_only=True)
+    with sqlite3.connect(path) as connection:
+        assert [r[0] for r in connection.execute("SELECT name FROM sqlite_master")] == ["studies"]
+    assert path.stat().st_size == size and sorted(tmp_path.iterdir()) == [path]
+
+
+@pytest.mark.postgres
+def test_read_only_on_an_empty_postgresql_database_creates_nothing():
+    for url in _postgres_database():
+        with pytest.raises(StoreError, match="no optuna-pandalm tables in"):
+            Store(url, read_only=True)
+        engine = sa.create_engine(url)
+        assert sa.inspect(engine).get_table_names() == []
+        engine.dispose()
+
+
+def test_read_only_reads_a_version_0_database_without_migrating_it(v0_sqlite_url):
+    store = Store(v0_sqlite_url, read_only=True)
+    _assert_the_fixture_reads_back(store)
+    assert store.schema_version() == 0
+    assert "length_diff" in _columns(v0_sqlite_url, "pandalm_games")
+
+
+def _writes(store: Store, arena: int) -> list[tuple[str, Any]]:
+    key = VerdictKey("p", "a", "b")
+    return [
+        ("save_prompt_set", lambda: store.save_prompt_set([Prompt("New prompt.")])),
+        ("bind_study", lambda: store.bind_study("new", 1)),
+        ("player", lambda: store.player(arena, trial=9, step=9)),
+        ("save_generations", lambda: store.save_generations(1, ["x"])),
+        ("save_verdicts", lambda: store.save_verdicts("j", [(key, StoredVerdict(1))])),
+        ("start_match", lambda: store.start_match(arena, 1, 2, kind="x")),
+        ("save_games", lambda: store.save_games(arena, 1, [GameRecord(0, 1, 2, 1, 1)])),
+        ("upgrade", store.upgrade),
+        ("prepare_optuna_schema", store.prepare_optuna_schema),
+    ]
+
+
+def test_every_write_on_a_read_only_store_is_refused_and_changes_nothing(v0_sqlite_url):
+    store = Store(v0_sqlite_url, read_only=True)
+    arena = store.arena_id("v0-study")
+    assert arena is not None
+    for name, write in _writes(store, arena):
+        with pytest.raises(StoreError, match=rf"{name} refused: .* is read-only"):
+            write()
+    assert _rows(v0_sqlite_url) == _v0_rows()
+    assert store.schema_version() == 0
+
+
+@pytest.mark.parametrize(
+    ("url", "secret_free"),
+    [
+        ("postgresql://alice:s3cret@db/hpo", "postgresql://alice:***@db/hpo"),
+        ("postgresql://alice@db/hpo?password=s3cret", "postgresql://alice@db/hpo?password=***"),
+        ("postgresql://db/hpo?sslpassword=s3cret", "postgresql://db/hpo?sslpassword=***"),
+        ("postgresql://db/hpo?API_KEY=s3cret&x=1", "postgresql://db/hpo?API_KEY=***&x=1"),
+        ("postgresql://db/hpo?auth_token=s3cret", "postgresql://db/hpo?auth_token=***"),
+        ("postgresql://db/hpo?client_secret=s3cret", "postgresql://db/hpo?client_secret=***"),
+        ("sqlite:///hpo.db", "sqlite:///hpo.db"),
+        ("no url //bob:s3cret@h?token=s3cret", "no url //bob:***@h?token=***"),
+    ],
+)
+def test_mask_url_hides_passwords_in_user_info_and_query(url, secret_free):
+    assert mask_url(url) == secret_free
+
+
+def test_store_errors_never_show_a_password_given_in_the_query():
+    url = "postgresql+psycopg://alice@127.0.0.1:1/db?password=s3cret&connect_timeout=2"
+    with pytest.raises(StoreError, match="cannot open storage") as error:
+        Store(url)
+    assert "s3cret" not in str(error.value) and "password=***" in str(error.value)
+
+
+def test_save_verdicts_stores_numpy_winners_as_plain_integers_and_refuses_others(tmp_path):
+    url = f"sqlite:///{tmp_path / 'w.db'}"
+    store = Store(url)
+    key = VerdictKey("p", "a", "b")
+    saved = store.save_verdicts("j", [(key, StoredVerdict(winner=np.int64(1)))])  # type: ignore[arg-type]
+    assert type(saved[key].winner) is int
+    with sqlite3.connect(tmp_path / "w.db") as connection:
+        assert connection.execute("SELECT typeof(winner) FROM pandalm_verdicts").fetchall() == [
+            ("integer",)
+        ]
+    for bad in (7, True, "1", -1):
+        with pytest.raises(ValueError, match="winner must be 0, 1, 2 or None"):
+            store.save_verdicts("j", [(VerdictKey("p", "c", "d"), StoredVerdict(winner=bad))])
+    assert store.find_verdicts("j", [VerdictKey("p", "c", "d")]) == {}
+
+
+def test_new_databases_refuse_a_winner_outside_0_1_2_null(storage_url):
+    store = Store(storage_url)
+    with pytest.raises(sa.exc.IntegrityError), store.engine.begin() as connection:
+        connection.execute(
+            sa.text(
+                "INSERT INTO pandalm_verdicts (judge_name, prompt_hash, response_1_hash, "
+                "response_2_hash, winner, reason, reference, raw, created_at) "
+                "VALUES ('j', 'p', 'a', 'b', 7, '', '', '', 0)"
+            )
+        )
+
+
+def test_integrity_reports_stored_winners_outside_0_1_2_null(v0_sqlite_url, tmp_path):
+    store = Store(v0_sqlite_url)  # migrated SQLite tables keep no CHECK on the winner
+    arena = store.arena_id("v0-study")
+    assert arena is not None
+    assert not any(store.integrity(arena, 3).values())
+    path = sa.make_url(v0_sqlite_url).database
+    assert path is not None
+    with sqlite3.connect(path) as connection:
+        used = connection.execute("SELECT verdict_id FROM pandalm_games LIMIT 1").fetchone()[0]
+        connection.execute("UPDATE pandalm_verdicts SET winner = 7 WHERE id = ?", (used,))
+        # A cached verdict about the arena's texts, as SQLite stored numpy.int64(1).
+        text = connection.execute("SELECT hash FROM pandalm_generations LIMIT 1").fetchone()[0]
+        connection.execute(
+            "INSERT INTO pandalm_verdicts (judge_name, prompt_hash, response_1_hash, "
+            "response_2_hash, winner, reason, reference, raw, created_at) "
+            "VALUES ('numpy-judge', 'p', ?, 'other', ?, '', '', '', 0)",
+            (text, np.int64(1).tobytes()),
+        )
+    problems = store.integrity(arena, 3)["verdicts with a winner outside 0, 1, 2, NULL"]
+    assert len(problems) == 2
+    assert f"verdict {used} of pandalm-7b: winner 7" in problems
+    assert any("numpy-judge: winner b'\\x01\\x00" in p for p in problems)
