@@ -218,7 +218,7 @@ def replay(calibration: Calibration, *, n_pairs: int = 20_000, seed: int = 0) ->
     """The six rates of a real :class:`~optuna_pandalm.testing.SimulatedJudge` with the fitted
     settings, asked in both orders on ``n_pairs`` synthetic test pairs drawn from the fitted
     test-set model: the check that the simulator implements the model that was fitted."""
-    from optuna_pandalm.judges.base import JudgeRequest
+    from optuna_pandalm.judges.base import JudgeRequest, mirrored
     from optuna_pandalm.testing import SimulatedJudge, simulated_response
 
     rng = np.random.default_rng(seed)
@@ -242,8 +242,10 @@ def replay(calibration: Calibration, *, n_pairs: int = 20_000, seed: int = 0) ->
         ]
     )
     labels = [0 if v.winner is None else v.winner for v in shown]
-    mirrored = [{0: 0, 1: 2, 2: 1}[0 if v.winner is None else v.winner] for v in swapped]
+    mirrored_labels = [mirrored(0 if v.winner is None else v.winner) for v in swapped]
     rates = judge_rates(
-        truth.tolist(), labels, flip_rate=float(np.mean(np.array(labels) != np.array(mirrored)))
+        truth.tolist(),
+        labels,
+        flip_rate=float(np.mean(np.array(labels) != np.array(mirrored_labels))),
     )
     return rates

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from transformers import TrainerCallback
 
+from optuna_pandalm.attributes import ERROR_ATTR
 from optuna_pandalm.generation import PromptTemplate, generate_responses
 
 if TYPE_CHECKING:
@@ -175,7 +176,7 @@ class JudgeCallback(TrainerCallback):
     # --- work ----------------------------------------------------------------------------------
     def _diverged(self, reason: str) -> None:
         if hasattr(self.trial, "set_user_attr"):
-            self.trial.set_user_attr("pandalm_error", reason)
+            self.trial.set_user_attr(ERROR_ATTR, reason)
         raise TrainingDivergedError(reason)
 
     def _autocast_dtype(self, args: TrainingArguments) -> torch.dtype | None:

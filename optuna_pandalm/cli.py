@@ -159,13 +159,13 @@ def _load_study(args: argparse.Namespace) -> Any:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from optuna_pandalm.arena._check import SNAPSHOT_ATTR
+    from optuna_pandalm.attributes import SNAPSHOT_ATTR
 
     arena = _load_arena(args)
     study = _load_study(args)
     if study is None:
         print(f"note: no Optuna study {args.study_name!r} in that storage; trial checks skipped")
-    problems = arena.check(study)
+    problems = arena.check(study, grace_period=args.grace_period)
     total = sum(len(found) for found in problems.values())
     standings = arena.standings()
     games = int(standings.counts.count.sum())
@@ -186,6 +186,7 @@ def _upgrade(args: argparse.Namespace) -> int:
     from optuna_pandalm.store import Store, StoreError
 
     try:
+        Store(args.storage, read_only=True).close()  # a mistyped path creates nothing
         store = Store(args.storage)  # opening a writable store migrates it in place
         before, after = store.upgrade()
     except StoreError as error:
@@ -353,10 +354,18 @@ def build_parser() -> argparse.ArgumentParser:
     check = commands.add_parser(
         "check",
         help="integrity check of the stored games and verdicts (exit 1 on a problem)",
-        description="Duplicates, orphans, invalid verdicts counted as games, players without "
-        "generations or of unknown trials, and published scores against a refit from scratch.",
+        description="Duplicates, orphans, invalid verdicts counted as games, stored winners "
+        "outside 0/1/2/NULL, players without generations or of unknown trials, trials left "
+        "RUNNING without a heartbeat, and published scores against a refit from scratch. "
+        "Read-only: creates nothing.",
     )
     _study_arguments(check)
+    check.add_argument(
+        "--grace-period",
+        type=float,
+        default=180.0,
+        help="seconds without an Optuna heartbeat after which a RUNNING trial is reported",
+    )
     check.set_defaults(handler=_check)
 
     upgrade = commands.add_parser(

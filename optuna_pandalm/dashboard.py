@@ -13,7 +13,7 @@ import html
 import logging
 from typing import TYPE_CHECKING, Any
 
-from optuna_pandalm.arena._check import SNAPSHOT_ATTR
+from optuna_pandalm.attributes import LEADERBOARD_ATTR, SNAPSHOT_ATTR
 
 if TYPE_CHECKING:
     from optuna_pandalm.arena import Arena
@@ -23,7 +23,6 @@ __all__ = ["LEADERBOARD_ATTR", "LEADERBOARD_GRAPH_ID", "leaderboard_figure", "pu
 _logger = logging.getLogger(__name__)
 
 
-LEADERBOARD_ATTR = "pandalm_leaderboard"
 LEADERBOARD_GRAPH_ID = "pandalm-leaderboard"
 _TOP = 20
 

@@ -10,9 +10,9 @@ if TYPE_CHECKING:
 
     from optuna_pandalm.arena import Arena
 
-__all__ = ["BASELINE_ATTR", "open_judged_study", "trials_to_run"]
+from optuna_pandalm.attributes import BASELINE_ATTR
 
-BASELINE_ATTR = "baseline"  # trial user attribute of the enqueued Alpaca-defaults trial
+__all__ = ["open_judged_study", "trials_to_run"]
 
 
 def open_judged_study(

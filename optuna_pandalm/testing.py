@@ -36,6 +36,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from optuna_pandalm.judges.base import JudgeRequest, PairwiseJudge, Verdict
+from optuna_pandalm.judges.pandalm import LABELS
 from optuna_pandalm.prompts import Prompt
 
 __all__ = [
@@ -282,7 +283,7 @@ class SimulatedJudge(PairwiseJudge):
             if label < 0:
                 verdicts.append(Verdict(winner=None, raw="simulated garbage"))
                 continue
-            text = {0: "Tie", 1: "1", 2: "2"}[label]
+            text = LABELS[label]
             verdicts.append(
                 Verdict(
                     winner=label,

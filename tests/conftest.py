@@ -19,7 +19,7 @@ def _postgres_database() -> Iterator[str]:
         if os.environ.get("CI"):
             pytest.fail("CI must run the PostgreSQL tests: OPTUNA_PANDALM_TEST_POSTGRES_URL unset")
         pytest.skip("no PostgreSQL server (set OPTUNA_PANDALM_TEST_POSTGRES_URL)")
-    admin = sa.create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    admin = sa.create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT", pool_pre_ping=True)
     name = f"test_{uuid.uuid4().hex[:12]}"
     with admin.connect() as connection:
         connection.execute(sa.text(f'CREATE DATABASE "{name}"'))

@@ -27,6 +27,19 @@ def test_import_does_not_load_torch_or_transformers():
     assert _run(sys.executable, "-c", code).returncode == 0
 
 
+def test_layers_point_one_way_presentation_and_judges_import_no_arena():
+    code = (
+        "import sys; import optuna_pandalm.dashboard, optuna_pandalm.visualization, "
+        "optuna_pandalm.report, optuna_pandalm.judges, optuna_pandalm.store, "
+        "optuna_pandalm.bradley_terry; "
+        "up = [m for m in sys.modules if m.startswith(('optuna_pandalm.arena', "
+        "'optuna_pandalm.sampler', 'optuna_pandalm.pruner'))]; "
+        "assert not up, up"
+    )
+    done = _run(sys.executable, "-c", code)
+    assert done.returncode == 0, done.stderr
+
+
 def test_public_names_resolve_and_unknown_names_fail():
     import optuna_pandalm
 

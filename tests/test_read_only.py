@@ -51,3 +51,22 @@ def test_a_refused_prompt_set_writes_nothing(tmp_path):
         Arena(url, "s", SimulatedJudge(), simulated_prompts(4, seed=0), position="swap")
     assert rows() == before
     engine.dispose()
+
+
+def test_upgrade_migrates_a_version_0_database_and_says_what_it_did(tmp_path, capsys):
+    import shutil
+    from pathlib import Path
+
+    path = tmp_path / "old.sqlite"
+    shutil.copy(Path(__file__).parent / "data" / "schema_v0.sqlite", path)
+    url = f"sqlite:///{path}"
+    assert main(["upgrade", "--storage", url]) == 0
+    assert "schema 0 -> 1, every row kept" in capsys.readouterr().out
+    assert main(["upgrade", "--storage", url]) == 0
+    assert "schema 1, up to date" in capsys.readouterr().out
+
+
+def test_upgrade_on_a_mistyped_path_creates_nothing(tmp_path, capsys):
+    assert main(["upgrade", "--storage", f"sqlite:///{tmp_path / 'typo.db'}"]) == 2
+    assert "typo.db" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []

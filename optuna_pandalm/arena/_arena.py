@@ -17,6 +17,7 @@ from optuna_pandalm.arena._match_play import (
 from optuna_pandalm.arena._players import Player, checkpoint_step, trial_number
 from optuna_pandalm.arena._result import EvaluationResult
 from optuna_pandalm.arena._standings import LeaderboardRow, Standings, fit_standings
+from optuna_pandalm.attributes import BEST_STEP_ATTR, ERROR_ATTR
 from optuna_pandalm.judges.base import JudgeRequest, PairwiseJudge, Verdict
 from optuna_pandalm.prompts import Prompt, load_prompts, prompt_set_hash
 from optuna_pandalm.store import PromptSetMismatchError, Store, text_hash
@@ -107,8 +108,19 @@ class Arena:
         self.max_extra_matches = max_extra_matches
         self.robust_errors = robust_errors
         self._refuse_another_prompt_set(position)
-        self.prompt_set_id = self.store.save_prompt_set(self.prompts)
-        self.arena_id = self.store.bind_study(study_name, self.prompt_set_id, position=position)
+        if self.store.read_only:  # an arena on a read-only store only reads
+            settings = self.store.arena_settings(study_name)
+            if settings is None:
+                raise ValueError(
+                    f"no optuna-pandalm arena for study {study_name!r} in "
+                    f"{self.store.masked_url!r}"
+                )
+            self.prompt_set_id, self.arena_id = settings["prompt_set_id"], settings["id"]
+        else:
+            self.prompt_set_id = self.store.save_prompt_set(self.prompts)
+            self.arena_id = self.store.bind_study(
+                study_name, self.prompt_set_id, position=position
+            )
         self.matches = MatchPlay(
             self.store,
             self.arena_id,
@@ -131,6 +143,8 @@ class Arena:
             checked = self._check_generations(texts, f"baseline {name!r}")
             baseline_id = self.store.player(self.arena_id, name=name, generations=checked)
             self.baseline = Player(baseline_id, None, None, name)
+        else:  # the study's stored baseline anchors the scores in every process
+            self.baseline = next((p for p in self.players() if p.name is not None), None)
 
     @classmethod
     def load(cls, storage: str | Store, study_name: str) -> Arena:
@@ -147,40 +161,11 @@ class Arena:
             raise ValueError(
                 f"no optuna-pandalm arena for study {study_name!r} in {store.masked_url!r}"
             )
-        arena = cls.__new__(cls)
-        arena.prompts = [
+        prompts = [
             Prompt(r["instruction"], r["input"], r["reference"], r["user_id"])
             for r in store.study_prompts(study_name)
         ]
-        arena.store = store
-        arena.study_name = study_name
-        arena.judge = _ReadOnlyJudge()
-        arena.position = settings["position"]
-        arena.seed = 0
-        arena.p_best_threshold = 0.2
-        arena.max_extra_matches = 0
-        arena.robust_errors = False
-        arena.prompt_set_id = settings["prompt_set_id"]
-        arena.arena_id = settings["id"]
-        arena.matches = MatchPlay(
-            store,
-            arena.arena_id,
-            arena.judge,
-            arena.prompts,
-            position=arena.position,
-            seed=0,
-            racing=True,
-            batch_size=16,
-            min_games=16,
-            racing_alpha=0.01,
-            judge_retries=0,
-            judge_backoff=0.0,
-        )
-        arena._ledger = Ledger(store, arena.arena_id)
-        arena._standings = None
-        baselines = [p for p in arena.players() if p.name is not None]
-        arena.baseline = baselines[0] if baselines else None
-        return arena
+        return cls(store, study_name, _ReadOnlyJudge(), prompts, position=settings["position"])
 
     def __repr__(self) -> str:
         return (
@@ -398,7 +383,7 @@ class Arena:
             try:
                 outcome = self.play(player, opponent)
             except JudgeFailedError as error:
-                _trial.record(trial, _trial.ERROR_ATTR, str(error)[:2000])
+                _trial.record(trial, ERROR_ATTR, str(error)[:2000])
                 raise
         standings = self.standings()
         score = standings.score(player)
@@ -450,7 +435,7 @@ class Arena:
             self.play(best, rival, kind="top")
             best = self.standings().best_of(own)
         value = self.standings().score(best)
-        _trial.record(trial, _trial.BEST_STEP_ATTR, best.step)
+        _trial.record(trial, BEST_STEP_ATTR, best.step)
         _trial.publish(self, trial)
         return value
 

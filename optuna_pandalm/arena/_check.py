@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from optuna_pandalm.attributes import SNAPSHOT_ATTR
+
 if TYPE_CHECKING:
     from optuna_pandalm.arena._arena import Arena
 
-__all__ = ["SNAPSHOT_ATTR", "study_problems"]
-
-SNAPSHOT_ATTR = "pandalm_fit"  # the study attribute the published scores are kept in
+__all__ = ["study_problems"]
 
 
 def study_problems(

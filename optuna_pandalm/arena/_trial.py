@@ -12,10 +12,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from optuna_pandalm.arena._arena import Arena
 
-__all__ = ["BEST_STEP_ATTR", "ERROR_ATTR", "publish", "raise_if_pruned", "record", "report"]
-
-ERROR_ATTR = "pandalm_error"
-BEST_STEP_ATTR = "pandalm_best_step"
+__all__ = ["publish", "raise_if_pruned", "record", "report"]
 
 
 def report(trial: Any, score: float, step: int) -> None:

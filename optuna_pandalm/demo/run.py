@@ -157,8 +157,9 @@ def run_demo(
     import transformers
 
     from optuna_pandalm.arena import Arena
+    from optuna_pandalm.attributes import BASELINE_ATTR
     from optuna_pandalm.generation import generate_responses
-    from optuna_pandalm.judged_study import BASELINE_ATTR, open_judged_study, trials_to_run
+    from optuna_pandalm.judged_study import open_judged_study, trials_to_run
     from optuna_pandalm.judges import ReferenceJudge
     from optuna_pandalm.report import write_report
     from optuna_pandalm.tuning import TuneConfig, make_objective

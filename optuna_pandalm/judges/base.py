@@ -16,6 +16,7 @@ __all__ = [
     "PairwiseJudge",
     "Verdict",
     "canonical_verdict",
+    "mirrored",
 ]
 
 
@@ -156,6 +157,17 @@ def canonical_verdict(verdict: Any, *, judge: str, index: int) -> Verdict:
 
 
 _MISSING: Any = object()
+
+
+def mirrored(winner: int) -> int:
+    """The label a verdict would have with the two responses shown the other way round
+    (0 stays a tie, 1 and 2 swap).
+
+    Example:
+        >>> [mirrored(w) for w in (0, 1, 2)]
+        [0, 2, 1]
+    """
+    return (0, 2, 1)[winner]
 
 
 class PairwiseJudge(abc.ABC):

@@ -21,7 +21,8 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from optuna_pandalm.judges.base import JudgeRequest, PairwiseJudge
+from optuna_pandalm.judges.base import JudgeRequest, PairwiseJudge, mirrored
+from optuna_pandalm.judges.pandalm import LABEL_OF
 
 __all__ = [
     "LabelledPair",
@@ -31,7 +32,7 @@ __all__ = [
     "read_predictions",
 ]
 
-_STRING_LABELS = {"0": 0, "tie": 0, "1": 1, "2": 2}
+_STRING_LABELS = {"0": 0, **LABEL_OF}  # recorded predictions also write a tie as 0
 
 
 class EvaluationInputError(ValueError):
@@ -181,14 +182,13 @@ def evaluate_predictions(
         "human_length_preference": length_preference(pairs, {p.idx: p.truth for p in pairs}),
     }
     if swapped is not None:
-        unswap = {0: 0, 1: 2, 2: 1}
         both = [
             (a, b)
             for p in pairs
             if (a := predictions.get(p.idx)) is not None and (b := swapped.get(p.idx)) is not None
         ]
         result["position_consistency"] = (
-            sum(a == unswap[b] for a, b in both) / len(both) if both else None
+            sum(a == mirrored(b) for a, b in both) / len(both) if both else None
         )
         result["n_swap_compared"] = len(both)
     return result

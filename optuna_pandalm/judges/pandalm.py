@@ -28,7 +28,7 @@ __all__ = ["PandaLMJudge", "build_pandalm_prompt", "parse_pandalm_output"]
 _logger = logging.getLogger(__name__)
 
 LABELS = ("Tie", "1", "2")  # in the order of Verdict.probabilities: (tie, 1, 2)
-_LABEL_OF = {"tie": 0, "1": 1, "2": 2}
+LABEL_OF = {label.lower(): winner for winner, label in enumerate(LABELS)}
 _EVALUATION = "### Evaluation:"
 _REASON = re.compile(r"###\s*Reason\s*:", re.IGNORECASE)
 _REFERENCE = re.compile(r"###\s*Reference\s*:", re.IGNORECASE)
@@ -79,7 +79,7 @@ def parse_pandalm_output(text: str) -> Verdict:
     first_line = body.split("\n", 1)[0].strip()
     # The label may share its line with "### Reason:" when the model skips the blank line.
     label = _REASON.split(first_line, 1)[0].strip().lower()
-    winner = _LABEL_OF.get(label)
+    winner = LABEL_OF.get(label)
     reason = reference = ""
     reason_match = _REASON.search(body)
     reference_match = _REFERENCE.search(body)

@@ -2,12 +2,13 @@
 
 This package is the only code that writes SQL. Its parts, one concept each:
 
-* ``_engine``: storage URLs (:func:`mask_url`) and the SQLAlchemy engine, read-only or not.
+* ``_engine``: the SQLAlchemy engine, read-only or not.
 * ``_outage``: what a database failure means; riding out outages with bounded backoff.
 * ``_schema``: the ``pandalm_`` tables, the schema version and the migrations, the lock.
 * ``_verdict_cache``: the cross-study verdict cache (:class:`VerdictKey`,
   :class:`StoredVerdict`).
 * ``_arena_tables``: prompt sets, arenas, players, generations, matches and games.
+* ``_audit``: read-only queries for reports and ``check`` (reasons, examples, integrity).
 * ``_optuna_heartbeats``: Optuna's trial heartbeats, read for ``check``.
 * ``_store``: :class:`Store`, which opens a database and offers both.
 """

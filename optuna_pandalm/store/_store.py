@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from optuna_pandalm.store._arena_tables import ArenaTables
+from optuna_pandalm.store._audit import Audit
 from optuna_pandalm.store._engine import create_engine, driver_url, mask_url
 from optuna_pandalm.store._errors import StoreError
 from optuna_pandalm.store._optuna_heartbeats import OptunaHeartbeats
@@ -23,7 +24,7 @@ __all__ = ["DEFAULT_OUTAGE_TIMEOUT_S", "Store"]
 DEFAULT_OUTAGE_TIMEOUT_S = 60.0
 
 
-class Store(VerdictCache, ArenaTables, OptunaHeartbeats):
+class Store(VerdictCache, ArenaTables, Audit, OptunaHeartbeats):
     """Typed access to the ``pandalm_`` tables: the verdict cache and the per-arena tables.
 
     Tables are prefixed ``pandalm_`` and can live in the same database as the Optuna study

@@ -1,0 +1,21 @@
+"""Names of the study and trial attributes optuna-pandalm writes (Optuna user attributes).
+
+One place, so the arena, the dashboard publisher, ``check`` and the CLI agree, and so the
+presentation layer needs nothing of the arena at run time.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BASELINE_ATTR",
+    "BEST_STEP_ATTR",
+    "ERROR_ATTR",
+    "LEADERBOARD_ATTR",
+    "SNAPSHOT_ATTR",
+]
+
+LEADERBOARD_ATTR = "pandalm_leaderboard"  # study: the top rows, for people
+SNAPSHOT_ATTR = "pandalm_fit"  # study: the scores and the ids they were fitted on, for check
+ERROR_ATTR = "pandalm_error"  # trial: why the judge failed
+BEST_STEP_ATTR = "pandalm_best_step"  # trial: the step of its best checkpoint
+BASELINE_ATTR = "baseline"  # trial: the enqueued Alpaca-defaults trial
