@@ -142,7 +142,7 @@ def _load_study(args: argparse.Namespace) -> Any:
     creating or migrating anything."""
     import optuna
 
-    from optuna_pandalm.store import mask_url
+    from optuna_pandalm.url_masking import mask_url
 
     try:
         storage = optuna.storages.RDBStorage(
