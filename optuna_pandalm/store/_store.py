@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 
 from optuna_pandalm.store._arena_tables import ArenaTables
@@ -106,6 +108,18 @@ class Store(VerdictCache, ArenaTables, Audit, OptunaHeartbeats):
     def __repr__(self) -> str:
         mode = ", read_only=True" if self.read_only else ""
         return f"Store({self.masked_url!r}{mode})"
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled without its engine, as Optuna's ``RDBStorage`` is: the copy (in another
+        process, say) connects afresh. An in-memory SQLite database is not copied: the copy
+        of ``Store("sqlite://")`` opens a new, empty one."""
+        state = self.__dict__.copy()
+        del state["engine"], state["_writer"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._bind(create_engine(self.url, read_only=self.read_only))
 
     def close(self) -> None:
         """Close the store's connections (the store can still be used; it reconnects)."""
