@@ -248,3 +248,25 @@ def test_an_unparseable_answer_is_data_cached_as_an_invalid_verdict():
     again.evaluate(0, 1, WEAK)
     assert again.evaluate(1, 1, STRONG).invalid == 8
     assert judge.calls == 1 and again.cache_hits == 8
+
+
+class _BrokenOnRetry(PairwiseJudge):
+    """Answers request 0 then fails; on the retry (requests 1..7) returns a bad winner first."""
+
+    name = "broken-on-retry"
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def judge(self, requests: Sequence[JudgeRequest]) -> list[Verdict]:
+        self.calls += 1
+        if self.calls == 1:
+            raise JudgeUnavailableError("cut", completed={0: Verdict(1)})
+        return [_DuckVerdict(7), *[Verdict(1)] * (len(requests) - 1)]  # type: ignore[list-item]
+
+
+def test_a_malformed_verdict_on_a_retry_names_the_request_in_the_whole_batch():
+    arena = Arena("sqlite://", "s", _BrokenOnRetry(), PROMPTS, seed=0, judge_backoff=0.0)
+    arena.evaluate(0, 1, WEAK)
+    with pytest.raises(InvalidVerdictError, match=r"for request 1: "):
+        arena.evaluate(1, 1, STRONG)

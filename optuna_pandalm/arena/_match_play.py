@@ -136,17 +136,19 @@ class MatchPlay:
             try:
                 answers = self.judge.judge([requests[i] for i in remaining])
                 error: Exception | None = None
-                completed = dict(enumerate(self._checked(answers, len(remaining))))
+                completed = dict(zip(remaining, self._checked(answers, remaining), strict=True))
             except InvalidVerdictError:
                 raise
             except Exception as failure:  # OOM, HTTP, timeouts: a failure to answer
                 error = failure
-                completed = failure.completed if isinstance(failure, JudgeUnavailableError) else {}
+                partial = failure.completed if isinstance(failure, JudgeUnavailableError) else {}
+                completed = {
+                    remaining[j]: canonical_verdict(v, judge=self.judge.name, index=remaining[j])
+                    for j, v in partial.items()
+                    if 0 <= j < len(remaining)
+                }
             latency = (time.perf_counter() - start) / max(len(remaining), 1)
-            answered = [
-                (remaining[j], canonical_verdict(v, judge=self.judge.name, index=remaining[j]))
-                for j, v in sorted(completed.items())
-            ]
+            answered = sorted(completed.items())
             self.judge_calls += len(answered)
             saved.update(self._save([(keys[i], _stored(v, latency)) for i, v in answered]))
             done = {i for i, _ in answered}
@@ -170,7 +172,10 @@ class MatchPlay:
             time.sleep(wait)
         raise AssertionError("unreachable")
 
-    def _checked(self, answers: object, expected: int) -> list[Verdict]:
+    def _checked(self, answers: object, indices: list[int]) -> list[Verdict]:
+        """The judge's answers to the requests ``indices``, checked and canonicalised; an
+        error names the request's index in the caller's batch."""
+        expected = len(indices)
         if not isinstance(answers, Sequence) or isinstance(answers, (str, bytes)):
             raise InvalidVerdictError(
                 f"judge {self.judge.name!r} returned {type(answers).__name__}, "
@@ -181,9 +186,9 @@ class MatchPlay:
                 f"judge {self.judge.name!r} returned {len(answers)} verdicts "
                 f"for {expected} requests"
             )
-        return [
-            canonical_verdict(v, judge=self.judge.name, index=i) for i, v in enumerate(answers)
-        ]
+        name = self.judge.name
+        pairs = zip(indices, answers, strict=True)
+        return [canonical_verdict(v, judge=name, index=i) for i, v in pairs]
 
     def _save(
         self, items: list[tuple[VerdictKey, StoredVerdict]]

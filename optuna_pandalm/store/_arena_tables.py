@@ -312,30 +312,26 @@ class ArenaTables(Database):
         with self._writer.begin() as connection:
             return self._insert_generations(connection, player_id, texts)
 
-    @database_operation(writes=False)
-    def generation_hashes(self, player_id: int) -> list[str]:
-        """Hashes of a player's stored responses in prompt order (of the texts as given, so
-        they can be compared with :func:`text_hash` of new texts)."""
+    def _by_position(self, player_id: int, column: sa.Column[str]) -> list[str]:
         with self.engine.connect() as connection:
             return list(
                 connection.execute(
-                    sa.select(generations.c.hash)
+                    sa.select(column)
                     .where(generations.c.player_id == player_id)
                     .order_by(generations.c.position)
                 ).scalars()
             )
 
     @database_operation(writes=False)
+    def generation_hashes(self, player_id: int) -> list[str]:
+        """Hashes of a player's stored responses in prompt order (of the texts as given, so
+        they can be compared with :func:`text_hash` of new texts)."""
+        return self._by_position(player_id, generations.c.hash)
+
+    @database_operation(writes=False)
     def generations(self, player_id: int) -> list[str]:
         """A player's stored responses in prompt order."""
-        with self.engine.connect() as connection:
-            return list(
-                connection.execute(
-                    sa.select(generations.c.text)
-                    .where(generations.c.player_id == player_id)
-                    .order_by(generations.c.position)
-                ).scalars()
-            )
+        return self._by_position(player_id, generations.c.text)
 
     # --- matches and games --------------------------------------------------------------------
     @database_operation(writes=True)
