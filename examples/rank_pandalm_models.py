@@ -4,14 +4,19 @@ PandaLM's human-annotated test set compares responses of five 7B models (LLaMA, 
 Cerebras-GPT, OPT, Pythia) on 999 instructions, each pair judged by three annotators, and
 PandaLM-7B's own verdicts on the same pairs are recorded. This example stores both sets of
 verdicts as games in SQL (prompt set, named players, verdict cache, games), fits
-Bradley–Terry–Davidson scores with a position effect and prompt-clustered errors from the
-stored counts, and prints a leaderboard per judge and how well the judge's ranking agrees
-with the humans'.
+Bradley–Terry–Davidson scores with a position effect and instruction-clustered errors from
+the stored counts, and prints a leaderboard per judge and how well the judge's ranking
+agrees with the humans'.
 
     python examples/rank_pandalm_models.py [--storage sqlite:///out/models.db] [--json]
 
+The test set is the copy shipped with the package; PandaLM-7B's recorded verdicts are read
+from ``--predictions`` (default: the copy in ``tests/data/pandalm/`` of this repository).
+
 Response 1 was shown first in every pair, so the first-shown model is the one named first
-in ``cmp_key``. Four responses are the JSON value ``true``: they are judged as the text
+in ``cmp_key``. The errors are clustered by instruction: the 999 rows ask about 170
+instructions, each answered by several pairs of models, and games on one instruction are
+not independent. Six responses are the JSON value ``true``: they are judged as the text
 "true". One row (idx 466) has a blank instruction: the prompt loader skips it with a
 warning, so 998 games remain.
 """
@@ -19,6 +24,7 @@ warning, so 998 games remain.
 from __future__ import annotations
 
 import argparse
+import importlib.resources
 import json
 import logging
 import sys
@@ -31,7 +37,10 @@ from scipy import stats
 from optuna_pandalm import Store, fit_bradley_terry, load_prompts
 from optuna_pandalm.store import GameRecord, StoredVerdict, VerdictKey, text_hash
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "pandalm"
+TESTSET = importlib.resources.files("optuna_pandalm").joinpath(
+    "data", "pandalm", "testset-v1.json"
+)
+RECORDED = Path(__file__).resolve().parents[1] / "tests/data/pandalm/pandalm-7b-testset-v1.json"
 
 
 def _text(value: object) -> str:
@@ -44,12 +53,19 @@ def _majority(row: dict) -> int:
     return label if count >= 2 else 0
 
 
-def store_games(store: Store, study: str, rows: list[dict], labels: dict[int, int]) -> int:
-    """Store one judge's verdicts on the test set as games; returns the arena id."""
+def store_games(
+    store: Store, study: str, rows: list[dict], labels: dict[int, int]
+) -> tuple[int, list[int]]:
+    """Store one judge's verdicts on the test set as games; returns the arena id and, for each
+    stored prompt position, the number of its instruction (the cluster of its games)."""
     prompts = load_prompts(
         [{"id": r["idx"], "instruction": r["instruction"], "input": r["input"]} for r in rows],
         on_invalid="skip",
     )
+    instruction_number: dict[str, int] = {}
+    clusters = [
+        instruction_number.setdefault(p.instruction, len(instruction_number)) for p in prompts
+    ]
     position = {p.id: i for i, p in enumerate(prompts)}
     arena = store.bind_study(study, store.save_prompt_set(prompts))
     judge = f"recorded/{study}"
@@ -79,11 +95,12 @@ def store_games(store: Store, study: str, rows: list[dict], labels: dict[int, in
                 for where, _, key in games
             ],
         )
-    return arena
+    return arena, clusters
 
 
-def leaderboard(store: Store, arena: int) -> dict:
-    """Fit Bradley–Terry on the stored counts of one arena."""
+def leaderboard(store: Store, arena: int, clusters: list[int]) -> dict:
+    """Fit Bradley–Terry on the stored counts of one arena, errors clustered by instruction
+    (``clusters[prompt position]``)."""
     players = store.players(arena)
     index = {p.id: i for i, p in enumerate(players)}
     counts = store.game_counts(arena, by_prompt=True)
@@ -92,7 +109,7 @@ def leaderboard(store: Store, arena: int) -> dict:
         [index[p] for p in counts.second],
         counts.outcome,
         weights=counts.count,
-        clusters=counts.prompt_position,
+        clusters=np.asarray(clusters)[counts.prompt_position],
         n_players=len(players),
     )
     low, high = result.interval(0.95)
@@ -121,21 +138,23 @@ def leaderboard(store: Store, arena: int) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=DATA, help="folder with PandaLM's test set")
+    parser.add_argument(
+        "--predictions", type=Path, default=RECORDED, help="PandaLM-7B's recorded verdicts"
+    )
     parser.add_argument("--storage", default="sqlite://", help="SQLAlchemy URL (default: memory)")
     parser.add_argument("--json", action="store_true", help="print one JSON document")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
-    rows = json.loads((args.data / "testset-v1.json").read_text(encoding="utf-8"))
-    recorded = json.loads((args.data / "pandalm-7b-testset-v1.json").read_text(encoding="utf-8"))
+    rows = json.loads(TESTSET.read_text(encoding="utf-8"))
+    recorded = json.loads(args.predictions.read_text(encoding="utf-8"))
     judges = {
         "humans": {row["idx"]: _majority(row) for row in rows},
         "pandalm-7b": {row["idx"]: int(row["pandalm_result"]) for row in recorded},
     }
     store = Store(args.storage)
     report = {
-        name: leaderboard(store, store_games(store, f"pandalm-models/{name}", rows, labels))
+        name: leaderboard(store, *store_games(store, f"pandalm-models/{name}", rows, labels))
         for name, labels in judges.items()
     }
     scores = {

@@ -19,10 +19,11 @@ The length pull is a separate logistic regression (the judge's choice on the hum
 and the log length ratio). The flip rate is not in PandaLM's released data (its code never
 swaps); 17% is what PandaLM users report, and it can be passed in.
 
-Example (PandaLM-7B, the data in ``../shared/data/pandalm``):
+Example (PandaLM-7B: the packaged test set, its recorded verdicts from PandaLM's repository,
+a copy in this repository's ``tests/data/pandalm/``):
 
     >>> from optuna_pandalm.judges.evaluation import load_testset, read_predictions
-    >>> pairs = load_testset("testset-v1.json")  # doctest: +SKIP
+    >>> pairs = load_testset("pandalm")  # doctest: +SKIP
     >>> verdicts = read_predictions("pandalm-7b-testset-v1.json")  # doctest: +SKIP
     >>> fit = calibrate_simulated_judge(pairs, verdicts)  # doctest: +SKIP
     >>> round(fit.judge["relative_noise"], 2)  # doctest: +SKIP

@@ -65,6 +65,7 @@ def _judge_eval(args: argparse.Namespace) -> int:
             from optuna_pandalm.judges.spec import judge_from_spec
 
             judge = judge_from_spec(args.judge)
+            evaluation.check_judge(judge, pairs)  # before the progress bar starts
             total = len(pairs) * (2 if args.swap else 1)
             with tqdm(total=total, desc="judge-eval", unit="pair", file=sys.stderr) as bar:
                 predictions, swapped = evaluation.judge_testset(
@@ -406,14 +407,24 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="""Predictions (--predictions): a JSON list with 'idx' and the label in 'result'
 or one '*_result' field, as 0/1/2 or "1", "2", "Tie" in any case. Any other value
 (e.g. "garbage") counts as a tie in the headline metrics, as in PandaLM's script, and is
-reported as invalid. Judges (--judge): reference:rouge_l, pandalm:/path/to/model,
-reward:/path/to/model, remote:http://host:8000/v1?model=NAME (see docs/judges.md).
+reported as invalid. Judges (--judge): pandalm:/path/to/model, reward:/path/to/model,
+remote:http://host:8000/v1?model=NAME (see docs/judges.md). Reference judges
+(reference:rouge_l, token_f1, exact, char_ratio) cannot run on PandaLM's test set: it has
+no reference answers, and they are refused before any work.
 
-Test-set quirks: four responses are the JSON value true and are judged as the text
-"true"; 54 pairs have an empty response and are judged as they are; pairs of equally long
-responses are left out of the length preference.""",
+Data (--data): "pandalm" is PandaLM's human-annotated test set shipped with this package
+(999 pairs, Apache-2.0); a path reads another file in its format (./pandalm for a file of
+that name). Test-set quirks: six responses are the JSON value true (pairs 157-164) and are
+judged as the text "true"; 54 pairs have an empty response and are judged as they are;
+pairs of equally long responses are left out of the length preference.
+
+Example: optuna-pandalm judge-eval --data pandalm --predictions pandalm-7b-testset-v1.json""",
     )
-    judge_eval.add_argument("--data", required=True, help="PandaLM testset-v1.json")
+    judge_eval.add_argument(
+        "--data",
+        required=True,
+        help="'pandalm' (the packaged human-annotated test set) or a testset-v1.json path",
+    )
     source = judge_eval.add_mutually_exclusive_group(required=True)
     source.add_argument("--predictions", help="recorded predictions (JSON list by idx)")
     source.add_argument("--judge", help="judge spec to run, e.g. pandalm:/models/pandalm-7b")

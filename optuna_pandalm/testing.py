@@ -431,7 +431,7 @@ class Landscape:
 LANDSCAPES = ("narrow_lr", "interacting", "dips", "plateau")
 
 #: :meth:`SimulatedJudge.pandalm_7b`'s settings, as fitted by
-#: :func:`optuna_pandalm.calibration.calibrate_simulated_judge` on ``../shared/data/pandalm``
+#: :func:`optuna_pandalm.calibration.calibrate_simulated_judge` on PandaLM's test set
 #: (``tests/test_calibration.py`` refits them and compares).
 PANDALM_7B: dict[str, float] = {
     "noise": 0.0,

@@ -2,24 +2,19 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from optuna_pandalm.calibration import calibrate_simulated_judge, judge_rates, replay
 from optuna_pandalm.judges.evaluation import load_testset, read_predictions
 from optuna_pandalm.testing import PANDALM_7B, SimulatedJudge
-
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "pandalm"
+from tests.pandalm_data import RECORDED_7B
 
 
 @pytest.fixture(scope="module")
 def calibration():
-    if not DATA.exists():
-        pytest.skip("shared PandaLM data not present")
-    pairs = load_testset(DATA / "testset-v1.json")
-    predicted = read_predictions(DATA / "pandalm-7b-testset-v1.json")
+    pairs = load_testset("pandalm")
+    predicted = read_predictions(RECORDED_7B)
     return calibrate_simulated_judge(pairs, predicted, n_samples=20_000)
 
 

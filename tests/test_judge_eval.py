@@ -15,30 +15,30 @@ from optuna_pandalm.judges.evaluation import (
     load_testset,
     read_predictions,
 )
+from tests.pandalm_data import RECORDED_7B
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "pandalm"
-pytestmark = pytest.mark.skipif(not DATA.exists(), reason="shared PandaLM data not present")
+PACKAGED = Path(__file__).resolve().parents[1] / "optuna_pandalm" / "data" / "pandalm"
 
 
-def _cli(*args: str) -> subprocess.CompletedProcess:
+def _cli(*args: str, data: str = "pandalm") -> subprocess.CompletedProcess:
     return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "optuna_pandalm.cli",
-            "judge-eval",
-            "--data",
-            str(DATA / "testset-v1.json"),
-            *args,
-        ],
+        [sys.executable, "-m", "optuna_pandalm.cli", "judge-eval", "--data", data, *args],
         capture_output=True,
         text=True,
         timeout=600,
     )
 
 
+def test_packaged_test_set_is_pandalms_999_pairs_with_its_notice_and_license():
+    pairs = load_testset("pandalm")
+    assert len(pairs) == 999 and len({p.idx for p in pairs}) == 999
+    assert "Apache License" in (PACKAGED / "NOTICE").read_text()
+    assert "Apache License" in (PACKAGED / "LICENSE").read_text()
+    assert load_testset(PACKAGED / "testset-v1.json") == pairs
+
+
 def test_reproduces_pandalm_7b_published_accuracy_and_macro_f1():
-    done = _cli("--predictions", str(DATA / "pandalm-7b-testset-v1.json"), "--json")
+    done = _cli("--predictions", str(RECORDED_7B), "--json")
     assert done.returncode == 0, done.stderr
     metrics = json.loads(done.stdout)
     assert round(metrics["accuracy"], 4) == 0.6677
@@ -49,7 +49,7 @@ def test_reproduces_pandalm_7b_published_accuracy_and_macro_f1():
 
 
 def test_string_labels_and_garbage_count_like_pandalms_script(tmp_path):
-    pairs = load_testset(DATA / "testset-v1.json")[:4]
+    pairs = load_testset("pandalm")[:4]
     path = tmp_path / "predictions.json"
     rows = [
         {"idx": pairs[0].idx, "my_result": "TIE"},
@@ -66,9 +66,39 @@ def test_string_labels_and_garbage_count_like_pandalms_script(tmp_path):
     assert metrics["accuracy"] == as_ties["accuracy"] and metrics["f1"] == as_ties["f1"]
 
 
-def test_json_true_responses_are_judged_as_text():
-    pairs = {p.idx: p for p in load_testset(DATA / "testset-v1.json")}
-    assert pairs[157].response_1 == "true"
+def test_six_json_true_responses_are_judged_as_text():
+    raw = json.loads((PACKAGED / "testset-v1.json").read_text(encoding="utf-8"))
+    not_text = {
+        (row["idx"], field)
+        for row in raw
+        for field in ("response1", "response2")
+        if not isinstance(row[field], str)
+    }
+    assert {row_field[0] for row_field in not_text} == {157, 158, 159, 161, 162, 164}
+    pairs = {p.idx: p for p in load_testset("pandalm")}
+    for idx, field in not_text:
+        assert getattr(pairs[idx], field.replace("response", "response_")) == "true"
+
+
+def test_a_reference_judge_is_refused_in_one_line_before_any_progress_bar():
+    done = _cli("--judge", "reference:rouge_l")
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1 and "%|" not in done.stderr, done.stderr
+    assert done.stderr.startswith("optuna-pandalm judge-eval: error: judge reference:rouge_l")
+    assert "have none" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_help_says_which_judges_cannot_run_on_pandalms_set_and_what_pandalm_means():
+    done = subprocess.run(
+        [sys.executable, "-m", "optuna_pandalm.cli", "judge-eval", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    text = " ".join(done.stdout.split())
+    assert "Reference judges (reference:rouge_l, token_f1, exact, char_ratio) cannot run" in text
+    assert "six responses are the JSON value true" in text
+    assert "'pandalm' (the packaged human-annotated test set)" in text
 
 
 def test_swap_measures_position_consistency_with_a_local_judge(tiny_llama_path):

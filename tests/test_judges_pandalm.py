@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -13,8 +12,9 @@ from hypothesis import strategies as st
 
 from optuna_pandalm import JudgeRequest, PandaLMJudge
 from optuna_pandalm.judges import build_pandalm_prompt, parse_pandalm_output
+from optuna_pandalm.judges.evaluation import load_testset
+from tests.pandalm_data import RECORDED_7B
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "pandalm"
 LABEL_TEXT = {0: "Tie", 1: "1", 2: "2"}
 
 
@@ -32,9 +32,41 @@ def test_prompt_is_pandalms_exact_template():
     )
 
 
-@pytest.mark.skipif(not DATA.exists(), reason="shared PandaLM data not present")
+def _pandalms_own_prompt(instruction: str, input: str, response_1: str, response_2: str) -> str:
+    """PandaLM's ``build_pandalm_prompt`` (pandalm/utils/pandalm_inference.py), restated:
+    responses stripped, instruction and input as they are."""
+    responses = f"### Response 1:\n{response_1.strip()}\n\n### Response 2:\n{response_2.strip()}"
+    if input:
+        return (
+            "Below are two responses for a given task. The task is defined by the Instruction "
+            "with an Input that provides further context. Evaluate the responses and generate "
+            f"a reference answer for the task.\n\n### Instruction:\n{instruction}\n\n"
+            f"### Input:\n{input}\n\n{responses}\n\n### Evaluation:\n"
+        )
+    return (
+        "Below are two responses for a given task. The task is defined by the Instruction. "
+        "Evaluate the responses and generate a reference answer for the task.\n\n"
+        f"### Instruction:\n{instruction}\n\n{responses}\n\n### Evaluation:\n"
+    )
+
+
+def test_prompts_on_the_human_test_set_equal_pandalms_own_including_padded_responses():
+    pairs = load_testset("pandalm")
+    padded = {
+        p.idx
+        for p in pairs
+        if p.response_1 != p.response_1.strip() or p.response_2 != p.response_2.strip()
+    }
+    assert padded == {431, 436, 521, 522}
+    for p in pairs:
+        ours = build_pandalm_prompt(p.instruction, p.response_1, p.response_2, p.input)
+        assert ours == _pandalms_own_prompt(p.instruction, p.input, p.response_1, p.response_2), (
+            p.idx
+        )
+
+
 def test_parser_recovers_pandalm_7b_recorded_labels_reasons_and_references():
-    recorded = json.loads((DATA / "pandalm-7b-testset-v1.json").read_text(encoding="utf-8"))
+    recorded = json.loads(RECORDED_7B.read_text(encoding="utf-8"))
     for row in recorded:
         raw = (
             f"{LABEL_TEXT[row['pandalm_result']]}\n\n### Reason: {row['pandalm_reason']}\n\n"

@@ -175,10 +175,13 @@ class PairwiseJudge(abc.ABC):
 
     Subclasses set ``name``, a stable id of the model and its settings: it keys the verdict
     cache, so two judges with the same name must give the same verdicts. Judges are
-    order-agnostic; the caller decides which response is shown first.
+    order-agnostic; the caller decides which response is shown first. A judge that compares
+    responses with the prompt's reference answer sets ``needs_reference`` so callers can
+    refuse prompts without one before any work.
     """
 
     name: str
+    needs_reference: bool = False
 
     @abc.abstractmethod
     def judge(self, requests: Sequence[JudgeRequest]) -> list[Verdict]:

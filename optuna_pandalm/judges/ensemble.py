@@ -36,6 +36,7 @@ class EnsembleJudge(PairwiseJudge):
         self.judges = list(judges)
         self.method = method
         self.name = f"ensemble:{method}:[{'|'.join(j.name for j in self.judges)}]"
+        self.needs_reference = any(judge.needs_reference for judge in self.judges)
 
     def _combine(self, verdicts: list[Verdict], names: list[str]) -> Verdict:
         valid = [v for v in verdicts if v.is_valid]

@@ -7,14 +7,19 @@ are also counted separately (``n_invalid``). Also measured: length preference (t
 decisive verdicts that pick the longer response) and, with swapped orders, position
 consistency (the share of verdicts unchanged when the two responses trade places).
 
-Test-set quirks, handled explicitly: four responses are the JSON value ``true`` and are
-judged as the text ``"true"``; 54 pairs have an empty response, judged as empty; pairs of
-equally long responses are left out of the length preference.
+The test set ships with the package (``load_testset("pandalm")``, Apache-2.0, its notice
+and license next to it in ``optuna_pandalm/data/pandalm/``).
+
+Test-set quirks, handled explicitly: six responses are the JSON value ``true`` (in pairs
+157, 158, 159, 161, 162 and 164) and are judged as the text ``"true"``; 54 pairs have an
+empty response, judged as empty; pairs of equally long responses are left out of the
+length preference.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import importlib.resources
 import json
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -25,7 +30,9 @@ from optuna_pandalm.judges.base import JudgeRequest, PairwiseJudge, mirrored
 from optuna_pandalm.judges.pandalm import LABEL_OF
 
 __all__ = [
+    "PACKAGED_TESTSET",
     "LabelledPair",
+    "check_judge",
     "evaluate_predictions",
     "judge_testset",
     "load_testset",
@@ -33,6 +40,10 @@ __all__ = [
 ]
 
 _STRING_LABELS = {"0": 0, **LABEL_OF}  # recorded predictions also write a tie as 0
+
+PACKAGED_TESTSET = "pandalm"
+"""The name that :func:`load_testset` and ``judge-eval --data`` read as the packaged copy of
+PandaLM's human-annotated test set (999 pairs)."""
 
 
 class EvaluationInputError(ValueError):
@@ -59,12 +70,23 @@ def _text(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
 
+def _packaged_testset() -> Any:
+    return importlib.resources.files("optuna_pandalm") / "data" / "pandalm" / "testset-v1.json"
+
+
 def load_testset(path: str | Path) -> list[LabelledPair]:
     """Read PandaLM's ``testset-v1.json`` (idx, instruction, input, response1, response2,
-    annotator1..3)."""
-    path = Path(path)
+    annotator1..3); ``"pandalm"`` (:data:`PACKAGED_TESTSET`) reads the copy shipped with
+    the package (a file of that name is ``./pandalm``).
+
+    Example:
+        >>> pairs = load_testset("pandalm")
+        >>> len(pairs), pairs[0].truth in (0, 1, 2)
+        (999, True)
+    """
+    source = _packaged_testset() if str(path) == PACKAGED_TESTSET else Path(path)
     try:
-        rows = json.loads(path.read_text(encoding="utf-8"))
+        rows = json.loads(source.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise EvaluationInputError(f"{path}: cannot read the test set ({error})") from None
     if not isinstance(rows, list) or not rows:
@@ -194,6 +216,26 @@ def evaluate_predictions(
     return result
 
 
+def check_judge(judge: PairwiseJudge, pairs: Sequence[LabelledPair]) -> None:
+    """Refuse, before any work, a judge that cannot run on these pairs: one that needs a
+    reference answer (``judge.needs_reference``) on pairs without one, as PandaLM's test set.
+
+    Example:
+        >>> from optuna_pandalm.judges import ReferenceJudge
+        >>> try:
+        ...     check_judge(ReferenceJudge("rouge_l"), load_testset("pandalm")[:1])
+        ... except EvaluationInputError as error:
+        ...     print(str(error)[str(error).index("(") :])
+        (PandaLM's test set has no references): use a pandalm:, reward: or remote: judge
+    """
+    if getattr(judge, "needs_reference", False):
+        raise EvaluationInputError(
+            f"judge {judge.name} compares responses with a reference answer, and these "
+            f"{len(pairs)} pairs have none (PandaLM's test set has no references): use a "
+            "pandalm:, reward: or remote: judge"
+        )
+
+
 def judge_testset(
     judge: PairwiseJudge,
     pairs: Sequence[LabelledPair],
@@ -202,7 +244,13 @@ def judge_testset(
     batch_size: int = 32,
     progress: Callable[[int], None] | None = None,
 ) -> tuple[dict[int, int | None], dict[int, int | None] | None]:
-    """Run a judge over the pairs (and, with ``swap``, over the swapped pairs)."""
+    """Run a judge over the pairs (and, with ``swap``, over the swapped pairs).
+
+    Raises:
+        EvaluationInputError: before judging anything, for a judge :func:`check_judge`
+            refuses.
+    """
+    check_judge(judge, pairs)
 
     def run(swapped: bool) -> dict[int, int | None]:
         labels: dict[int, int | None] = {}

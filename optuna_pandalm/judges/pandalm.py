@@ -39,11 +39,17 @@ def build_pandalm_prompt(
 ) -> str:
     """PandaLM's evaluation prompt, exactly as the released model was trained on.
 
+    The responses are stripped of surrounding white space first, as PandaLM's own prompt
+    builder does (the instruction and input are not).
+
     Example:
         >>> prompt = build_pandalm_prompt("Add 2 and 3.", "5", "6")
         >>> prompt.startswith("Below are two responses"), prompt.endswith("### Evaluation:\\n")
         (True, True)
+        >>> build_pandalm_prompt("Add 2 and 3.", "5\\n", " 6") == prompt
+        True
     """
+    response_1, response_2 = response_1.strip(), response_2.strip()
     context = " with an Input that provides further context" if input else ""
     parts = [
         "Below are two responses for a given task. The task is defined by the Instruction"

@@ -119,6 +119,8 @@ class ReferenceJudge(PairwiseJudge):
         1
     """
 
+    needs_reference = True
+
     def __init__(
         self, metric: str = "rouge_l", *, tie_margin: float = 0.0, max_tokens: int = 2048
     ):
