@@ -99,7 +99,8 @@ class _Server(http.server.ThreadingHTTPServer):
 
 @pytest.fixture
 def server() -> Iterator[dict]:
-    """An OpenAI-compatible completions server on loopback, scripted per test."""
+    """An OpenAI-compatible completions server on loopback, scripted per test; it has no
+    ``/tokenize``, so likelihood mode reads the first token's alternatives."""
     state: dict = {"script": [], "calls": 0, "headers": [], "bodies": []}
 
     class Handler(http.server.BaseHTTPRequestHandler):
@@ -108,6 +109,9 @@ def server() -> Iterator[dict]:
 
         def do_POST(self):
             body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            if not self.path.endswith("/completions"):  # a server without vLLM's /tokenize
+                self.send_error(404)
+                return
             state["calls"] += 1
             state["headers"].append(dict(self.headers))
             state["bodies"].append(body)

@@ -2,6 +2,16 @@
 
 For many workers sharing one judge: serve PandaLM-7B once (for example with vLLM) and point
 every worker at it. Same prompt and parser as :class:`~optuna_pandalm.judges.PandaLMJudge`.
+
+Likelihood mode scores each label (``1``, ``2``, ``Tie``) as the sum of its tokens'
+log-probabilities after the prompt, then renormalises over the three. The label tokens come
+from the server's ``/tokenize`` (vLLM) or a local tokenizer. vLLM servers that know
+``logprob_token_ids`` return exactly the requested tokens' log-probabilities; older ones
+reject it (HTTP 400) or ignore it, and the judge falls back to ``top_logprobs``, where a
+label outside the top k has no probability. A multi-token label's later tokens are scored
+with the earlier ones appended to the prompt (as token ids). Without any tokenizer, the
+first token's alternatives that start a label are summed (an approximation). Constrained
+decoding (``guided_choice``, silently ignored by vLLM 0.12 and later) is never used.
 """
 
 from __future__ import annotations
@@ -20,7 +30,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from optuna_pandalm.judges.base import JudgeRequest, JudgeUnavailableError, PairwiseJudge, Verdict
-from optuna_pandalm.judges.pandalm import build_pandalm_prompt, parse_pandalm_output
+from optuna_pandalm.judges.pandalm import LABELS, build_pandalm_prompt, parse_pandalm_output
 from optuna_pandalm.url_masking import mask_url
 
 __all__ = ["RemoteJudge", "RemoteJudgeError"]
@@ -32,6 +42,37 @@ _RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 class RemoteJudgeError(JudgeUnavailableError):
     """Requests that failed for good (after retries, or with a non-retryable status): the
     server did not answer, so nothing is cached and the arena retries later."""
+
+
+class _Refused(RemoteJudgeError):
+    """A non-retryable HTTP status (400, 404, 422...): the server refused this request."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class _NoTokenize(RemoteJudgeError):
+    """The server has no vLLM-style ``/tokenize`` (404, or a reply of another shape)."""
+
+
+_EVALUATION_TAIL = "### Evaluation:\n"  # how every PandaLM prompt ends
+_TOKEN_ID = "token_id:"  # vLLM's key for a token with return_tokens_as_token_ids
+
+
+def _token_id(key: str) -> int | None:
+    """123 from vLLM's ``"token_id:123"``; ``None`` for a token given as text."""
+    if key.startswith(_TOKEN_ID) and key[len(_TOKEN_ID) :].isdigit():
+        return int(key[len(_TOKEN_ID) :])
+    return None
+
+
+def _continuation(before: Sequence[int], after: Sequence[int]) -> tuple[int, ...]:
+    """The tokens ``after`` adds to ``before`` (what a label adds to the prompt's tail)."""
+    common = 0
+    while common < min(len(before), len(after)) and before[common] == after[common]:
+        common += 1
+    return tuple(after[common:])
 
 
 def _label(token: str) -> int | None:
@@ -50,9 +91,9 @@ class RemoteJudge(PairwiseJudge):
     Args:
         base_url: Server URL up to ``/v1`` (e.g. ``http://127.0.0.1:8000/v1``).
         model: Model name the server knows.
-        mode: ``"likelihood"``: one token with ``logprobs``; the probabilities of tokens
-            starting ``1``, ``2`` and ``Tie`` are summed and normalised. ``"generate"``:
-            greedy text, parsed as PandaLM output.
+        mode: ``"likelihood"``: each label's log-probability (the sum over its tokens),
+            normalised over the three labels (see the module docstring for how the server is
+            asked). ``"generate"``: greedy text, parsed as PandaLM output.
         api_key_env: Name of the environment variable holding the API key (read at each
             call; never logged or stored). Unset means no ``Authorization`` header.
         max_concurrency: Requests in flight at once.
@@ -61,8 +102,13 @@ class RemoteJudge(PairwiseJudge):
             backoff and jitter (a ``Retry-After`` header is honoured up to 30 s).
         backoff: First backoff in seconds.
         max_tokens: Generate mode's token budget (PandaLM's 512).
-        top_logprobs: How many alternatives likelihood mode asks for.
+        top_logprobs: How many alternatives likelihood mode asks for when the server does
+            not take ``logprob_token_ids``.
         tie_threshold: Likelihood mode: a tie when P(tie) is at least this.
+        tokenizer: Likelihood mode: the served model's tokenizer (a local folder, loaded
+            without downloads, or a loaded tokenizer), to find the labels' tokens. ``None``
+            (default) asks the server's ``/tokenize``; a server without it gets the
+            first-token approximation.
 
     A request that fails for good (no answer, or a reply that is not a completion) raises
     :class:`RemoteJudgeError` with the verdicts of the batch's other requests in its
@@ -85,6 +131,7 @@ class RemoteJudge(PairwiseJudge):
         max_tokens: int = 512,
         top_logprobs: int = 20,
         tie_threshold: float | None = None,
+        tokenizer: Any = None,
         name: str | None = None,
     ) -> None:
         if mode not in ("likelihood", "generate"):
@@ -103,6 +150,11 @@ class RemoteJudge(PairwiseJudge):
         self.max_tokens = max_tokens
         self.top_logprobs = top_logprobs
         self.tie_threshold = tie_threshold
+        self.tokenizer = tokenizer
+        self._label_tokens: tuple[tuple[int, ...], ...] | None = None
+        self._tokens_known = False  # _label_tokens looked up (None then means: no tokenizer)
+        self.exact_label_logprobs: bool | None = None
+        """Whether the server honours ``logprob_token_ids`` (``None`` until first asked)."""
         settings = (
             f"mode=likelihood,tie={tie_threshold}"
             if mode == "likelihood"
@@ -121,8 +173,10 @@ class RemoteJudge(PairwiseJudge):
             headers["Authorization"] = f"Bearer {key}"
         return headers
 
-    def _post(self, body: dict[str, Any]) -> dict[str, Any]:
-        url = f"{self.base_url}/completions"
+    def _post(self, body: dict[str, Any], path: str = "/completions") -> dict[str, Any]:
+        # vLLM serves /tokenize next to /v1, not under it.
+        root = self.base_url.removesuffix("/v1") if path == "/tokenize" else self.base_url
+        url = f"{root}{path}"
         data = json.dumps(body).encode("utf-8")
         last = "no attempt"
         for attempt in range(self.max_retries + 1):
@@ -137,7 +191,7 @@ class RemoteJudge(PairwiseJudge):
             except urllib.error.HTTPError as error:
                 last = f"HTTP {error.code} from {mask_url(url)}"
                 if error.code not in _RETRY_STATUS:
-                    raise RemoteJudgeError(last) from None
+                    raise _Refused(last, error.code) from None
                 retry_after = error.headers.get("Retry-After") if error.headers else None
                 if retry_after and retry_after.replace(".", "", 1).isdigit():
                     wait = min(float(retry_after), 30.0)
@@ -153,22 +207,61 @@ class RemoteJudge(PairwiseJudge):
                 time.sleep(wait)
         raise RemoteJudgeError(f"{last} (after {self.max_retries + 1} attempts)")
 
+    # --- label tokens -------------------------------------------------------------------------
+    def _tokenize(self, text: str, *, special: bool) -> list[int]:
+        if self.tokenizer is not None:
+            return list(self._local_tokenizer()(text, add_special_tokens=special)["input_ids"])
+        try:
+            reply = self._post(
+                {"model": self.model, "prompt": text, "add_special_tokens": special}, "/tokenize"
+            )
+        except _Refused as error:
+            if error.status in (404, 405):
+                raise _NoTokenize(str(error)) from None
+            raise
+        tokens = reply.get("tokens")
+        if not isinstance(tokens, list) or not all(isinstance(t, int) for t in tokens):
+            raise _NoTokenize(f"unexpected /tokenize reply from {mask_url(self.base_url)}")
+        return tokens
+
+    def _local_tokenizer(self) -> Any:
+        if isinstance(self.tokenizer, (str, os.PathLike)):
+            from transformers import AutoTokenizer
+
+            self.tokenizer = AutoTokenizer.from_pretrained(self.tokenizer, local_files_only=True)
+        return self.tokenizer
+
+    def label_tokens(self) -> tuple[tuple[int, ...], ...] | None:
+        """The token ids each label (tie, 1, 2) adds after the prompt, or ``None`` when
+        neither a local tokenizer nor the server's ``/tokenize`` is available."""
+        if not self._tokens_known:
+            try:
+                tail = self._tokenize(_EVALUATION_TAIL, special=False)
+                tokens = tuple(
+                    _continuation(tail, self._tokenize(_EVALUATION_TAIL + label, special=False))
+                    for label in LABELS
+                )
+            except _NoTokenize as error:
+                _logger.warning(
+                    "no tokenizer given and no /tokenize (%s): likelihood mode sums the "
+                    "first token's alternatives that start a label",
+                    error,
+                )
+                tokens = None
+            if tokens is not None and (not all(tokens) or len(set(tokens)) < len(tokens)):
+                raise ValueError(f"labels {LABELS} do not tokenize to distinct tokens: {tokens}")
+            self._label_tokens, self._tokens_known = tokens, True
+        return self._label_tokens
+
     # --- judging ---------------------------------------------------------------------------------
-    def _one(self, request: JudgeRequest) -> Verdict:
-        prompt = build_pandalm_prompt(
-            request.instruction, request.response_1, request.response_2, request.input
-        )
-        body: dict[str, Any] = {"model": self.model, "prompt": prompt, "temperature": 0.0}
-        if self.mode == "likelihood":
-            body.update(max_tokens=1, logprobs=self.top_logprobs)
-        else:
-            body.update(max_tokens=self.max_tokens)
-        reply = self._post(body)
+    def _completion(self, body: dict[str, Any]) -> dict[str, Any]:
+        """The first choice of a completion; a reply of another shape is a failure to answer."""
+        reply = self._post({"model": self.model, "temperature": 0.0, **body})
         try:
             choice = reply["choices"][0]
-            if self.mode == "generate":
-                return parse_pandalm_output(str(choice["text"]))
-            alternatives = choice["logprobs"]["top_logprobs"][0]
+            if not isinstance(choice, dict):
+                raise TypeError("choice is not an object")
+            return choice
         except (KeyError, IndexError, TypeError) as error:
             # Not the model's answer but a server that does not speak the protocol (or an
             # error page): a failure to answer, not a verdict.
@@ -176,26 +269,136 @@ class RemoteJudge(PairwiseJudge):
                 f"unexpected reply shape from {mask_url(self.base_url)}: "
                 f"{type(error).__name__} {error}"
             ) from None
+
+    def _alternatives(self, choice: dict[str, Any]) -> dict[str, float]:
+        try:
+            alternatives = choice["logprobs"]["top_logprobs"][0]
+            if not isinstance(alternatives, dict):
+                raise TypeError("top_logprobs[0] is not an object")
+            return {str(k): float(v) for k, v in alternatives.items()}
+        except (KeyError, IndexError, TypeError, ValueError) as error:
+            raise RemoteJudgeError(
+                f"unexpected reply shape from {mask_url(self.base_url)}: "
+                f"{type(error).__name__} {error}"
+            ) from None
+
+    def _next_token_logprobs(self, prompt: str | list[int], wanted: list[int]) -> dict[int, float]:
+        """Log-probabilities of the ``wanted`` tokens as the next token: exact with
+        ``logprob_token_ids``, else those of them in the top ``top_logprobs``."""
+        body: dict[str, Any] = {
+            "prompt": prompt,
+            "max_tokens": 1,
+            "return_tokens_as_token_ids": True,
+        }
+        if self.exact_label_logprobs is not False:
+            try:
+                # The completions API's logprobs is a count (chat's is a boolean); with
+                # logprob_token_ids it only has to be set.
+                choice = self._completion({**body, "logprobs": 1, "logprob_token_ids": wanted})
+            except _Refused as error:
+                if error.status not in (400, 422):
+                    raise
+                choice = None
+            found = {} if choice is None else self._by_id(self._alternatives(choice))
+            honoured = all(token in found for token in wanted)
+            if self.exact_label_logprobs is None:
+                self.exact_label_logprobs = honoured
+                if not honoured:
+                    _logger.warning(
+                        "%s does not honour logprob_token_ids (vLLM before mid-2026): label "
+                        "probabilities come from the top %d alternatives",
+                        mask_url(self.base_url),
+                        self.top_logprobs,
+                    )
+            if honoured:
+                return {token: found[token] for token in wanted}
+        choice = self._completion({**body, "logprobs": self.top_logprobs})
+        found = self._by_id(self._alternatives(choice))
+        return {token: found[token] for token in wanted if token in found}
+
+    @staticmethod
+    def _by_id(alternatives: dict[str, float]) -> dict[int, float]:
+        return {
+            token: value
+            for key, value in alternatives.items()
+            if (token := _token_id(key)) is not None and math.isfinite(value)
+        }
+
+    def _label_logprobs(
+        self, prompt: str, labels: tuple[tuple[int, ...], ...]
+    ) -> list[float | None]:
+        """Each label's log-probability after the prompt (the sum over its tokens), ``None``
+        when one of its tokens is outside the top k."""
+        multi_token = any(len(tokens) > 1 for tokens in labels)
+        context: str | list[int] = self._tokenize(prompt, special=True) if multi_token else prompt
+        first = self._next_token_logprobs(context, sorted({tokens[0] for tokens in labels}))
+        scores: list[float | None] = []
+        for tokens in labels:
+            total = first.get(tokens[0])
+            for k in range(1, len(tokens)):
+                if total is None:
+                    break
+                assert isinstance(context, list)
+                step = self._next_token_logprobs(context + list(tokens[:k]), [tokens[k]])
+                total = total + step[tokens[k]] if tokens[k] in step else None
+            scores.append(total)
+        return scores
+
+    def _first_token_mass(self, prompt: str) -> tuple[list[float], list[str]]:
+        """Without a tokenizer: the first token's alternatives that start a label, summed."""
+        choice = self._completion(
+            {"prompt": prompt, "max_tokens": 1, "logprobs": self.top_logprobs}
+        )
+        alternatives = self._alternatives(choice)
         mass = [0.0, 0.0, 0.0]
         for token, log_probability in alternatives.items():
             label = _label(token)
             if label is not None and math.isfinite(log_probability):
                 mass[label] += math.exp(log_probability)
-        total = sum(mass)
-        if total <= 0:
-            return Verdict(
-                winner=None, raw=f"no label among the top tokens: {list(alternatives)[:10]}"
+        return mass, list(alternatives)[:10]
+
+    def _one(self, request: JudgeRequest) -> Verdict:
+        prompt = build_pandalm_prompt(
+            request.instruction, request.response_1, request.response_2, request.input
+        )
+        if self.mode == "generate":
+            choice = self._completion({"prompt": prompt, "max_tokens": self.max_tokens})
+            return parse_pandalm_output(str(choice.get("text", "")))
+        labels = self.label_tokens()
+        if labels is None:
+            mass, seen = self._first_token_mass(prompt)
+            if sum(mass) <= 0:
+                return Verdict(winner=None, raw=f"no label among the top tokens: {seen}")
+            how = f"first-token label mass {sum(mass):.4f}"
+        else:
+            scores = self._label_logprobs(prompt, labels)
+            known = [s for s in scores if s is not None]
+            if not known:
+                return Verdict(
+                    winner=None, raw=f"no label among the top {self.top_logprobs} tokens"
+                )
+            top = max(known)
+            mass = [0.0 if s is None else math.exp(s - top) for s in scores]
+            missing = [LABELS[k] for k, s in enumerate(scores) if s is None]
+            how = "label log-probabilities " + ", ".join(
+                f"{label} {'outside the top k' if s is None else f'{s:.4f}'}"
+                for label, s in zip(LABELS, scores, strict=True)
             )
+            if missing:
+                _logger.debug("labels %s outside the top %d", missing, self.top_logprobs)
+        total = sum(mass)
         probabilities = (mass[0] / total, mass[1] / total, mass[2] / total)
         if self.tie_threshold is not None and probabilities[0] >= self.tie_threshold:
             winner = 0
         else:
             winner = max(range(3), key=lambda k: probabilities[k])
-        return Verdict(winner=winner, probabilities=probabilities, raw=f"label mass {total:.4f}")
+        return Verdict(winner=winner, probabilities=probabilities, raw=how)
 
     def judge(self, requests: Sequence[JudgeRequest]) -> list[Verdict]:
         if not requests:
             return []
+        if self.mode == "likelihood":
+            self.label_tokens()  # once, before the threads that read it
         workers = min(self.max_concurrency, len(requests))
         with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
             futures = [pool.submit(self._one, request) for request in requests]

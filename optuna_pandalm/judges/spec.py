@@ -8,7 +8,7 @@
 * ``reward:/path/to/model``, options ``batch_size``, ``dtype``, ``device``, ``tie_margin``,
   ``template``, ``trust_remote_code``
 * ``remote:http://host:8000/v1?model=NAME``, options ``mode``, ``max_concurrency``,
-  ``timeout``, ``max_retries``, ``api_key_env``, ``tie_threshold``
+  ``timeout``, ``max_retries``, ``api_key_env``, ``tie_threshold``, ``top_logprobs``, ``tokenizer``
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ _INTEGER = {
     "max_concurrency",
     "max_retries",
     "max_tokens",
+    "top_logprobs",
 }
 _FLOAT = {"tie_margin", "tie_threshold", "timeout", "temperature", "repetition_penalty", "backoff"}
 _BOOLEAN = {"trust_remote_code", "progress"}
