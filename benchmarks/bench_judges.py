@@ -23,17 +23,15 @@ runs to ``--max-new-tokens``: both generate modes pay the same length.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import platform
 import time
-from pathlib import Path
 from unittest import mock
 
 from optuna_pandalm import JudgeRequest, PandaLMJudge
 from optuna_pandalm.judges import beam_cache, build_pandalm_prompt
 from optuna_pandalm.judges.evaluation import load_testset
-
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "pandalm" / "testset-v1.json"
 
 
 def word_tokenizer(texts: list[str], max_vocab: int = 16_000):
@@ -110,6 +108,10 @@ def throughput(judge: PandaLMJudge, requests: list[JudgeRequest]) -> dict:
         "seconds": round(elapsed, 3),
         "pairs_per_s": round(len(requests) / elapsed, 3),
         "valid": sum(v.is_valid for v in verdicts),
+        # Equal digests: the same texts decoded (compares caches and settings).
+        "outputs_sha256": hashlib.sha256(
+            "\x00".join(v.raw for v in verdicts).encode()
+        ).hexdigest(),
     }
     if torch.cuda.is_available():
         record["peak_memory_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
@@ -124,7 +126,9 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=32, help="requests per mode")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--max-new-tokens", type=int, default=128)
-    parser.add_argument("--data", type=Path, default=DATA)
+    parser.add_argument(
+        "--data", default="pandalm", help="the packaged test set, or a testset-v1.json path"
+    )
     parser.add_argument(
         "--vocab", type=int, default=4000, help="word vocabulary cap (rarer words are <unk>)"
     )
