@@ -88,6 +88,17 @@ def test_a_reference_judge_is_refused_in_one_line_before_any_progress_bar():
     assert "have none" in done.stderr and "Traceback" not in done.stderr
 
 
+def test_an_ensemble_holding_a_reference_judge_is_refused_like_one():
+    from optuna_pandalm.judges import EnsembleJudge, ReferenceJudge
+    from optuna_pandalm.judges.evaluation import check_judge
+    from optuna_pandalm.testing import SimulatedJudge
+
+    pairs = load_testset("pandalm")[:2]
+    check_judge(EnsembleJudge([SimulatedJudge(), SimulatedJudge(seed=1)]), pairs)
+    with pytest.raises(EvaluationInputError, match="has no references"):
+        check_judge(EnsembleJudge([SimulatedJudge(), ReferenceJudge("rouge_l")]), pairs)
+
+
 def test_help_says_which_judges_cannot_run_on_pandalms_set_and_what_pandalm_means():
     done = subprocess.run(
         [sys.executable, "-m", "optuna_pandalm.cli", "judge-eval", "--help"],
