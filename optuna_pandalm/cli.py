@@ -88,6 +88,13 @@ def _judge_eval(args: argparse.Namespace) -> int:
             f"picks longer         {metrics['length_preference']:.3f} of decisive verdicts "
             f"(humans {metrics['human_length_preference']:.3f})"
         )
+    if metrics.get("length_controlled_accuracy") is not None:
+        print(
+            f"length-controlled    {metrics['length_controlled_accuracy']:.4f} "
+            f"(accuracy {metrics['decisive_accuracy']:.4f} on the same decided pairs: "
+            f"{metrics['accuracy_when_longer_preferred']:.4f} where people preferred the "
+            f"longer, {metrics['accuracy_when_shorter_preferred']:.4f} the shorter)"
+        )
     if metrics.get("position_consistency") is not None:
         print(
             f"position consistency {metrics['position_consistency']:.3f} "
