@@ -122,12 +122,16 @@ def _leaderboard(args: argparse.Namespace) -> int:
             "study": args.study_name,
             "position_effect": fit.position_effect,
             "tie_strength": fit.tie_strength,
+            **standings.model_effects(),
             "rows": [row.as_dict() for row in rows],
         }
         print(json.dumps(document))
         return 0
     _print_rows(rows)
     print(f"position effect {fit.position_effect:+.3f}, tie strength {fit.tie_strength:.3f}")
+    length = standings.length_effect()
+    if length is not None:
+        print(f"length effect {length.estimate:+.3f} [{length.low:+.3f}, {length.high:+.3f}]")
     return 0
 
 

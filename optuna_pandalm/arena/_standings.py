@@ -150,6 +150,15 @@ class Standings:
         half = 1.96 * self.result.effect_stderr["length_effect"]
         return Effect(float(estimate), float(estimate - half), float(estimate + half))
 
+    def model_effects(self) -> dict[str, Any]:
+        """What the fit learnt besides the scores, for reports: ``length_effect`` (an
+        :meth:`Effect` as a dict, or ``None``) and ``reliability`` (by annotator name)."""
+        length = self.length_effect()
+        return {
+            "length_effect": None if length is None else length.as_dict(),
+            "reliability": {name: e.as_dict() for name, e in self.reliability().items()},
+        }
+
     def reliability(self) -> dict[str, Effect]:
         """Each annotator's reliability ``gamma`` with its 95% interval, relative to the
         reference annotator (the first of :attr:`annotators`, 1 by definition)."""
