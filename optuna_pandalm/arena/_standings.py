@@ -352,11 +352,16 @@ def _annotator_codes(
     each game's code, and the codes of people (``human:NAME``)."""
     if counts.annotator is None or not len(counts.annotator):
         return (), None, []
-    totals: dict[str, float] = {}
-    for name, n in zip(counts.annotator, counts.count, strict=True):
-        totals[str(name)] = totals.get(str(name), 0.0) + float(n)
-    names = tuple(sorted(totals, key=lambda a: (a.startswith(HUMAN_PREFIX), -totals[a], a)))
-    code_of = {name: code for code, name in enumerate(names)}
-    codes = np.array([code_of[str(a)] for a in counts.annotator], dtype=np.int64)
+    # Vectorised: the counts have a row per (pair, order, outcome, annotator), thousands.
+    unique, inverse = np.unique(counts.annotator.astype(str), return_inverse=True)
+    totals = np.bincount(inverse.reshape(-1), counts.count, minlength=len(unique))
+    order = sorted(
+        range(len(unique)),
+        key=lambda k: (str(unique[k]).startswith(HUMAN_PREFIX), -totals[k], str(unique[k])),
+    )
+    names = tuple(str(unique[k]) for k in order)
+    code_of_unique = np.empty(len(unique), dtype=np.int64)
+    code_of_unique[order] = np.arange(len(unique))
+    codes = code_of_unique[inverse.reshape(-1)]
     humans = [code for code, name in enumerate(names) if name.startswith(HUMAN_PREFIX)]
     return names, codes, humans
