@@ -108,7 +108,9 @@ def _load_arena(args: argparse.Namespace) -> Any:
     from optuna_pandalm.store import StoreError
 
     try:
-        return Arena.load(args.storage, args.study_name)
+        return Arena.load(
+            args.storage, args.study_name, length_control=getattr(args, "length_control", False)
+        )
     except (StoreError, ValueError) as error:
         raise CommandError(str(error)) from None
 
@@ -313,6 +315,11 @@ def _study_arguments(command: argparse.ArgumentParser) -> None:
     """``--storage`` and ``--study-name``, which every command on a stored study takes."""
     command.add_argument("--storage", required=True, help="SQLAlchemy URL")
     command.add_argument("--study-name", required=True)
+    command.add_argument(
+        "--length-control",
+        action="store_true",
+        help="score with the length term, as a study run with Arena(length_control=True)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:

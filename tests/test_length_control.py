@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import math
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -88,3 +91,18 @@ def test_on_the_verbose_landscape_length_control_finds_the_optimum(tmp_path):
     assert landscape.verbosity(hot, 4) > landscape.verbosity(best, 4) == 0
     assert _landscape_leader(url, length_control=False) > 3e-5  # a verbose one leads
     assert _landscape_leader(url, length_control=True) == 2e-5
+
+
+def test_the_leaderboard_command_reports_the_length_effect_with_its_interval(tmp_path):
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    _leader(url, length_control=True)
+    command = [sys.executable, "-m", "optuna_pandalm.cli", "leaderboard", "--storage", url]
+    command += ["--study-name", "s", "--json"]
+    plain = json.loads(subprocess.run(command, capture_output=True, check=True).stdout)
+    controlled = json.loads(
+        subprocess.run([*command, "--length-control"], capture_output=True, check=True).stdout
+    )
+    assert plain["length_effect"] is None
+    effect = controlled["length_effect"]
+    assert effect["low"] < effect["estimate"] < effect["high"]
+    assert controlled["rows"][0]["trial"] == 2 and plain["rows"][0]["trial"] == 3
