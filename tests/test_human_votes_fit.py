@@ -100,6 +100,7 @@ def test_thirty_votes_on_the_contenders_move_the_leader_to_the_truly_best(tmp_pa
     assert reliability[arena.judge.name].estimate == 1.0  # the reference
     human = reliability["human:alice"]
     assert 0 < human.low < human.estimate < human.high
+    assert standings.model_effects()["reliability"]["human:alice"] == human.as_dict()
 
 
 def test_without_the_votes_the_biased_judge_keeps_its_favourite(tmp_path):
