@@ -63,7 +63,7 @@ _Int = NDArray[np.int64]
 
 @dataclasses.dataclass(frozen=True)
 class _Games:
-    """Games aggregated per distinct (cluster, first, second, length) row."""
+    """Games aggregated per distinct (cluster, first, second, length, annotator) row."""
 
     first: _Int  # (rows,)
     second: _Int  # (rows,)
@@ -72,6 +72,8 @@ class _Games:
     cluster: _Int | None  # (rows,) cluster codes
     n_players: int
     n_clusters: int
+    annotator: _Int | None = None  # (rows,) annotator codes, 0 the reference
+    n_annotators: int = 1
 
 
 def _codes(values: NDArray[Any]) -> tuple[_Int, int]:
@@ -121,6 +123,7 @@ def _aggregate(
     weights: Any,
     length_diff: Any,
     clusters: Any,
+    annotators: Any = None,
 ) -> _Games:
     first_a = np.asarray(first)
     second_a = np.asarray(second)
@@ -131,13 +134,15 @@ def _aggregate(
             arrays[name] = np.asarray(optional, dtype=np.float64)
     if clusters is not None:
         arrays["clusters"] = np.asarray(clusters)
+    if annotators is not None:
+        arrays["annotators"] = np.asarray(annotators)
     n_games = len(first_a)
     for name, array in arrays.items():
         if array.ndim != 1:
             raise ValueError(f"{name} must be one-dimensional, got shape {array.shape}")
         if len(array) != n_games:
             raise ValueError(f"{name} has {len(array)} entries but first has {n_games}")
-    for name in ("first", "second", "outcome"):
+    for name in [k for k in ("first", "second", "outcome", "annotators") if k in arrays]:
         array = arrays[name]
         fractional = n_games and not np.issubdtype(array.dtype, np.integer)
         if fractional and (not np.all(np.isfinite(array)) or np.any(array != np.round(array))):
@@ -164,6 +169,14 @@ def _aggregate(
     length_a = arrays.get("length_diff")
     if length_a is not None and not np.all(np.isfinite(length_a)):
         raise ValueError("length_diff must be finite")
+    annotator_a = arrays.get("annotators")
+    n_annotators = 1
+    if annotator_a is not None and n_games:
+        if annotator_a.min() < 0:
+            raise ValueError("annotator codes must be >= 0")
+        n_annotators = int(annotator_a.max()) + 1
+    if n_annotators == 1:
+        annotator_a = None  # one annotator: the plain model, whatever the codes say
 
     columns = [(first_a, max(n_players, 1)), (second_a, max(n_players, 1))]
     n_clusters = 0
@@ -173,6 +186,8 @@ def _aggregate(
         columns.insert(0, (cluster_codes, max(n_clusters, 1)))
     if length_a is not None:
         columns.append(_codes(length_a))
+    if annotator_a is not None:
+        columns.append((annotator_a, n_annotators))
     if n_games == 0:
         rows = np.zeros(0, dtype=np.int64)
         return _Games(
@@ -197,6 +212,8 @@ def _aggregate(
         cluster=None if cluster_codes is None else cluster_codes[member],
         n_players=n_players,
         n_clusters=n_clusters,
+        annotator=None if annotator_a is None else annotator_a[member],
+        n_annotators=n_annotators,
     )
 
 
@@ -208,17 +225,19 @@ def _merge_clusters(games: _Games) -> _Games:
     columns = [(games.first, n), (games.second, n)]
     if games.length is not None:
         columns.append(_codes(games.length))
+    if games.annotator is not None:
+        columns.append((games.annotator, games.n_annotators))
     group, member = _group(columns)
     counts = np.zeros((len(member), _OUTCOMES))
     np.add.at(counts, group, games.counts)
-    return _Games(
+    return dataclasses.replace(
+        games,
         first=games.first[member],
         second=games.second[member],
         counts=counts,
         length=None if games.length is None else games.length[member],
         cluster=None,
-        n_players=games.n_players,
-        n_clusters=games.n_clusters,
+        annotator=None if games.annotator is None else games.annotator[member],
     )
 
 
@@ -229,6 +248,8 @@ class _Prior:
     length_scale: float
     tie_mean: float  # prior mean of theta = log(nu)
     tie_scale: float
+    reliability_scale: float = 0.5  # sd of log(gamma_a), an annotator's reliability
+    bias_scale: float = 1.0  # sd of a machine judge's deviation on one player
 
 
 @dataclasses.dataclass(frozen=True)
@@ -246,43 +267,150 @@ class _Point:
 class _Problem:
     """Negative log posterior, its gradient and Hessian, on aggregated rows.
 
-    Parameters are laid out as ``[s_0 .. s_{n-1}, h?, beta?, theta]``.
+    Parameters are laid out as ``[s_0 .. s_{n-1}, b?, h?, beta?, eta_1.., theta]``: the
+    strengths, then (with several annotators, some of them human) each machine judge's
+    deviation ``b_{a,i}`` from the humans on each player they voted on, the effects, each
+    non-reference
+    annotator's log reliability ``eta_a = log(gamma_a)``, and the tie parameter. The
+    strengths and deviations are the *nodes*: every game's log-odds is linear in them
+    through a sparse (nodes x rows) matrix ``M`` (``+gamma`` for the first-shown, ``-gamma``
+    for the second-shown), so their Hessian block is ``M diag(a) M^T``. With one annotator
+    ``M`` is the comparison graph's incidence matrix and the block a weighted Laplacian.
+    With reliabilities, ``M`` and the reliability columns of the Jacobian depend on the
+    parameters, and the Hessian is the Fisher information (Gauss-Newton).
     """
 
-    def __init__(self, games: _Games, prior: _Prior, *, fit_position: bool) -> None:
+    def __init__(
+        self,
+        games: _Games,
+        prior: _Prior,
+        *,
+        fit_position: bool,
+        human_annotators: frozenset[int] = frozenset(),
+    ) -> None:
         self.games = games
-        self.n = games.n_players
+        self.n_players = games.n_players
+        self.human_annotators = human_annotators
+        rows = len(games.first)
+        annotator = games.annotator
         design = []
         prior_precision = []
         self.names: list[str] = []
         if fit_position:
-            design.append(np.ones(len(games.first)))
+            design.append(np.ones(rows))
             prior_precision.append(prior.position_scale**-2)
             self.names.append("position")
         if games.length is not None:
             design.append(games.length)
             prior_precision.append(prior.length_scale**-2)
             self.names.append("length")
+        self.design = np.stack(design, axis=1) if design else np.zeros((rows, 0))
+        # Annotators 1.. get a reliability; machine judges get deviations when people vote.
+        self.reliable = list(range(1, games.n_annotators))
+        for code in self.reliable:
+            prior_precision.append(prior.reliability_scale**-2)
+            self.names.append(f"reliability:{code}")
+        # Deviations only on players people voted on: elsewhere there is nothing to correct
+        # the judge with, and a deviation would only widen every interval by its prior.
+        voted = np.zeros(0, dtype=np.int64)
+        if annotator is not None and human_annotators:
+            by_human = np.isin(annotator, list(human_annotators))
+            voted = np.unique(np.concatenate([games.first[by_human], games.second[by_human]]))
+        machines = [a for a in range(games.n_annotators) if a not in human_annotators]
+        self.biased = machines if len(voted) else []
+        self.voted = voted
+        self._voted_index = np.full(self.n_players, -1)
+        self._voted_index[voted] = np.arange(len(voted))
+        self.n = self.n_players + len(self.biased) * len(voted)  # strengths and deviations
+        self.p = len(self.names)  # effects, before the tie parameter
         self.names.append("tie")
-        self.design = np.stack(design, axis=1) if design else np.zeros((len(games.first), 0))
-        self.p = int(self.design.shape[1])
         self.size = self.n + self.p + 1
         self.prior = prior
         self.prior_precision = np.concatenate(
-            [np.full(self.n, prior.scale**-2), prior_precision, [prior.tie_scale**-2]]
+            [
+                np.full(self.n_players, prior.scale**-2),
+                np.full(self.n - self.n_players, prior.bias_scale**-2),
+                prior_precision,
+                [prior.tie_scale**-2],
+            ]
         )
         self.prior_mean = np.zeros(self.size)
         self.prior_mean[-1] = prior.tie_mean
         self.totals = games.counts.sum(axis=1)
+        self.general = annotator is not None
+        if self.general:
+            assert annotator is not None
+            slot = np.full(games.n_annotators, -1)
+            slot[self.biased] = np.arange(len(self.biased))
+            self._row_slot = slot[annotator]  # deviation block of each row, -1 none
         self._incidence: Any = None
         self._incidence_t: Any = None
+        self._gamma_cache: tuple[_Float, Any, Any] | None = None
+
+    # --- the linear map from nodes to each row's log-odds -----------------------------
+    def gamma(self, params: _Float) -> _Float:
+        """Each annotator's reliability ``gamma_a`` (1 for the reference annotator)."""
+        eta = params[self.n + self.p - len(self.reliable) : self.n + self.p]
+        return np.concatenate([[1.0], np.exp(eta)])
+
+    def _build(self, row_gamma: _Float | None) -> Any:
+        from scipy import sparse
+
+        games = self.games
+        rows = len(games.first)
+        index = np.arange(rows)
+        scale = np.ones(rows) if row_gamma is None else row_gamma
+        node_rows = [games.first, games.second]
+        columns = [index, index]
+        values = [scale, -scale]
+        if self.general and self.biased:
+            m = len(self.voted)
+            for players, sign in ((games.first, 1.0), (games.second, -1.0)):
+                where = self._voted_index[players]
+                has = (self._row_slot >= 0) & (where >= 0)
+                node_rows.append(self.n_players + self._row_slot[has] * m + where[has])
+                columns.append(index[has])
+                values.append(np.full(int(has.sum()), sign))
+        return sparse.csr_matrix(
+            (np.concatenate(values), (np.concatenate(node_rows), np.concatenate(columns))),
+            shape=(self.n, rows),
+        )
+
+    def incidence_at(self, params: _Float | None) -> tuple[Any, Any]:
+        """``M`` and ``M^T`` (CSR) at ``params`` (constant without reliabilities)."""
+        if not self.reliable or params is None:
+            return self.incidence, self.incidence_t
+        gamma = self.gamma(params)
+        if self._gamma_cache is None or not np.array_equal(self._gamma_cache[0], gamma):
+            assert self.games.annotator is not None
+            matrix = self._build(gamma[self.games.annotator])
+            self._gamma_cache = (gamma, matrix, matrix.T.tocsr())
+        return self._gamma_cache[1], self._gamma_cache[2]
+
+    def jacobian_design(self, params: _Float) -> _Float:
+        """Columns of the Jacobian of each row's log-odds for the effects (position, length,
+        log reliabilities): fixed, except the reliabilities' ``gamma_a (s_i - s_j)``."""
+        if not self.reliable:
+            return self.design
+        s = params[: self.n_players]
+        gamma = self.gamma(params)
+        annotator = self.games.annotator
+        assert annotator is not None
+        contrast = gamma[annotator] * (s[self.games.first] - s[self.games.second])
+        columns = [np.where(annotator == code, contrast, 0.0) for code in self.reliable]
+        return np.column_stack([self.design, *columns])
 
     # --- per-row quantities -----------------------------------------------------------
     def _linear(self, params: _Float) -> tuple[_Float, float]:
-        s = params[: self.n]
-        delta = s[self.games.first] - s[self.games.second]
-        if self.p:
-            delta = delta + self.design @ params[self.n : self.n + self.p]
+        if self.general:
+            incidence_t = self.incidence_at(params)[1]
+            delta = incidence_t @ params[: self.n]
+        else:
+            s = params[: self.n]
+            delta = s[self.games.first] - s[self.games.second]
+        fixed = self.design.shape[1]
+        if fixed:
+            delta = delta + self.design @ params[self.n : self.n + fixed]
         return delta, float(params[-1])
 
     def _rows(self, params: _Float) -> tuple[float, _Float, _Float, _Float]:
@@ -321,25 +449,14 @@ class _Problem:
 
     @property
     def incidence(self) -> Any:
-        """Sparse (players x rows) matrix: +1 for the first-shown, -1 for the second-shown.
+        """Sparse (nodes x rows) matrix ``M`` at unit reliabilities: +1 for the first-shown,
+        -1 for the second-shown (and the same for the judge's deviations on them).
 
-        The strength block of the Hessian is ``B diag(a) B^T`` (a weighted graph
-        Laplacian), so it is applied without ever being formed.
+        With one annotator the strength block of the Hessian is ``M diag(a) M^T`` (a
+        weighted graph Laplacian), so it is applied without ever being formed.
         """
         if self._incidence is None:
-            from scipy import sparse
-
-            rows = len(self.games.first)
-            self._incidence = sparse.csr_matrix(
-                (
-                    np.concatenate([np.ones(rows), -np.ones(rows)]),
-                    (
-                        np.concatenate([self.games.first, self.games.second]),
-                        np.tile(np.arange(rows), 2),
-                    ),
-                ),
-                shape=(self.n, rows),
-            )
+            self._incidence = self._build(None)
         return self._incidence
 
     @property
@@ -354,26 +471,31 @@ class _Problem:
         d = self._row_derivatives(point)
         n, p = self.n, self.p
         a = d["a"]
+        incidence, incidence_t = self.incidence_at(params)
+        design = self.jacobian_design(params)
         # One sparse product gives the strength part of the gradient and the cross block.
-        by_player = self.incidence @ np.column_stack(
-            [d["g_delta"], a[:, None] * self.design, d["c"]]
-        )
+        by_player = incidence @ np.column_stack([d["g_delta"], a[:, None] * design, d["c"]])
         grad = np.empty(self.size)
         grad[:n] = -by_player[:, 0]
-        grad[n : n + p] = -(self.design.T @ d["g_delta"])
+        grad[n : n + p] = -(design.T @ d["g_delta"])
         grad[-1] = -d["g_theta"].sum()
         grad += self.prior_precision * (params - self.prior_mean)
 
         cross = by_player[:, 1:]  # Hessian block between strengths and the other params
         extra = np.empty((p + 1, p + 1))
-        extra[:p, :p] = self.design.T @ (a[:, None] * self.design)
-        extra[:p, p] = extra[p, :p] = self.design.T @ d["c"]
+        extra[:p, :p] = design.T @ (a[:, None] * design)
+        extra[:p, p] = extra[p, :p] = design.T @ d["c"]
         extra[p, p] = d["b"].sum()
         extra += np.diag(self.prior_precision[n:])
-        degree = np.bincount(self.games.first, a, minlength=n) + np.bincount(
-            self.games.second, a, minlength=n
-        )
-        return grad, _Hessian(self, a, degree + self.prior_precision[:n], cross, extra)
+        if self.general:
+            degree = incidence.multiply(incidence) @ a
+        else:
+            degree = np.bincount(self.games.first, a, minlength=n) + np.bincount(
+                self.games.second, a, minlength=n
+            )
+        hessian = _Hessian(self, a, degree + self.prior_precision[:n], cross, extra)
+        hessian.incidence, hessian.incidence_t = incidence, incidence_t
+        return grad, hessian
 
     def row_scores(self, params: _Float) -> tuple[_Float, _Float]:
         d = self._row_derivatives(self.evaluate(params))
@@ -396,6 +518,7 @@ class _Hessian:
         self.diagonal = diagonal
         self.cross = cross
         self.extra = extra
+        self.incidence, self.incidence_t = problem.incidence, problem.incidence_t
         self._cholesky: Any = None
         self._sparse_lu: Any = None
 
@@ -406,7 +529,12 @@ class _Hessian:
     def dense(self) -> _Float:
         n = self.problem.n
         matrix = np.zeros((self.problem.size, self.problem.size))
-        if len(self.problem.games.first):
+        if self.problem.general:
+            from scipy import sparse
+
+            block = self.incidence @ sparse.diags(self.row_weights) @ self.incidence_t
+            matrix[:n, :n] = block.toarray()
+        elif len(self.problem.games.first):
             games = self.problem.games
             # Off-diagonal pair weights, both orders summed: -(W + W^T).
             pair_weights = np.bincount(
@@ -433,8 +561,8 @@ class _Hessian:
 
         problem = self.problem
         n = problem.n
-        incidence = problem.incidence
-        laplacian = (incidence @ sparse.diags(self.row_weights) @ incidence.T).tocsr()
+        incidence = self.incidence
+        laplacian = (incidence @ sparse.diags(self.row_weights) @ self.incidence_t).tocsr()
         laplacian = laplacian - sparse.diags(laplacian.diagonal()) + sparse.diags(self.diagonal)
         if n == 0:
             return sparse.csc_matrix(self.extra)
@@ -475,8 +603,8 @@ class _Hessian:
     def _cg(self, rhs: _Float, rtol: float) -> _Float:
         from scipy.sparse import linalg as sparse_linalg
 
-        n = self.problem.n
-        incidence, incidence_t = self.problem.incidence, self.problem.incidence_t
+        n, players = self.problem.n, self.problem.n_players
+        incidence, incidence_t = self.incidence, self.incidence_t
         prior = self.problem.prior_precision[:n]
 
         def strengths(v: _Float) -> _Float:
@@ -487,16 +615,18 @@ class _Hessian:
         # The strength block alone only pins the mean of s by the weak prior, a tiny
         # eigenvalue that would slow CG down. Adding a multiple of 11^T to the operator does
         # not change the solution when the right-hand side has zero mean in s (the Hessian
-        # maps that subspace to itself), so solve for the mean separately.
-        mean_rhs = rhs[:n].mean() if n else 0.0
-        shift = float(self.diagonal.mean()) if n else 0.0
+        # maps that subspace to itself), so solve for the mean separately. (A judge's
+        # deviations have a prior of their own, strong enough for CG.)
+        mean_rhs = rhs[:players].mean() if players else 0.0
+        shift = float(self.diagonal[:players].mean()) if players else 0.0
         centred = rhs.copy()
-        centred[:n] -= mean_rhs
+        centred[:players] -= mean_rhs
 
         def matvec(v: _Float) -> _Float:
             out = np.empty_like(v)
             vs, ve = v[:n], v[n:]
-            out[:n] = strengths(vs) + self.cross @ ve + shift * vs.sum() / max(n, 1)
+            out[:n] = strengths(vs) + self.cross @ ve
+            out[:players] += shift * vs[:players].sum() / max(players, 1)
             out[n:] = self.cross.T @ vs + self.extra @ ve
             return out
 
@@ -514,7 +644,7 @@ class _Hessian:
         if info != 0:
             _logger.warning("conjugate gradients stopped before rtol=%g (info=%d)", rtol, info)
         # The constant direction in s is an eigenvector with eigenvalue = prior precision.
-        solution[:n] += mean_rhs / self.problem.prior_precision[0]
+        solution[:players] += mean_rhs / self.problem.prior_precision[0]
         return solution
 
 
@@ -574,6 +704,16 @@ class BradleyTerryResult:
         return len(self.scores)
 
     @property
+    def reliability(self) -> _Float:
+        """Each annotator's reliability ``gamma_a`` (> 0), by annotator code: how strongly
+        its verdicts follow a strength difference, relative to the reference annotator
+        (code 0, whose reliability is 1). ``[1.0]`` with one annotator."""
+        problem = self._problem
+        if not problem.reliable:
+            return np.ones(max(problem.games.n_annotators, 1))
+        return problem.gamma(self._params)
+
+    @property
     def _hessian(self) -> _Hessian:
         """The Hessian at the mode, computed on first use (a plain fit does not need it)."""
         if self._cache.hessian is None:
@@ -597,24 +737,27 @@ class BradleyTerryResult:
             games = self._fine_games
             assert games is not None and games.cluster is not None
             fine = _Problem(
-                games, self._problem.prior, fit_position="position" in self._problem.names
+                games,
+                self._problem.prior,
+                fit_position="position" in self._problem.names,
+                human_annotators=self._problem.human_annotators,
             )
             g_delta, g_theta = fine.row_scores(self._params)
-            n, p = fine.n, fine.p
-            rows = [games.cluster, games.cluster]
-            cols = [games.first, games.second]
-            vals = [g_delta, -g_delta]
-            for k in range(p):
-                rows.append(games.cluster)
-                cols.append(np.full(len(g_delta), n + k))
-                vals.append(g_delta * fine.design[:, k])
-            rows.append(games.cluster)
-            cols.append(np.full(len(g_delta), n + p))
-            vals.append(g_theta)
-            matrix = sparse.csr_matrix(
-                (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
-                shape=(max(games.n_clusters, 1), fine.size),
+            rows = len(g_delta)
+            # Sum each row's score vector (g_delta times its Jacobian row) per cluster.
+            per_cluster = sparse.csr_matrix(
+                (np.ones(rows), (games.cluster, np.arange(rows))),
+                shape=(max(games.n_clusters, 1), rows),
             )
+            incidence = fine.incidence_at(self._params)[0]
+            design = fine.jacobian_design(self._params)
+            matrix = sparse.hstack(
+                [
+                    per_cluster @ (incidence @ sparse.diags(g_delta)).T,
+                    per_cluster @ (g_delta[:, None] * design),
+                    (per_cluster @ g_theta)[:, None],
+                ]
+            ).tocsr()
             correction = games.n_clusters / (games.n_clusters - 1) if games.n_clusters > 1 else 1
             self._cache.cluster_scores = matrix * math.sqrt(correction)
         return self._cache.cluster_scores
@@ -638,7 +781,8 @@ class BradleyTerryResult:
     @property
     def effect_stderr(self) -> dict[str, float]:
         """Standard errors of ``position_effect``, ``log_tie_strength`` (of ``log(nu)``) and,
-        when fitted, ``length_effect``."""
+        when fitted, ``length_effect``; with several annotators ``log_reliability:<code>``
+        (of ``log(gamma)``) for each annotator but the reference."""
         if self._cache.effect_stderr is None:
             problem = self._problem
             labels = {
@@ -650,7 +794,8 @@ class BradleyTerryResult:
             for offset, name in enumerate(problem.names):
                 unit = np.zeros(problem.size)
                 unit[problem.n + offset] = 1.0
-                errors[labels[name]] = math.sqrt(max(self._variance(unit), 0.0))
+                label = labels.get(name, f"log_{name}")  # log_reliability:<code>
+                errors[label] = math.sqrt(max(self._variance(unit), 0.0))
             self._cache.effect_stderr = errors
         return self._cache.effect_stderr
 
@@ -792,7 +937,7 @@ class BradleyTerryResult:
                 covariance = covariance[np.ix_(candidates, candidates)]
         else:
             hessian = self._hessian
-            optimism = self.scores + _OPTIMISM_SIGMAS / np.sqrt(hessian.diagonal)
+            optimism = self.scores + _OPTIMISM_SIGMAS / np.sqrt(hessian.diagonal[:n])
             candidates = np.sort(np.argsort(-optimism, kind="stable")[:max_candidates])
             unit = np.zeros((self._problem.size, len(candidates)))
             unit[candidates, np.arange(len(candidates))] = 1.0
@@ -834,9 +979,13 @@ def fit_bradley_terry(
     weights: Sequence[float] | NDArray[np.number[Any]] | None = None,
     length_diff: Sequence[float] | NDArray[np.number[Any]] | None = None,
     clusters: Sequence[Any] | NDArray[Any] | None = None,
+    annotators: Sequence[int] | NDArray[np.integer[Any]] | None = None,
+    human_annotators: Sequence[int] = (),
     anchor: int = 0,
     fit_position: bool = True,
     prior_scale: float = 3.0,
+    reliability_scale: float = 0.5,
+    bias_scale: float = 1.0,
     tol: float = 1e-12,
     max_iter: int = 100,
     init: BradleyTerryResult | None = None,
@@ -856,12 +1005,29 @@ def fit_bradley_terry(
         clusters: Optional cluster id per game (for example the prompt). When given,
             standard errors are cluster-robust (a sandwich summed per cluster with a
             ``C / (C - 1)`` correction): games on one prompt are not independent.
+        annotators: Optional annotator code per game (``0..A-1``; 0 is the reference, for
+            example the study's judge). With more than one annotator each annotator ``a``
+            but the reference gets a reliability ``gamma_a`` multiplying ``s_i - s_j`` in its
+            games (the judge-aware Bradley–Terry of arXiv 2601.21817), with
+            ``log(gamma_a) ~ N(0, reliability_scale**2)``. With one annotator the fit is
+            exactly the plain one.
+        human_annotators: Codes of the annotators whose verdicts define the strengths (people).
+            When any of them has games, every other annotator ``a`` also gets a deviation
+            ``b_{a,i} ~ N(0, bias_scale**2)`` on each player, added to the strengths in its own
+            games only (the residual disagreement of judge-aware ranking, arXiv 2605.05073):
+            a judge that favours some players is corrected where people voted on them, and a
+            few votes can outweigh many verdicts.
         anchor: The player whose score is 0.
         fit_position: Fit the first-shown advantage; set False when the order is not
             recorded or is always balanced.
         prior_scale: Standard deviation of the Gaussian prior on strengths (log-odds).
             Weak by default; it keeps estimates finite for perfect records and
             disconnected comparison graphs.
+        reliability_scale: Prior sd of each annotator's ``log(gamma_a)``: 0.5 lets a
+            reliability range over about 0.4..2.7 (95%), so a handful of votes cannot make
+            an annotator's reliability extreme.
+        bias_scale: Prior sd (log-odds) of a judge's deviation on one player when people
+            have voted: 1 lets the judge be off by about a log-odds unit on a checkpoint.
         tol: Convergence tolerance on Newton's decrement, relative to ``1 + |objective|``.
             Set explicitly: a loose tolerance (like L-BFGS's default) stops visibly early.
         max_iter: Maximum Newton iterations.
@@ -884,6 +1050,9 @@ def fit_bradley_terry(
         raise ValueError(f"prior_scale must be a positive number, got {prior_scale}")
     if max_iter < 1:
         raise ValueError(f"max_iter must be >= 1, got {max_iter}")
+    for name, value in (("reliability_scale", reliability_scale), ("bias_scale", bias_scale)):
+        if value <= 0 or not math.isfinite(value):
+            raise ValueError(f"{name} must be a positive number, got {value}")
     fine = _aggregate(
         first,
         second,
@@ -892,6 +1061,7 @@ def fit_bradley_terry(
         weights=weights,
         length_diff=length_diff,
         clusters=clusters,
+        annotators=annotators,
     )
     games = _merge_clusters(fine)
     n = games.n_players
@@ -907,8 +1077,15 @@ def fit_bradley_terry(
         length_scale=2.0,
         tie_mean=math.log(2 / 3),  # nu = 2/3: one tie in four between equals
         tie_scale=3.0,
+        reliability_scale=reliability_scale,
+        bias_scale=bias_scale,
     )
-    problem = _Problem(games, prior, fit_position=fit_position)
+    problem = _Problem(
+        games,
+        prior,
+        fit_position=fit_position,
+        human_annotators=frozenset(int(a) for a in human_annotators),
+    )
     params = np.zeros(problem.size)
     params[-1] = math.log(2 * tie_rate / (1 - tie_rate))  # nu matching the observed tie rate
     if init is None and total:
@@ -929,7 +1106,7 @@ def fit_bradley_terry(
         params[:copied] = previous[:copied]
         for name in problem.names:
             if name in init._problem.names:
-                params[n + problem.names.index(name)] = previous[
+                params[problem.n + problem.names.index(name)] = previous[
                     init._problem.n + init._problem.names.index(name)
                 ]
     if n:
@@ -970,13 +1147,16 @@ def fit_bradley_terry(
 
     strengths = params[:n].copy()
     names = problem.names
+    nodes = problem.n
     return BradleyTerryResult(
         scores=strengths - (strengths[anchor] if n else 0.0),
         strengths=strengths,
         anchor=anchor,
-        position_effect=float(params[n + names.index("position")]) if fit_position else 0.0,
+        position_effect=float(params[nodes + names.index("position")]) if fit_position else 0.0,
         tie_strength=float(math.exp(params[-1])),
-        length_effect=(float(params[n + names.index("length")]) if "length" in names else None),
+        length_effect=(
+            float(params[nodes + names.index("length")]) if "length" in names else None
+        ),
         log_likelihood=point.log_likelihood,
         converged=converged,
         n_iter=iteration,

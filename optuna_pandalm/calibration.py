@@ -226,7 +226,7 @@ def replay(calibration: Calibration, *, n_pairs: int = 20_000, seed: int = 0) ->
     shape = calibration.test_set
     d = shape["mu"] + shape["spread"] * rng.standard_normal(n_pairs)
     truth = np.where(np.abs(d) < shape["tie_band"], 0, np.where(d > 0, 1, 2))
-    settings = {**calibration.judge, "length_bias": 0.0}  # equal lengths: no length pull
+    settings: dict[str, Any] = {**calibration.judge, "length_bias": 0.0}  # equal lengths
     judge = SimulatedJudge(seed=seed, difficulty_spread=0.0, **settings)
     first = [simulated_response(float(q)) for q in d]
     second = [simulated_response(0.0, text="other")] * n_pairs

@@ -89,6 +89,13 @@ def _judge_eval(args: argparse.Namespace) -> int:
             f"picks longer         {metrics['length_preference']:.3f} of decisive verdicts "
             f"(humans {metrics['human_length_preference']:.3f})"
         )
+    if metrics.get("length_controlled_accuracy") is not None:
+        print(
+            f"length-controlled    {metrics['length_controlled_accuracy']:.4f} "
+            f"(accuracy {metrics['decisive_accuracy']:.4f} on the same decided pairs: "
+            f"{metrics['accuracy_when_longer_preferred']:.4f} where people preferred the "
+            f"longer, {metrics['accuracy_when_shorter_preferred']:.4f} the shorter)"
+        )
     if metrics.get("position_consistency") is not None:
         print(
             f"position consistency {metrics['position_consistency']:.3f} "
@@ -102,7 +109,9 @@ def _load_arena(args: argparse.Namespace) -> Any:
     from optuna_pandalm.store import StoreError
 
     try:
-        return Arena.load(args.storage, args.study_name)
+        return Arena.load(
+            args.storage, args.study_name, length_control=getattr(args, "length_control", False)
+        )
     except (StoreError, ValueError) as error:
         raise CommandError(str(error)) from None
 
@@ -116,12 +125,16 @@ def _leaderboard(args: argparse.Namespace) -> int:
             "study": args.study_name,
             "position_effect": fit.position_effect,
             "tie_strength": fit.tie_strength,
+            **standings.model_effects(),
             "rows": [row.as_dict() for row in rows],
         }
         print(json.dumps(document))
         return 0
     _print_rows(rows)
     print(f"position effect {fit.position_effect:+.3f}, tie strength {fit.tie_strength:.3f}")
+    length = standings.length_effect()
+    if length is not None:
+        print(f"length effect {length.estimate:+.3f} [{length.low:+.3f}, {length.high:+.3f}]")
     return 0
 
 
@@ -303,6 +316,11 @@ def _study_arguments(command: argparse.ArgumentParser) -> None:
     """``--storage`` and ``--study-name``, which every command on a stored study takes."""
     command.add_argument("--storage", required=True, help="SQLAlchemy URL")
     command.add_argument("--study-name", required=True)
+    command.add_argument(
+        "--length-control",
+        action="store_true",
+        help="score with the length term, as a study run with Arena(length_control=True)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -114,6 +114,18 @@ def render_report(arena: Arena, study: Any) -> str:
         ("position effect (log-odds for the first shown)", fit.position_effect),
         ("tie strength (Davidson nu)", fit.tie_strength),
     ]
+    length = standings.length_effect()
+    if length is not None:
+        summary.append(
+            (
+                "length effect (log-odds per unit of (a - b) / (a + b), 95% interval)",
+                f"{length.estimate:+.3f} [{length.low:+.3f}, {length.high:+.3f}]",
+            )
+        )
+    for name, gamma in standings.reliability().items() if len(standings.annotators) > 1 else ():
+        summary.append(
+            (f"reliability of {name}", f"{gamma.estimate:.2f} [{gamma.low:.2f}, {gamma.high:.2f}]")
+        )
     table = "".join(
         "<tr>"
         + "".join(

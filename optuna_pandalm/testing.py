@@ -13,7 +13,9 @@ pruner, budgets) against a known truth before spending GPU hours.
 * :class:`Landscape` maps PandaLM's search space (learning rate 2e-6..2e-4, optimizer,
   scheduler, LoRA rank, warmup, weight decay; epochs as checkpoints) to a true quality per
   checkpoint, with shapes that trouble searches: a narrow learning-rate optimum,
-  interacting parameters, dips that recover, a flat plateau.
+  interacting parameters, dips that recover, a flat plateau; and ``verbose``, where high
+  learning rates make a checkpoint longer-winded and worse, epoch after epoch (to show
+  length control).
 
 Example:
     >>> from optuna_pandalm import JudgeRequest
@@ -168,6 +170,10 @@ class SimulatedJudge(PairwiseJudge):
         difficulty_spread: Per-prompt multiplier on quality differences is
             ``exp(N(0, difficulty_spread))``: some prompts separate models, some do not.
         invalid_rate: Share of invalid outputs (0..1).
+        favour: A bias on configuration families: log-odds added to the quality of any
+            response whose text contains the key (for example ``{"optimizer=sgd": 1.0}``
+            when generations name their configuration), for studies where the judge is
+            wrong on one family and people's votes must correct it.
         calls: Counts requests judged (cache hits never reach a judge).
     """
 
@@ -182,6 +188,7 @@ class SimulatedJudge(PairwiseJudge):
         difficulty_spread: float = 0.3,
         invalid_rate: float = 0.0,
         relative_noise: float = 0.0,
+        favour: Mapping[str, float] | None = None,
     ) -> None:
         if not 0 <= invalid_rate < 1:
             raise ValueError(f"invalid_rate must be in [0, 1), got {invalid_rate}")
@@ -193,12 +200,18 @@ class SimulatedJudge(PairwiseJudge):
         self.difficulty_spread = difficulty_spread
         self.invalid_rate = invalid_rate
         self.relative_noise = relative_noise
+        self.favour = dict(favour or {})
         self.calls = 0
         self.name = (
             f"simulated:seed={seed}:noise={noise}:position={position_bias}:"
             f"length={length_bias}:tie={tie_strength}:difficulty={difficulty_spread}:"
             f"invalid={invalid_rate}"
         ) + (f":relative={relative_noise}" if relative_noise else "")
+        if self.favour:
+            self.name += ":favour=" + ",".join(f"{k}={v}" for k, v in sorted(self.favour.items()))
+
+    def _favour(self, response: str) -> float:
+        return sum(bias for marker, bias in self.favour.items() if marker in response)
 
     @classmethod
     def pandalm_7b(cls, *, seed: int = 0, **overrides: float) -> SimulatedJudge:
@@ -212,7 +225,7 @@ class SimulatedJudge(PairwiseJudge):
         PandaLM-7B does between LoRA and full fine-tuning of one model (41-55%, its
         Table 9).
         """
-        settings: dict[str, float] = {**PANDALM_7B, **overrides}
+        settings: dict[str, Any] = {**PANDALM_7B, **overrides}
         return cls(seed=seed, **settings)
 
     def difficulty(self, instruction: str) -> float:
@@ -259,6 +272,7 @@ class SimulatedJudge(PairwiseJudge):
             if q1 is None or q2 is None:
                 verdicts.append(Verdict(winner=None, raw="no [quality=...] marker"))
                 continue
+            q1, q2 = q1 + self._favour(r.response_1), q2 + self._favour(r.response_2)
             key = (self.seed, r.instruction, r.input, r.response_1, r.response_2)
             # Box-Muller from deterministic uniforms: the judge's error this time (order
             # dependent) and its opinion of the pair (the same in both orders).
@@ -303,7 +317,11 @@ class Landscape:
     ``generations(params, epoch, prompts)`` writes simulated responses whose per-prompt
     quality scatters around the checkpoint's quality (sd ``prompt_noise``); their lengths
     scatter around 200 characters with log-sd ``length_spread`` (0: all 40 characters),
-    unrelated to quality, so a judge's length bias is noise.
+    unrelated to quality, so a judge's length bias is noise, except on the ``verbose``
+    shape (not in :data:`LANDSCAPES`, which benchmarks rotate through): there learning rates
+    above a broad optimum make responses up to ``e**1.5`` (4.5) times longer by the last
+    epoch and cost 0.5 log-odds of quality per unit of log length, so a judge that prefers
+    longer answers ranks those checkpoints too high.
     """
 
     shape: str = "narrow_lr"
@@ -313,8 +331,10 @@ class Landscape:
     length_spread: float = 0.0
 
     def __post_init__(self) -> None:
-        if self.shape not in LANDSCAPES:
-            raise ValueError(f"shape must be one of {LANDSCAPES}, got {self.shape!r}")
+        if self.shape not in (*LANDSCAPES, "verbose"):
+            raise ValueError(
+                f"shape must be one of {(*LANDSCAPES, 'verbose')}, got {self.shape!r}"
+            )
 
     @staticmethod
     def suggest(trial: Any) -> dict[str, Any]:
@@ -341,6 +361,10 @@ class Landscape:
         warmup: float = params.get("warmup_ratio", 0.05)
         decay: float = params.get("weight_decay", 0.0)
         progress = epoch / self.epochs
+        if self.shape == "verbose":
+            # A broad optimum; above it each unit of log length costs 0.5 log-odds.
+            base = math.exp(-((x / 0.6) ** 2)) * (1 - math.exp(-3 * progress))
+            return base - 0.5 * self.verbosity(params, epoch)
         if self.shape == "narrow_lr":
             base = 2.0 * math.exp(-((x / 0.25) ** 2)) - 0.5 * x**2
             base += (0.3 if adam else -0.6) + (0.1 if cosine else 0.0)
@@ -361,6 +385,22 @@ class Landscape:
             return curve
         # plateau: almost everything is equally good; only the worst corner is poor.
         return 0.1 * math.tanh(-x) + (0.0 if adam else -0.1) - (1.0 if x > 0.8 else 0.0)
+
+    def verbosity(self, params: Mapping[str, Any], epoch: int) -> float:
+        """Log of how many times longer than usual the checkpoint's responses are (0 except
+        on the ``verbose`` shape, where it grows with the learning rate above the optimum and
+        with the epoch, up to 1.5).
+
+        Example:
+            >>> verbose = Landscape("verbose")
+            >>> calm, hot = {"learning_rate": 1e-5}, {"learning_rate": 2e-4}
+            >>> verbose.verbosity(calm, 4), verbose.verbosity(hot, 4) > 1
+            (0.0, True)
+        """
+        if self.shape != "verbose":
+            return 0.0
+        x = math.log10(params["learning_rate"]) - self._optimum()
+        return 1.5 * min(max(x / 0.6, 0.0), 1.0) * epoch / self.epochs
 
     def best_quality(self) -> float:
         """The best quality over a dense grid of the space and all epochs (for regret)."""
@@ -396,10 +436,17 @@ class Landscape:
         )
 
     def response_lengths(
-        self, epoch: int, prompts: Sequence[Prompt], *, key: Any = 0
+        self,
+        epoch: int,
+        prompts: Sequence[Prompt],
+        *,
+        key: Any = 0,
+        params: Mapping[str, Any] | None = None,
     ) -> NDArray[np.int64]:
-        """Length in characters of each response of :meth:`generations`."""
-        if self.length_spread == 0:
+        """Length in characters of each response of :meth:`generations` (of the checkpoint
+        with ``params``, which only the ``verbose`` shape needs)."""
+        verbosity = 0.0 if params is None else self.verbosity(params, epoch)
+        if self.length_spread == 0 and self.shape != "verbose":
             return np.full(len(prompts), 40)
         return np.array(
             [
@@ -408,7 +455,8 @@ class Landscape:
                     round(
                         200
                         * math.exp(
-                            self.length_spread * _normal(self.seed, key, epoch, i, "length")
+                            verbosity
+                            + self.length_spread * _normal(self.seed, key, epoch, i, "length")
                         )
                     ),
                 )
@@ -421,7 +469,7 @@ class Landscape:
     ) -> list[str]:
         """Simulated responses of the checkpoint to each prompt (deterministic per ``key``)."""
         qualities = self.response_qualities(params, epoch, prompts, key=key)
-        lengths = self.response_lengths(epoch, prompts, key=key)
+        lengths = self.response_lengths(epoch, prompts, key=key, params=params)
         return [
             simulated_response(float(q), length=int(n), text=f"epoch {epoch} of {key}")
             for q, n in zip(qualities, lengths, strict=True)

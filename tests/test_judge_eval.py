@@ -130,3 +130,17 @@ def test_bad_prediction_files_fail_with_exit_2(tmp_path):
     assert "bad.json, row 0: expected one 'result'" in done.stderr
     with pytest.raises(EvaluationInputError, match="cannot read"):
         read_predictions(tmp_path / "missing.json")
+
+
+def test_length_controlled_agreement_weighs_longer_and_shorter_wins_equally():
+    pairs = load_testset(DATA / "testset-v1.json")
+    metrics = evaluate_predictions(pairs, read_predictions(DATA / "pandalm-7b-testset-v1.json"))
+    # PandaLM-7B is right more often when people preferred the longer answer.
+    assert round(metrics["accuracy_when_longer_preferred"], 3) == 0.746
+    assert round(metrics["accuracy_when_shorter_preferred"], 3) == 0.642
+    assert round(metrics["length_controlled_accuracy"], 3) == 0.694
+    assert metrics["length_controlled_accuracy"] < metrics["decisive_accuracy"]
+    always_longer = {p.idx: 1 if len(p.response_1) > len(p.response_2) else 2 for p in pairs}
+    picked = evaluate_predictions(pairs, always_longer)
+    assert picked["length_controlled_accuracy"] == pytest.approx(0.5)
+    assert picked["decisive_accuracy"] > 0.6  # what length alone earns without control

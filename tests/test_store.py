@@ -265,3 +265,25 @@ def test_concurrent_processes_create_tables_and_never_duplicate_rows(shared_stor
         n_verdicts = connection.execute(sa.text("select count(*) from pandalm_verdicts")).scalar()
         n_matches = connection.execute(sa.text("select count(*) from pandalm_matches")).scalar()
     assert n_verdicts == 1 and n_matches == 6
+
+
+def test_game_counts_carry_both_responses_lengths_and_the_annotator(storage_url):
+    store = Store(storage_url)
+    arena = _arena(store)
+    a = store.player(arena, trial=0, step=1, generations=["é" * 5, "bb", ""])
+    b = store.player(arena, trial=1, step=1, generations=["c", "dddd", "\x00x"])
+    match = store.start_match(arena, a, b, kind="x")
+    store.save_games(arena, match, _games(store, arena, a, b))
+    counts = store.game_counts(arena, by_length=True, by_annotator=True)
+    rows = sorted(
+        zip(
+            counts.first.tolist(),
+            counts.first_length.tolist(),
+            counts.second_length.tolist(),
+            counts.annotator.tolist(),
+            strict=True,
+        )
+    )
+    # Characters, not bytes (é is two bytes in UTF-8); prompt 2 is shown b first.
+    assert rows == sorted([(a, 5, 1, "judge"), (a, 2, 4, "judge"), (b, 2, 0, "judge")])
+    assert store.game_counts(arena).first_length is None

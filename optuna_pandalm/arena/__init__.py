@@ -21,11 +21,19 @@ from optuna_pandalm.arena._arena import Arena
 from optuna_pandalm.arena._match_play import JudgeFailedError, MatchOutcome, MatchPlay
 from optuna_pandalm.arena._players import Player
 from optuna_pandalm.arena._result import EvaluationResult
-from optuna_pandalm.arena._standings import LeaderboardRow, Standings
+from optuna_pandalm.arena._standings import (
+    HUMAN_PREFIX,
+    Effect,
+    LeaderboardRow,
+    Standings,
+    length_feature,
+)
 from optuna_pandalm.sign_test import sign_test
 
 __all__ = [
+    "HUMAN_PREFIX",
     "Arena",
+    "Effect",
     "EvaluationResult",
     "JudgeFailedError",
     "LeaderboardRow",
@@ -33,5 +41,6 @@ __all__ = [
     "MatchPlay",
     "Player",
     "Standings",
+    "length_feature",
     "sign_test",
 ]

@@ -61,6 +61,14 @@ class Arena:
         max_extra_matches: At most this many extra matches per finalize.
         robust_errors: Cluster-robust (per prompt) errors in the fit. Off by default: with
             fewer prompts than players the sandwich is rank-deficient.
+        length_control: Fit a length term ``beta * (a - b) / (a + b)`` for every game (``a``,
+            ``b``: the first- and second-shown responses' lengths in characters, Arena-Hard's
+            style-control covariate), so scores are at equal length and a checkpoint cannot
+            win by verbosity alone; :meth:`Standings.length_effect` reports ``beta`` with
+            its interval. Off by default: on PandaLM's human test set people prefer the
+            longer answer at least as much as PandaLM-7B does (docs/statistics.md), so the
+            term would also remove length that people value. Every worker and reader of a
+            study must use the same setting.
         judge_retries: Attempts after the judge fails to answer, with exponential backoff
             from ``judge_backoff`` seconds; then :class:`JudgeFailedError`.
 
@@ -91,6 +99,7 @@ class Arena:
         p_best_threshold: float = 0.2,
         max_extra_matches: int = 2,
         robust_errors: bool = False,
+        length_control: bool = False,
         judge_retries: int = 3,
         judge_backoff: float = 2.0,
     ) -> None:
@@ -107,6 +116,7 @@ class Arena:
         self.p_best_threshold = p_best_threshold
         self.max_extra_matches = max_extra_matches
         self.robust_errors = robust_errors
+        self.length_control = length_control
         self._refuse_another_prompt_set(position)
         if self.store.read_only:  # an arena on a read-only store only reads
             settings = self.store.arena_settings(study_name)
@@ -135,7 +145,7 @@ class Arena:
             judge_retries=judge_retries,
             judge_backoff=judge_backoff,
         )
-        self._ledger = Ledger(self.store, self.arena_id, by_prompt=robust_errors)
+        self._ledger = self._new_ledger()
         self._standings: tuple[tuple[int, int, int, int], Standings] | None = None
         self.baseline: Player | None = None
         if baseline is not None:
@@ -147,9 +157,10 @@ class Arena:
             self.baseline = next((p for p in self.players() if p.name is not None), None)
 
     @classmethod
-    def load(cls, storage: str | Store, study_name: str) -> Arena:
+    def load(cls, storage: str | Store, study_name: str, *, length_control: bool = False) -> Arena:
         """Open a study's arena read-only (leaderboards, reports, checks): prompts, position
         mode and baseline come from the store; nothing is written and judging raises.
+        ``length_control`` must be the study's (it is not stored).
 
         Raises:
             StoreError: the storage does not exist or has no optuna-pandalm tables.
@@ -165,7 +176,14 @@ class Arena:
             Prompt(r["instruction"], r["input"], r["reference"], r["user_id"])
             for r in store.study_prompts(study_name)
         ]
-        return cls(store, study_name, _ReadOnlyJudge(), prompts, position=settings["position"])
+        return cls(
+            store,
+            study_name,
+            _ReadOnlyJudge(),
+            prompts,
+            position=settings["position"],
+            length_control=length_control,
+        )
 
     def __repr__(self) -> str:
         return (
@@ -262,6 +280,7 @@ class Arena:
             baseline=self.baseline,
             fit_position=self.position == "random",
             robust_errors=self.robust_errors,
+            length_control=self.length_control,
             init=self._standings[1] if self._standings is not None else None,
         )
         self._standings = (version, standings)
@@ -270,17 +289,24 @@ class Arena:
     def standings_as_of(self, max_game_id: int, max_player_id: int) -> Standings:
         """Standings refitted from scratch on the games and players stored up to these ids
         (no cache, no warm start): what ``check`` compares published scores against."""
-        ledger = Ledger(self.store, self.arena_id, by_prompt=self.robust_errors)
-        counts = self.store.game_counts(
-            self.arena_id, by_prompt=self.robust_errors, max_game_id=max_game_id
-        )
+        ledger = self._new_ledger()
         return fit_standings(
             ledger.players(max_player_id, -1),
-            counts,
+            ledger.counts(max_game_id, -1),
             as_of=(max_game_id, max_player_id),
             baseline=self.baseline,
             fit_position=self.position == "random",
             robust_errors=self.robust_errors,
+            length_control=self.length_control,
+        )
+
+    def _new_ledger(self) -> Ledger:
+        return Ledger(
+            self.store,
+            self.arena_id,
+            by_prompt=self.robust_errors,
+            by_length=self.length_control,
+            by_annotator=True,
         )
 
     def fit(self) -> Standings:

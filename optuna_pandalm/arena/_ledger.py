@@ -24,10 +24,18 @@ def as_player(record: PlayerRecord) -> Player:
 class Ledger:
     """Incremental reader of one arena's players and game counts."""
 
-    def __init__(self, store: Store, arena_id: int, *, by_prompt: bool = False) -> None:
+    def __init__(
+        self,
+        store: Store,
+        arena_id: int,
+        *,
+        by_prompt: bool = False,
+        by_length: bool = False,
+        by_annotator: bool = True,
+    ) -> None:
         self.store = store
         self.arena_id = arena_id
-        self.by_prompt = by_prompt
+        self.keys = {"by_prompt": by_prompt, "by_length": by_length, "by_annotator": by_annotator}
         # (largest player id, players) last listed and (largest game id, games, counts) last
         # counted.
         self._players: tuple[int, list[Player]] | None = None
@@ -53,41 +61,46 @@ class Ledger:
         if self._counts is not None and self._counts[0] <= max_game_id:
             last, total, known = self._counts
             delta = self.store.game_counts(
-                self.arena_id,
-                by_prompt=self.by_prompt,
-                max_game_id=max_game_id,
-                min_game_id=last,
+                self.arena_id, **self.keys, max_game_id=max_game_id, min_game_id=last
             )
             if total + int(delta.count.sum()) == n_games:
                 counts = merge_counts(known, delta)
         if counts is None:
-            counts = self.store.game_counts(
-                self.arena_id, by_prompt=self.by_prompt, max_game_id=max_game_id
-            )
+            counts = self.store.game_counts(self.arena_id, **self.keys, max_game_id=max_game_id)
         self._counts = (max_game_id, int(counts.count.sum()), counts)
         return counts
+
+
+_KEYS = ("prompt_position", "first_length", "second_length")
 
 
 def merge_counts(known: GameCounts, delta: GameCounts) -> GameCounts:
     """Two sets of game counts as one, grouped and sorted by key like the store's."""
     if not len(delta.count):
         return known
-    columns = [known.first, known.second, known.outcome]
-    extra = [delta.first, delta.second, delta.outcome]
-    if known.prompt_position is not None and delta.prompt_position is not None:
-        columns.append(known.prompt_position)
-        extra.append(delta.prompt_position)
-    keys = np.concatenate(
-        [np.column_stack(columns).reshape(-1, len(columns)), np.column_stack(extra)]
-    )
+    optional = [k for k in _KEYS if getattr(known, k) is not None]
+    names = None
+    if known.annotator is not None and delta.annotator is not None:
+        names = np.array(sorted(set(known.annotator) | set(delta.annotator)), dtype=object)
+
+    def key_columns(counts: GameCounts) -> np.ndarray:
+        columns = [counts.first, counts.second, counts.outcome]
+        columns += [getattr(counts, k) for k in optional]
+        if names is not None and counts.annotator is not None:
+            columns.append(np.searchsorted(names, counts.annotator))
+        return np.column_stack(columns).reshape(-1, len(columns)).astype(np.int64)
+
+    keys = np.concatenate([key_columns(known), key_columns(delta)])
     unique, inverse = np.unique(keys, axis=0, return_inverse=True)
     count = np.bincount(
         inverse.reshape(-1), np.concatenate([known.count, delta.count]), minlength=len(unique)
     )
+    fields = {k: unique[:, 3 + i] for i, k in enumerate(optional)}
     return GameCounts(
         first=unique[:, 0],
         second=unique[:, 1],
         outcome=unique[:, 2],
         count=count.astype(np.float64),
-        prompt_position=unique[:, 3] if len(columns) == 4 else None,
+        annotator=None if names is None else names[unique[:, -1]],
+        **fields,
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -19,12 +20,54 @@ from optuna_pandalm.arena._players import Player
 from optuna_pandalm.bradley_terry import BradleyTerryResult, fit_bradley_terry
 from optuna_pandalm.store import GameCounts
 
-__all__ = ["P_BEST_SAMPLES", "LeaderboardRow", "Standings", "fit_standings", "tally"]
+__all__ = [
+    "HUMAN_PREFIX",
+    "P_BEST_SAMPLES",
+    "Effect",
+    "LeaderboardRow",
+    "Standings",
+    "fit_standings",
+    "length_feature",
+    "tally",
+]
 
 # P(best) is drawn with these, whoever asks: a seed that depended on the caller (the
 # arena's seed, unknown to a read-only reader) made the same games give different P(best).
 P_BEST_SAMPLES = 4000
 _P_BEST_SEED = 0
+HUMAN_PREFIX = "human:"
+"""Annotators named ``human:NAME`` are people: their votes define what better means."""
+# The length feature is rounded to this step so that games aggregate into few rows.
+_LENGTH_STEP = 0.02
+
+
+def length_feature(first_length: np.ndarray, second_length: np.ndarray) -> np.ndarray:
+    """Arena-Hard's style-control length covariate ``(a - b) / (a + b)`` of the first- and
+    second-shown responses' lengths (characters), in -1..1, rounded to 0.02; 0 when both
+    are empty.
+
+    Example:
+        >>> length_feature(np.array([300, 100, 0]), np.array([100, 100, 0])).tolist()
+        [0.5, 0.0, 0.0]
+    """
+    a = np.asarray(first_length, dtype=np.float64)
+    b = np.asarray(second_length, dtype=np.float64)
+    total = a + b
+    ratio = np.divide(a - b, total, out=np.zeros_like(total), where=total > 0)
+    return np.round(ratio / _LENGTH_STEP) * _LENGTH_STEP + 0.0  # +0.0: no negative zero
+
+
+@dataclasses.dataclass(frozen=True)
+class Effect:
+    """A fitted effect with its 95% interval (``low``, ``high``), e.g. the length effect in
+    log-odds per unit of the length feature, or an annotator's reliability (a ratio)."""
+
+    estimate: float
+    low: float
+    high: float
+
+    def as_dict(self) -> dict[str, float]:
+        return dataclasses.asdict(self)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,6 +87,7 @@ class LeaderboardRow:
     wins: int
     ties: int
     losses: int
+    human_votes: int = 0  # how many of the games are people's votes
 
     @property
     def label(self) -> str:
@@ -83,6 +127,9 @@ class Standings:
         counts: The game counts fitted on, with the store's player ids.
         as_of: ``(largest game id, largest player id)`` fitted on.
         anchor: The player whose score is 0 (the baseline, else the first player).
+        annotators: Annotator names by the fit's annotator code (the reference first);
+            empty when the counts do not say.
+        human_votes: People's votes (games of ``human:NAME`` annotators) per player.
     """
 
     players: tuple[Player, ...]
@@ -91,6 +138,38 @@ class Standings:
     counts: GameCounts
     as_of: tuple[int, int]
     anchor: Player | None
+    annotators: tuple[str, ...] = ()
+    human_votes: np.ndarray | None = None
+
+    def length_effect(self) -> Effect | None:
+        """The length effect (log-odds per unit of :func:`length_feature`) with its 95%
+        interval, or ``None`` when the fit had no length term."""
+        estimate = self.result.length_effect
+        if estimate is None:
+            return None
+        half = 1.96 * self.result.effect_stderr["length_effect"]
+        return Effect(float(estimate), float(estimate - half), float(estimate + half))
+
+    def model_effects(self) -> dict[str, Any]:
+        """What the fit learnt besides the scores, for reports: ``length_effect`` (an
+        :meth:`Effect` as a dict, or ``None``) and ``reliability`` (by annotator name)."""
+        length = self.length_effect()
+        return {
+            "length_effect": None if length is None else length.as_dict(),
+            "reliability": {name: e.as_dict() for name, e in self.reliability().items()},
+        }
+
+    def reliability(self) -> dict[str, Effect]:
+        """Each annotator's reliability ``gamma`` with its 95% interval, relative to the
+        reference annotator (the first of :attr:`annotators`, 1 by definition)."""
+        gamma = self.result.reliability
+        errors = self.result.effect_stderr if len(self.annotators) > 1 else {}
+        effects = {}
+        for code, name in enumerate(self.annotators):
+            half = 1.96 * errors.get(f"log_reliability:{code}", 0.0)
+            value = float(gamma[code]) if code < len(gamma) else 1.0
+            effects[name] = Effect(value, value * math.exp(-half), value * math.exp(half))
+        return effects
 
     @functools.cached_property
     def index(self) -> dict[int, int]:
@@ -155,6 +234,7 @@ class Standings:
         for k, i in enumerate(order):
             player = self.players[i]
             wins, ties, losses = self.record(player)
+            votes = 0 if self.human_votes is None else int(self.human_votes[i])
             rows.append(
                 LeaderboardRow(
                     player_id=player.id,
@@ -169,6 +249,7 @@ class Standings:
                     wins=wins,
                     ties=ties,
                     losses=losses,
+                    human_votes=votes,
                 )
             )
         return rows
@@ -214,10 +295,17 @@ def fit_standings(
     baseline: Player | None,
     fit_position: bool,
     robust_errors: bool = False,
+    length_control: bool = False,
     init: Standings | None = None,
 ) -> Standings:
     """Fit Bradley–Terry on ``counts`` (store ids) for ``players``; ``init`` warm-starts the
-    optimiser from earlier standings (the optimum is the same, reached sooner)."""
+    optimiser from earlier standings (the optimum is the same, reached sooner).
+
+    With ``length_control`` (the counts must carry the responses' lengths) every game gets
+    the length term ``beta * length_feature``, so scores are at equal length. When the
+    counts carry annotators and there is more than one, each gets a reliability and the
+    machine judges a deviation on the players people voted on (see ``fit_bradley_terry``);
+    the reference annotator is the machine judge with the most games."""
     ids = np.array([p.id for p in players], dtype=np.int64)
     size = 1 + max(ids.max(initial=0), counts.first.max(initial=0), counts.second.max(initial=0))
     position = np.full(int(size), -1, dtype=np.int64)  # store id -> row, -1 unknown
@@ -228,16 +316,52 @@ def fit_standings(
     anchor_player = baseline if baseline is not None else (players[0] if players else None)
     anchor = 0 if anchor_player is None else int(position[anchor_player.id])
     previous = init.result if init is not None else None
+    length = None
+    if length_control:
+        if counts.first_length is None or counts.second_length is None:
+            raise ValueError("length control needs game counts with the responses' lengths")
+        length = length_feature(counts.first_length, counts.second_length)
+    names, codes, humans = _annotator_codes(counts)
     result = fit_bradley_terry(
         first,
         second,
         counts.outcome,
         weights=counts.count,
+        length_diff=length,
         clusters=counts.prompt_position if robust_errors else None,
+        annotators=codes,
+        human_annotators=humans,
         n_players=len(players),
         anchor=anchor,
         fit_position=fit_position,
         init=previous if previous is not None and previous.n_players <= len(players) else None,
     )
     records = tally(first, second, counts.outcome, counts.count, len(players))
-    return Standings(tuple(players), result, records, counts, as_of, anchor_player)
+    votes = None
+    if codes is not None:
+        by_human = np.isin(codes, humans)
+        votes = np.bincount(first[by_human], counts.count[by_human], minlength=len(players))
+        votes += np.bincount(second[by_human], counts.count[by_human], minlength=len(players))
+    return Standings(tuple(players), result, records, counts, as_of, anchor_player, names, votes)
+
+
+def _annotator_codes(
+    counts: GameCounts,
+) -> tuple[tuple[str, ...], np.ndarray | None, list[int]]:
+    """Annotator names by code (the machine judge with the most games first, then by name),
+    each game's code, and the codes of people (``human:NAME``)."""
+    if counts.annotator is None or not len(counts.annotator):
+        return (), None, []
+    # Vectorised: the counts have a row per (pair, order, outcome, annotator), thousands.
+    unique, inverse = np.unique(counts.annotator.astype(str), return_inverse=True)
+    totals = np.bincount(inverse.reshape(-1), counts.count, minlength=len(unique))
+    order = sorted(
+        range(len(unique)),
+        key=lambda k: (str(unique[k]).startswith(HUMAN_PREFIX), -totals[k], str(unique[k])),
+    )
+    names = tuple(str(unique[k]) for k in order)
+    code_of_unique = np.empty(len(unique), dtype=np.int64)
+    code_of_unique[order] = np.arange(len(unique))
+    codes = code_of_unique[inverse.reshape(-1)]
+    humans = [code for code, name in enumerate(names) if name.startswith(HUMAN_PREFIX)]
+    return names, codes, humans

@@ -4,8 +4,10 @@ Truth is the majority of three annotators (labels 0 = tie, 1, 2). Metrics are ac
 macro precision / recall / F1 over {tie, 1, 2}. Predictions that are not a label count as
 ties in those metrics, as PandaLM's own script does, so numbers compare with the paper; they
 are also counted separately (``n_invalid``). Also measured: length preference (the share of
-decisive verdicts that pick the longer response) and, with swapped orders, position
-consistency (the share of verdicts unchanged when the two responses trade places).
+decisive verdicts that pick the longer response), length-controlled agreement (accuracy
+where people preferred the longer and where they preferred the shorter response, averaged)
+and, with swapped orders, position consistency (the share of verdicts unchanged when the two
+responses trade places).
 
 The test set ships with the package (``load_testset("pandalm")``, Apache-2.0, its notice
 and license next to it in ``optuna_pandalm/data/pandalm/``).
@@ -35,6 +37,7 @@ __all__ = [
     "check_judge",
     "evaluate_predictions",
     "judge_testset",
+    "length_controlled_agreement",
     "load_testset",
     "read_predictions",
 ]
@@ -179,6 +182,43 @@ def length_preference(
     return longer / len(decisive)
 
 
+def length_controlled_agreement(
+    pairs: Sequence[LabelledPair], predictions: Mapping[int, int | None]
+) -> dict[str, float | None]:
+    """Agreement with people where length cannot help: on the pairs people decided and whose
+    responses differ in length, the accuracy where they preferred the longer response, where
+    they preferred the shorter one, and their mean (``length_controlled_accuracy``, each
+    side weighted equally, so a judge that simply picks the longer answer scores 0.5), next
+    to the plain accuracy on the same pairs (``decisive_accuracy``).
+
+    Example:
+        >>> pair = LabelledPair(0, "Q", "", "a long answer", "short", truth=1)
+        >>> other = LabelledPair(1, "Q", "", "short", "a long answer", truth=1)
+        >>> always_longer = {0: 1, 1: 2}
+        >>> length_controlled_agreement([pair, other], always_longer)["length_controlled_accuracy"]
+        0.5
+    """
+    sides: dict[bool, list[bool]] = {True: [], False: []}
+    for p in pairs:
+        if p.truth in (1, 2) and len(p.response_1) != len(p.response_2):
+            longer_won = (p.truth == 1) == (len(p.response_1) > len(p.response_2))
+            sides[longer_won].append(predictions.get(p.idx) == p.truth)
+    longer, shorter = sides[True], sides[False]
+    both = longer + shorter
+    on_longer = sum(longer) / len(longer) if longer else None
+    on_shorter = sum(shorter) / len(shorter) if shorter else None
+    return {
+        "decisive_accuracy": sum(both) / len(both) if both else None,
+        "accuracy_when_longer_preferred": on_longer,
+        "accuracy_when_shorter_preferred": on_shorter,
+        "length_controlled_accuracy": (
+            (on_longer + on_shorter) / 2
+            if on_longer is not None and on_shorter is not None
+            else None
+        ),
+    }
+
+
 def evaluate_predictions(
     pairs: Sequence[LabelledPair],
     predictions: Mapping[int, int | None],
@@ -202,6 +242,7 @@ def evaluate_predictions(
         "n_missing": sum(p.idx not in predictions for p in pairs),
         "length_preference": length_preference(pairs, predictions),
         "human_length_preference": length_preference(pairs, {p.idx: p.truth for p in pairs}),
+        **length_controlled_agreement(pairs, predictions),
     }
     if swapped is not None:
         both = [

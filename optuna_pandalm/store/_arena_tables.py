@@ -28,6 +28,7 @@ from optuna_pandalm.store._schema import (
     players,
     prompt_sets,
     prompts_table,
+    verdicts,
 )
 from optuna_pandalm.store._texts import storable, text_hash
 
@@ -69,10 +70,13 @@ class PlayerRecord:
 
 @dataclasses.dataclass(frozen=True)
 class GameCounts:
-    """Games grouped by (first, second, outcome[, prompt]) with their count.
+    """Games grouped by (first, second, outcome[, prompt][, lengths][, annotator]) with
+    their count.
 
     Player ids are the store's. Ready for ``fit_bradley_terry(first, second, outcome,
     weights=count, clusters=prompt_position)`` once ids are mapped to 0..n-1.
+    ``first_length`` / ``second_length`` are the two responses' lengths in characters;
+    ``annotator`` (strings) whose verdict it was: the judge's name, or ``human:NAME``.
     """
 
     first: np.ndarray
@@ -80,6 +84,9 @@ class GameCounts:
     outcome: np.ndarray
     count: np.ndarray
     prompt_position: np.ndarray | None = None
+    first_length: np.ndarray | None = None
+    second_length: np.ndarray | None = None
+    annotator: np.ndarray | None = None
 
 
 def _between(player_id: int, opponent_id: int) -> Any:
@@ -385,15 +392,34 @@ class ArenaTables(Database):
         arena_id: int,
         *,
         by_prompt: bool = False,
+        by_length: bool = False,
+        by_annotator: bool = False,
         max_game_id: int | None = None,
         min_game_id: int | None = None,
     ) -> GameCounts:
-        """Counts of games per (first, second, outcome[, prompt]) in one query;
-        ``max_game_id`` limits them to the games stored up to that one (to refit a past fit),
-        ``min_game_id`` to those stored after that one (to add to earlier counts)."""
-        keys = [games.c.first_player_id, games.c.second_player_id, games.c.outcome]
+        """Counts of games per (first, second, outcome[, prompt][, the two responses'
+        lengths][, annotator]) in one query; ``max_game_id`` limits them to the games
+        stored up to that one (to refit a past fit), ``min_game_id`` to those stored after
+        that one (to add to earlier counts). Lengths are counted by the database (no text
+        is fetched)."""
+        keys: list[Any] = [games.c.first_player_id, games.c.second_player_id, games.c.outcome]
+        source: Any = games
         if by_prompt:
             keys.append(games.c.prompt_position)
+        if by_length:
+            for column in ("first_player_id", "second_player_id"):
+                shown = generations.alias(f"{column}_text")
+                source = source.join(
+                    shown,
+                    sa.and_(
+                        shown.c.player_id == games.c[column],
+                        shown.c.position == games.c.prompt_position,
+                    ),
+                )
+                keys.append(sa.func.length(shown.c.text))
+        if by_annotator:
+            source = source.join(verdicts, verdicts.c.id == games.c.verdict_id)
+            keys.append(verdicts.c.judge_name)
         condition = games.c.arena_id == arena_id
         if max_game_id is not None:
             condition = sa.and_(condition, games.c.id <= max_game_id)
@@ -401,6 +427,7 @@ class ArenaTables(Database):
             condition = sa.and_(condition, games.c.id > min_game_id)
         query = (
             sa.select(*keys, sa.func.count().label("n"))
+            .select_from(source)
             .where(condition)
             .group_by(*keys)
             .order_by(*keys)
@@ -411,12 +438,16 @@ class ArenaTables(Database):
         as_int = [np.asarray(c, dtype=np.int64) for c in columns[:3]]
         extra = list(columns[3:-1])
         prompt = np.asarray(extra.pop(0), dtype=np.int64) if by_prompt else None
+        lengths = [np.asarray(extra.pop(0), dtype=np.int64) for _ in range(2 * by_length)]
         return GameCounts(
             first=as_int[0],
             second=as_int[1],
             outcome=as_int[2],
             count=np.asarray(columns[-1], dtype=np.float64),
             prompt_position=prompt,
+            first_length=lengths[0] if lengths else None,
+            second_length=lengths[1] if lengths else None,
+            annotator=np.asarray(extra.pop(0), dtype=object) if by_annotator else None,
         )
 
     @database_operation(writes=False)
