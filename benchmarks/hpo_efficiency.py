@@ -50,6 +50,7 @@ import statistics
 import time
 import warnings
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import hpo_world
@@ -333,11 +334,20 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON document")
     parser.add_argument("--rows", action="store_true", help="include per-run rows in the JSON")
     parser.add_argument(
+        "--add-rows",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="also summarise the rows of an earlier `--json --rows` document (repeatable)",
+    )
+    parser.add_argument(
         "--plot", help="write the plotly figure here (HTML; a PNG beside it with kaleido)"
     )
     args = parser.parse_args()
     started = time.perf_counter()
-    calibration = calibrate()
+    earlier = [json.loads(Path(p).read_text(encoding="utf-8")) for p in args.add_rows]
+    # Summarising earlier runs only (--seeds 0) reuses their calibration.
+    calibration = earlier[0]["calibration"] if earlier and not args.seeds else calibrate()
     names = args.strategies.split(",")
     unknown = set(names) - set(STRATEGIES)
     if unknown:
@@ -359,12 +369,14 @@ def main() -> None:
     )
     with multiprocessing.get_context("spawn").Pool(args.jobs) as pool:
         rows = [r for chunk in pool.imap_unordered(_run, tasks) for r in chunk]
+    for document in earlier:
+        rows += document["rows"]
     summary = summarise(rows)
     document = {
         "benchmark": "hpo_efficiency",
         "date": datetime.date.today().isoformat(),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}",
-        "seeds": args.seeds,
+        "seeds": len({r["seed"] for r in rows}),
         "wall_s": round(time.perf_counter() - started, 1),
         **summary,
         "paired_vs_bt_tpe": paired_differences(rows),
