@@ -329,6 +329,7 @@ def summarise(rows: list[dict]) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=20)
+    parser.add_argument("--first-seed", type=int, default=0, help="run seeds from this one")
     parser.add_argument("--strategies", default=",".join(STRATEGIES))
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--json", action="store_true", help="print one JSON document")
@@ -363,8 +364,9 @@ def main() -> None:
             )
     # The slow ones first, so two cores stay busy to the end.
     order = {"bt_gp": 0, "preferential_gp": 1, "one_epoch_topk": 2, "bt_tpe": 3, "asha": 4}
+    seeds = range(args.first_seed, args.first_seed + args.seeds)
     tasks = sorted(
-        ((name, seed, calibration) for name in names for seed in range(args.seeds)),
+        ((name, seed, calibration) for name in names for seed in seeds),
         key=lambda t: (order.get(t[0], 9), t[1]),
     )
     with multiprocessing.get_context("spawn").Pool(args.jobs) as pool:
