@@ -20,14 +20,21 @@ Strategies (costs: training epochs actually run, judge calls that reached the ju
 * ``pointwise_tpe``: plain TPE on a pointwise metric, the checkpoint's true quality plus
   N(0, 0.5) measurement noise (an assumption: no data here calibrates it); the chosen
   checkpoint has the best metric.
+* ``asha``: ``bt_tpe`` with Optuna's ``SuccessiveHalvingPruner`` (its defaults) on the
+  reported Bradley–Terry scores instead of ``JudgePruner``.
+* ``one_epoch_topk`` and ``winrate_wilcoxon``: see ``hpo_baselines.py``.
 
-The search strategies run 40 trainings; their state after 10 and 20 trainings is exactly
+Each comparison with ``bt_tpe`` is also reported paired, seed by seed, with a bootstrap 90%
+interval (``paired_vs_bt_tpe`` in ``--json``; ``hpo_report.py``).
+
+The search strategies (all but ``one_epoch_topk``, which runs each budget on its own) run
+40 trainings; their state after 10 and 20 trainings is exactly
 that of a 10- or 20-training run (nothing in a run looks ahead), which gives the budgets.
 Regret is the landscape's best quality (a dense grid of the whole space, all epochs) minus
 the chosen checkpoint's true quality. Wall time is the strategy's own time (sampling,
 judging, fitting, storage), training being simulated.
 
-    python benchmarks/hpo_efficiency.py --seeds 20 --json --plot hpo.html
+    python benchmarks/hpo_efficiency.py --seeds 20 --jobs 2 --json --plot docs/hpo_efficiency.html
 """
 
 from __future__ import annotations
@@ -46,9 +53,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import hpo_world
 import numpy as np
+from hpo_baselines import one_epoch_topk, winrate_wilcoxon
+from hpo_report import paired_differences, plot, quartiles, targets
+from hpo_world import World, calibrate, games, load_test_prompts
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "pandalm"
 STRATEGIES = (
     "pandalm_protocol",
     "bt_tpe",
@@ -56,6 +66,9 @@ STRATEGIES = (
     "bt_random",
     "preferential_gp",
     "pointwise_tpe",
+    "one_epoch_topk",
+    "asha",
+    "winrate_wilcoxon",
 )
 BUDGETS = (10, 20, 40)
 DEFAULT_BUDGET = 20
@@ -66,104 +79,6 @@ PROTOCOL_GRID = {
     "scheduler": ("cosine", "linear"),
 }
 FIXED = {"lora_rank": 8, "warmup_ratio": 0.03, "weight_decay": 0.0}  # PandaLM's defaults
-
-
-# --- the shared world: prompts, judge calibration, landscapes -------------------------------
-def load_test_prompts() -> list[Any]:
-    """PandaLM's 170 test prompts (a placeholder instruction for the one that is blank)."""
-    from optuna_pandalm import Prompt
-    from optuna_pandalm.testing import simulated_prompts
-
-    path = SHARED / "testset-inference-v1.json"
-    if not path.exists():
-        return simulated_prompts(170)
-    records = json.loads(path.read_text(encoding="utf-8"))
-    return [
-        Prompt(
-            (r.get("instruction") or "").strip() or f"(PandaLM test prompt {i} is blank)",
-            input=r.get("input") or "",
-        )
-        for i, r in enumerate(records)
-    ]
-
-
-def calibrate() -> dict[str, Any]:
-    """Fit the simulated judge to PandaLM-7B and measure the test set's response lengths."""
-    from optuna_pandalm.testing import PANDALM_7B
-
-    if not (SHARED / "testset-v1.json").exists():
-        return {"source": "preset (shared data absent)", "judge": dict(PANDALM_7B)}
-    from optuna_pandalm.calibration import calibrate_simulated_judge, replay
-    from optuna_pandalm.judges.evaluation import (
-        evaluate_predictions,
-        load_testset,
-        read_predictions,
-    )
-
-    pairs = load_testset(SHARED / "testset-v1.json")
-    predicted = read_predictions(SHARED / "pandalm-7b-testset-v1.json")
-    fit = calibrate_simulated_judge(pairs, predicted, n_samples=20_000)
-    pandalm = evaluate_predictions(pairs, predicted)
-    lengths = [len(t) for p in pairs for t in (p.response_1, p.response_2) if t]
-    return {
-        "source": str(SHARED),
-        "pandalm_7b": {
-            "accuracy": pandalm["accuracy"],
-            "decisive_accuracy": _decisive_accuracy(pairs, predicted),
-            "tie_rate": fit.measured["judge_tie"],
-            "human_tie_rate": fit.measured["human_tie"],
-            "length_preference": pandalm["length_preference"],
-            "human_length_preference": pandalm["human_length_preference"],
-            "swap_flip_rate": fit.measured["flips"],
-            "swap_flip_source": "PandaLM users' report (not in the released data)",
-        },
-        "model_rates": fit.fitted,
-        "simulator_rates": replay(fit, n_pairs=20_000, seed=1),
-        "test_set_model": fit.test_set,
-        "judge": fit.judge,
-        "length_bias_stderr": fit.length_bias_stderr,
-        "length_log_sd": float(np.std(np.log(lengths))),
-        "fit_loss": fit.loss,
-    }
-
-
-def _decisive_accuracy(pairs: list[Any], predicted: dict[int, int | None]) -> float:
-    both = [(p.truth, predicted.get(p.idx)) for p in pairs]
-    decisive = [(h, j) for h, j in both if h in (1, 2) and j in (1, 2)]
-    return sum(h == j for h, j in decisive) / len(decisive)
-
-
-class World:
-    """One seed's landscape, judge and prompts, shared by every strategy."""
-
-    def __init__(self, seed: int, calibration: dict[str, Any], prompts: list[Any]) -> None:
-        from optuna_pandalm.testing import LANDSCAPES, Landscape, SimulatedJudge
-
-        self.seed = seed
-        self.shape = LANDSCAPES[seed % len(LANDSCAPES)]
-        self.landscape = Landscape(
-            self.shape, seed=seed, length_spread=calibration.get("length_log_sd", 0.0)
-        )
-        self.prompts = prompts
-        self.judge = SimulatedJudge(seed=seed, **calibration["judge"])
-        self.best = self.landscape.best_quality()
-        self.difficulty = np.array([self.judge.difficulty(p.instruction) for p in prompts])
-
-    def responses(self, params: dict[str, Any], epoch: int, key: Any) -> tuple[np.ndarray, ...]:
-        return (
-            self.landscape.response_qualities(params, epoch, self.prompts, key=key),
-            self.landscape.response_lengths(epoch, self.prompts, key=key),
-        )
-
-
-def _record(world: World, budget: int, quality: float, epochs: int, start: float) -> dict:
-    return {
-        "budget": budget,
-        "regret": world.best - quality,
-        "judge_calls": world.judge.calls,
-        "training_epochs": epochs,
-        "wall_s": time.perf_counter() - start,
-    }
 
 
 # --- strategies ---------------------------------------------------------------------------
@@ -196,10 +111,12 @@ def pandalm_protocol(world: World) -> list[dict]:
         np.add.at(wins, b, verdict == 2)
     config, epoch, _ = checkpoints[int(np.argmax(wins))]
     chosen = world.landscape.quality(config, epoch)
-    return [_record(world, DEFAULT_BUDGET, chosen, 4 * len(configs), start)]
+    return [hpo_world.record(world, DEFAULT_BUDGET, chosen, 4 * len(configs), start)]
 
 
-def _judge_search(world: World, base: str) -> list[dict]:
+def _judge_search(world: World, base: str, pruning: str = "judge") -> list[dict]:
+    """``BradleyTerrySampler`` over ``base`` with ``JudgePruner`` (``pruning="judge"``) or
+    Optuna's ``SuccessiveHalvingPruner`` on the reported scores (``"asha"``)."""
     import optuna
 
     from optuna_pandalm import Arena, BradleyTerrySampler, JudgePruner
@@ -216,7 +133,9 @@ def _judge_search(world: World, base: str) -> list[dict]:
         study_name=name,
         direction="maximize",
         sampler=BradleyTerrySampler(arena, sampler),
-        pruner=JudgePruner(arena),
+        pruner=(
+            JudgePruner(arena) if pruning == "judge" else optuna.pruners.SuccessiveHalvingPruner()
+        ),
     )
     truth: dict[tuple[int, int], float] = {}
     potential: dict[int, float] = {}  # trial -> true quality of its best epoch, had it run all
@@ -244,7 +163,7 @@ def _judge_search(world: World, base: str) -> list[dict]:
         if len(study.trials) in BUDGETS:
             best = arena.incumbent()
             assert best is not None and best.trial is not None and best.step is not None
-            record = _record(
+            record = hpo_world.record(
                 world, len(study.trials), truth[(best.trial, best.step)], epochs, start
             )
             pruned = [t for t in study.trials if t.state == optuna.trial.TrialState.PRUNED]
@@ -267,17 +186,12 @@ def _match(world: World, a: tuple[np.ndarray, ...], b: tuple[np.ndarray, ...], r
     order = rng.permutation(len(world.prompts))
     wins = ties = losses = 0
     for begin in range(0, len(order), 16):
-        batch = order[begin : begin + 16]
-        swap = rng.random(len(batch)) < 0.5
-        first_q = np.where(swap, b[0][batch], a[0][batch])
-        second_q = np.where(swap, a[0][batch], b[0][batch])
-        ratio = np.where(swap, b[1][batch] / a[1][batch], a[1][batch] / b[1][batch])
-        verdict = world.judge.draw(
-            first_q, second_q, difficulty=world.difficulty[batch], length_ratio=ratio, rng=rng
+        outcome = games(world, a, b, order[begin : begin + 16], rng)
+        wins, ties, losses = (
+            wins + (outcome == 1).sum(),
+            ties + (outcome == 0).sum(),
+            losses + (outcome == -1).sum(),
         )
-        a_won = np.where(swap, verdict == 2, verdict == 1)
-        b_won = np.where(swap, verdict == 1, verdict == 2)
-        wins, ties, losses = wins + a_won.sum(), ties + (verdict == 0).sum(), losses + b_won.sum()
         if wins + ties + losses >= 16 and sign_test(wins, ties, losses) < 0.01:
             break
     return int(np.sign(wins - losses))
@@ -311,7 +225,7 @@ def preferential_gp(world: World) -> list[dict]:
             study.report_preference(champion[0], frozen)
         if number + 1 in BUDGETS:
             epochs = (number + 1) * last
-            records.append(_record(world, number + 1, champion[1], epochs, start))
+            records.append(hpo_world.record(world, number + 1, champion[1], epochs, start))
     return records
 
 
@@ -339,7 +253,7 @@ def pointwise_tpe(world: World) -> list[dict]:
         study.tell(trial, max(metrics))
         if number + 1 in BUDGETS:
             epochs = (number + 1) * world.landscape.epochs
-            records.append(_record(world, number + 1, best[1], epochs, start))
+            records.append(hpo_world.record(world, number + 1, best[1], epochs, start))
     return records
 
 
@@ -350,6 +264,9 @@ RUNNERS: dict[str, Callable[[World], list[dict]]] = {
     "bt_random": lambda w: _judge_search(w, "random"),
     "preferential_gp": preferential_gp,
     "pointwise_tpe": pointwise_tpe,
+    "one_epoch_topk": one_epoch_topk,
+    "asha": lambda w: _judge_search(w, "tpe", pruning="asha"),
+    "winrate_wilcoxon": winrate_wilcoxon,
 }
 
 
@@ -374,16 +291,11 @@ def _run(task: tuple[str, int, dict[str, Any]]) -> list[dict]:
 
 
 # --- summary ------------------------------------------------------------------------------
-def _quartiles(values: list[float]) -> dict[str, float]:
-    q1, q2, q3 = np.percentile(values, [25, 50, 75])
-    return {"median": float(q2), "q1": float(q1), "q3": float(q3)}
-
-
 def summarise(rows: list[dict]) -> dict[str, Any]:
     def stats(selected: list[dict]) -> dict[str, Any]:
-        regret = _quartiles([r["regret"] for r in selected])
-        calls = _quartiles([r["judge_calls"] for r in selected])
-        epochs = _quartiles([r["training_epochs"] for r in selected])
+        regret = quartiles([r["regret"] for r in selected])
+        calls = quartiles([r["judge_calls"] for r in selected])
+        epochs = quartiles([r["training_epochs"] for r in selected])
         return {
             "median_regret": regret["median"],
             "regret_q1": regret["q1"],
@@ -414,73 +326,29 @@ def summarise(rows: list[dict]) -> dict[str, Any]:
     return {"strategies": strategies, "budgets": curves, "by_shape": shapes}
 
 
-def targets(strategies: dict[str, Any]) -> dict[str, Any]:
-    ours, protocol = strategies.get("bt_tpe"), strategies.get("pandalm_protocol")
-    if ours is None or protocol is None:
-        return {}
-    out = {
-        "regret_vs_protocol": [ours["median_regret"], protocol["median_regret"]],
-        "regret_le_protocol": ours["median_regret"] <= protocol["median_regret"],
-        "epoch_share": ours["median_training_epochs"] / protocol["median_training_epochs"],
-        "judge_call_share": ours["median_judge_calls"] / protocol["median_judge_calls"],
-    }
-    out["epochs_le_50pct"] = out["epoch_share"] <= 0.5
-    out["judge_calls_le_2pct"] = out["judge_call_share"] <= 0.02
-    if "preferential_gp" in strategies:
-        theirs = strategies["preferential_gp"]["median_regret"]
-        out["regret_vs_preferential_gp"] = [ours["median_regret"], theirs]
-        out["regret_le_preferential_gp"] = ours["median_regret"] <= theirs
-    return out
-
-
-def plot(summary: dict[str, Any], path: str) -> None:
-    import plotly.graph_objects as go
-    from plotly.subplots import make_subplots
-
-    figure = make_subplots(
-        rows=1, cols=2, subplot_titles=("Regret against judge calls", "Regret against epochs")
-    )
-    for name, curve in summary["budgets"].items():
-        points = [curve[b] for b in sorted(curve, key=int)]
-        labels = [f"{name}, {b} trainings" for b in sorted(curve, key=int)]
-        for col, key in ((1, "median_judge_calls"), (2, "median_training_epochs")):
-            figure.add_trace(
-                go.Scatter(
-                    x=[max(p[key], 1) for p in points],
-                    y=[p["median_regret"] for p in points],
-                    mode="lines+markers",
-                    name=name,
-                    legendgroup=name,
-                    showlegend=col == 1,
-                    text=labels,
-                    error_y={
-                        "type": "data",
-                        "symmetric": False,
-                        "array": [p["regret_q3"] - p["median_regret"] for p in points],
-                        "arrayminus": [p["median_regret"] - p["regret_q1"] for p in points],
-                    },
-                ),
-                row=1,
-                col=col,
-            )
-    figure.update_xaxes(type="log", title_text="judge calls (median)", row=1, col=1)
-    figure.update_xaxes(title_text="training epochs (median)", row=1, col=2)
-    figure.update_yaxes(title_text="regret (median, quartile bars)")
-    figure.update_layout(title="HPO efficiency on simulated landscapes, PandaLM-7B-like judge")
-    figure.write_html(path)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=20)
+    parser.add_argument("--first-seed", type=int, default=0, help="run seeds from this one")
     parser.add_argument("--strategies", default=",".join(STRATEGIES))
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--json", action="store_true", help="print one JSON document")
     parser.add_argument("--rows", action="store_true", help="include per-run rows in the JSON")
-    parser.add_argument("--plot", help="write the plotly figure (HTML) here")
+    parser.add_argument(
+        "--add-rows",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="also summarise the rows of an earlier `--json --rows` document (repeatable)",
+    )
+    parser.add_argument(
+        "--plot", help="write the plotly figure here (HTML; a PNG beside it with kaleido)"
+    )
     args = parser.parse_args()
     started = time.perf_counter()
-    calibration = calibrate()
+    earlier = [json.loads(Path(p).read_text(encoding="utf-8")) for p in args.add_rows]
+    # Summarising earlier runs only (--seeds 0) reuses their calibration.
+    calibration = earlier[0]["calibration"] if earlier and not args.seeds else calibrate()
     names = args.strategies.split(",")
     unknown = set(names) - set(STRATEGIES)
     if unknown:
@@ -495,22 +363,26 @@ def main() -> None:
                 "pip install optuna-dashboard botorch, or leave it out with --strategies"
             )
     # The slow ones first, so two cores stay busy to the end.
-    order = {"bt_gp": 0, "preferential_gp": 1, "bt_tpe": 2, "bt_random": 3}
+    order = {"bt_gp": 0, "preferential_gp": 1, "one_epoch_topk": 2, "bt_tpe": 3, "asha": 4}
+    seeds = range(args.first_seed, args.first_seed + args.seeds)
     tasks = sorted(
-        ((name, seed, calibration) for name in names for seed in range(args.seeds)),
+        ((name, seed, calibration) for name in names for seed in seeds),
         key=lambda t: (order.get(t[0], 9), t[1]),
     )
     with multiprocessing.get_context("spawn").Pool(args.jobs) as pool:
         rows = [r for chunk in pool.imap_unordered(_run, tasks) for r in chunk]
+    for document in earlier:
+        rows += document["rows"]
     summary = summarise(rows)
     document = {
         "benchmark": "hpo_efficiency",
         "date": datetime.date.today().isoformat(),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}",
-        "seeds": args.seeds,
+        "seeds": len({r["seed"] for r in rows}),
         "wall_s": round(time.perf_counter() - started, 1),
         **summary,
-        "targets": targets(summary["strategies"]),
+        "paired_vs_bt_tpe": paired_differences(rows),
+        "targets": targets(summary, DEFAULT_BUDGET),
         "calibration": calibration,
     }
     if args.rows:
@@ -526,6 +398,17 @@ def main() -> None:
             f"{name:18} {s['median_regret']:8.3f} {s['regret_q1']:7.3f} {s['regret_q3']:7.3f} "
             f"{s['median_judge_calls']:12.0f} {s['median_training_epochs']:7.0f}"
         )
+    print(
+        f"\npaired per-seed differences, theirs - {'bt_tpe'}'s (median [90% bootstrap interval])"
+    )
+    for budget, comparisons in document["paired_vs_bt_tpe"].items():
+        for name, d in comparisons.items():
+            print(
+                f"{budget:>3} trainings {name:18} regret {d['regret']['median']:+.3f} "
+                f"{d['regret']['interval']}  epochs {d['training_epochs']['median']:+.1f}  "
+                f"calls {d['judge_calls']['median']:+.0f}  bt_tpe lower in "
+                f"{d['seeds_ours_lower']} of {d['n_seeds']} seeds"
+            )
     print(json.dumps(document["targets"], indent=2))
     print(f"{document['wall_s']} s")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
 
 from optuna.pruners import BasePruner
@@ -11,7 +12,7 @@ from optuna_pandalm.sign_test import sign_test
 if TYPE_CHECKING:
     import optuna
 
-    from optuna_pandalm.arena import Arena, Player
+    from optuna_pandalm.arena import Arena, Player, Standings
 
 __all__ = ["JudgePruner"]
 
@@ -41,6 +42,9 @@ class JudgePruner(BasePruner):
             (>= 1).
         same_step: Whether one significant loss at the same step is enough (``False``:
             every loss needs ``patience``).
+        evidence: ``"games"``: a sign test of the two players' own games; ``"scores"``: a
+            one-sided z-test of the two Bradley–Terry scores, which also draws on every
+            other game that links them.
     """
 
     def __init__(
@@ -51,6 +55,7 @@ class JudgePruner(BasePruner):
         n_warmup_steps: int = 0,
         patience: int = 2,
         same_step: bool = True,
+        evidence: str = "games",
     ) -> None:
         if not 0 < alpha < 1:
             raise ValueError(f"alpha must be in (0, 1), got {alpha}")
@@ -61,14 +66,20 @@ class JudgePruner(BasePruner):
         self.n_warmup_steps = n_warmup_steps
         self.patience = patience
         self.same_step = same_step
+        if evidence not in ("games", "scores"):
+            raise ValueError(f"evidence must be 'games' or 'scores', got {evidence!r}")
+        self.evidence = evidence
 
     def _beaten_by(self, player: Player) -> Player | None:
         """The opponent of ``player``'s match that beat it significantly, or ``None``."""
         opponents = self.arena.incumbent_opponents(player)
         if not opponents:
             return None
-        wins, ties, losses = self.arena.match_record(player, opponents[-1])
-        lost = sign_test(wins, ties, losses, alternative="less") < self.alpha
+        if self.evidence == "scores":
+            lost = _score_test(self.arena.standings(), player, opponents[-1]) < self.alpha
+        else:
+            wins, ties, losses = self.arena.match_record(player, opponents[-1])
+            lost = sign_test(wins, ties, losses, alternative="less") < self.alpha
         return opponents[-1] if lost else None
 
     def prune(self, study: optuna.study.Study, trial: optuna.trial.FrozenTrial) -> bool:
@@ -89,3 +100,14 @@ class JudgePruner(BasePruner):
         if len(players) < self.patience:
             return False
         return all(self._beaten_by(p) is not None for p in players[-self.patience : -1])
+
+
+def _score_test(standings: Standings, player: Player, opponent: Player) -> float:
+    """One-sided p-value that ``player`` is not worse than ``opponent``, from their
+    Bradley–Terry scores and the variance of the difference."""
+    i, j = standings.index[player.id], standings.index[opponent.id]
+    variance = standings.result.contrast_variance(i, j)
+    if variance <= 0:
+        return 1.0
+    z = (standings.scores[i] - standings.scores[j]) / math.sqrt(variance)
+    return 0.5 * math.erfc(-z / math.sqrt(2))

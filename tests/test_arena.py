@@ -419,3 +419,30 @@ def test_simulated_judge_is_deterministic_and_seeded():
     ]
     winners = {s: [v.winner for v in SimulatedJudge(seed=s).judge(many)] for s in (1, 2)}
     assert winners[1] != winners[2]
+
+
+def test_a_short_match_stops_a_challenger_behind_but_one_level_plays_every_prompt(tmp_path):
+    prompts = simulated_prompts(64)
+    arena = Arena(
+        f"sqlite:///{tmp_path / 'short.db'}",
+        "s",
+        SimulatedJudge(seed=5),
+        prompts,
+        racing=False,
+        short_match=16,
+    )
+    arena.evaluate(0, 1, [simulated_response(1.0, text="leader")] * 64)
+    behind = arena.evaluate(1, 1, [simulated_response(-1.0, text="behind")] * 64)
+    level = arena.evaluate(2, 1, [simulated_response(1.5, text="level")] * 64)
+    assert behind.wins < behind.losses and behind.games == 16 and behind.stopped_early
+    assert level.games == 64 and not level.stopped_early
+
+
+def test_pruner_on_scores_prunes_a_clear_loser_at_the_same_step_but_not_an_equal(tmp_path):
+    leader = {1: 1.0, 2: 2.0, 3: 2.5, 4: 3.0}
+    decisions, _ = _pruning_decisions(tmp_path, [leader, {1: -1.0, 2: 0.0}], evidence="scores")
+    assert decisions[1, 1] == (True, 1)
+    decisions, _ = _pruning_decisions(
+        tmp_path / "equal", [leader, dict(leader)], evidence="scores"
+    )
+    assert not any(pruned for pruned, _ in decisions.values())

@@ -71,6 +71,9 @@ class Arena:
             study must use the same setting.
         judge_retries: Attempts after the judge fails to answer, with exponential backoff
             from ``judge_backoff`` seconds; then :class:`JudgeFailedError`.
+        short_match: Fidelity in prompts: a new checkpoint still behind its opponent (more
+            losses than wins) after this many games stops its match there; only those level
+            with the top play every prompt. ``None``: every match runs to racing's end.
 
     Example:
         >>> from optuna_pandalm.testing import SimulatedJudge, simulated_prompts
@@ -102,6 +105,7 @@ class Arena:
         length_control: bool = False,
         judge_retries: int = 3,
         judge_backoff: float = 2.0,
+        short_match: int | None = None,
     ) -> None:
         self.prompts = (
             load_prompts(prompts)
@@ -144,6 +148,7 @@ class Arena:
             racing_alpha=racing_alpha,
             judge_retries=judge_retries,
             judge_backoff=judge_backoff,
+            short_match=short_match,
         )
         self._ledger = self._new_ledger()
         self._standings: tuple[tuple[int, int, int, int], Standings] | None = None
@@ -340,8 +345,10 @@ class Arena:
     def play(
         self, challenger: Player, opponent: Player, *, kind: str = "incumbent"
     ) -> MatchOutcome:
-        """Play a match (see :class:`MatchPlay`); returns the challenger's side of it."""
-        return self.matches.play(challenger, opponent, kind=kind)
+        """Play a match (see :class:`MatchPlay`); returns the challenger's side of it.
+        A new checkpoint's match (``kind="incumbent"``) is short when it falls behind
+        (``short_match``)."""
+        return self.matches.play(challenger, opponent, kind=kind, short=kind == "incumbent")
 
     def opponent(self, player: Player) -> Player | None:
         """Whom a new checkpoint plays: the incumbent's trial at the same step, else the

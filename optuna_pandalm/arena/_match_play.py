@@ -82,6 +82,7 @@ class MatchPlay:
         racing_alpha: float,
         judge_retries: int,
         judge_backoff: float,
+        short_match: int | None = None,
     ) -> None:
         if position not in POSITIONS:
             raise ValueError(f"position must be one of {POSITIONS}, got {position!r}")
@@ -97,6 +98,7 @@ class MatchPlay:
         self.batch_size = batch_size
         self.min_games = min_games
         self.racing_alpha = racing_alpha
+        self.short_match = short_match
         self.judge_retries = judge_retries
         self.judge_backoff = judge_backoff
         self.judge_calls = 0
@@ -217,9 +219,16 @@ class MatchPlay:
         )
         return request, VerdictKey(prompt.hash, text_hash(first), text_hash(second))
 
-    def play(self, challenger: Player, opponent: Player, *, kind: str) -> MatchOutcome:
+    def play(
+        self, challenger: Player, opponent: Player, *, kind: str, short: bool = False
+    ) -> MatchOutcome:
         """Play the prompts the two have not played yet, in seeded batches, until racing's
-        sign test is clear (after ``min_games``) or the prompts run out."""
+        sign test is clear (after ``min_games``) or the prompts run out.
+
+        With ``short`` (and ``short_match`` set), a challenger still behind its opponent
+        (fewer wins than losses) after ``short_match`` games stops there: only challengers
+        level with their opponent play the whole prompt set.
+        """
         a, b = (self.store.generations(p.id) for p in (challenger, opponent))
         done = self.store.played_positions(self.arena_id, challenger.id, opponent.id)
         # Seeded by the responses, not the player ids: the same two sets of responses get the
@@ -265,7 +274,14 @@ class MatchPlay:
             self.store.save_games(self.arena_id, match_id, records)
             p_value = sign_test(wins, ties, losses)
             played = wins + ties + losses
-            if self.racing and played >= self.min_games and p_value < self.racing_alpha:
+            decided = self.racing and played >= self.min_games and p_value < self.racing_alpha
+            behind = (
+                short
+                and self.short_match is not None
+                and played >= self.short_match
+                and wins < losses
+            )
+            if decided or behind:
                 stopped = start + self.batch_size < len(order)
                 break
         return MatchOutcome(wins, ties, losses, invalid, p_value, stopped)
