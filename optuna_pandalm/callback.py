@@ -103,6 +103,11 @@ class JudgeCallback(TrainerCallback):
     Under ``torch.distributed`` every rank generates a shard of the prompts, the main process
     judges, and the pruning decision is broadcast so that every rank stops together.
 
+    Each evaluation of the Trainer adds the judge's figures of the checkpoint to its metrics
+    (``eval_judge/score`` and the rest; a step not judged yet is judged first), so that
+    ``metric_for_best_model="judge/score"`` selects checkpoints by the judge. See
+    ``docs/trainer.md``, also for ``Trainer.hyperparameter_search``.
+
     Example:
         >>> trainer = Trainer(model, args, train_dataset=data,
         ...                   callbacks=[JudgeCallback(arena, trial, tokenizer)])  # doctest: +SKIP
@@ -261,11 +266,18 @@ class JudgeCallback(TrainerCallback):
     ) -> None:
         if model is None:
             raise ValueError("JudgeCallback needs the model: use it with a transformers Trainer")
+        if self._metrics_step == state.global_step:
+            return  # judged already (an evaluation, then the end of the epoch, at one step)
         if not _all_finite(model):
             self._diverged(f"the weights hold NaN or infinite values at step {state.global_step}")
         answers = self._generate(args, model)
         prune = False
         if answers is not None:
+            if self.trial is None:
+                raise ValueError(
+                    "JudgeCallback has no trial: pass the Optuna trial (with "
+                    "Trainer.hyperparameter_search, wrap hp_space with judged_hp_space)"
+                )
             self._move_judge(next(model.parameters()).device)
             try:
                 result = self.arena.evaluate(self.trial, state.global_step, answers)
