@@ -216,3 +216,37 @@ def test_a_callback_without_a_trial_says_how_to_give_it_one(tokenizer, tmp_path)
     trainer = _trainer(tokenizer, tmp_path, callback, max_steps=1)
     with pytest.raises(ValueError, match="wrap hp_space with judged_hp_space"):
         trainer.train()
+
+
+class _PruneAfterTheFirstTrial(optuna.pruners.BasePruner):
+    # transformers reads study.best_trial at the end: one trial must complete.
+    def prune(self, study, trial):
+        return trial.number > 0
+
+
+def test_hyperparameter_search_records_a_trial_the_pruner_stops_as_pruned(tokenizer, tmp_path):
+    url, arena = _arena(tmp_path)
+    callback = JudgeCallback(arena, None, tokenizer, every_n_steps=1, max_new_tokens=1)
+    trainer = _trainer(
+        tokenizer,
+        tmp_path,
+        callback,
+        model_init=lambda trial: tiny_llama(tokenizer, context=512),
+        max_steps=3,
+        eval_strategy="steps",
+        eval_steps=1,
+    )
+    trainer.hyperparameter_search(
+        hp_space=judged_hp_space(callback, lambda trial: {}),
+        compute_objective=judge_objective,
+        n_trials=2,
+        direction="maximize",
+        backend="optuna",
+        storage=url,
+        study_name="hf",
+        pruner=_PruneAfterTheFirstTrial(),
+    )
+    _, trial = optuna.load_study(study_name="hf", storage=url).trials
+    assert trial.state == optuna.trial.TrialState.PRUNED
+    assert list(trial.intermediate_values) == [1]  # stopped at the first judged step
+    assert callback.metrics["judge/pruned"] == 1.0
