@@ -169,7 +169,10 @@ class _CountingSampler(BradleyTerrySampler):
         return super().sample_independent(study, trial, name, distribution)
 
 
-def test_hyperparameter_search_with_our_sampler_pruner_and_the_judge_score(tokenizer, tmp_path):
+def _search(tokenizer, tmp_path, *, max_steps, hp_space, **search):
+    """Trainer.hyperparameter_search over a tiny Llama, evaluated (and judged) every step;
+    ``search`` values that are callables are called with the arena (our sampler, pruner).
+    Returns the study, the arena, the callback and the best run."""
     url, arena = _arena(tmp_path)
     callback = JudgeCallback(arena, None, tokenizer, every_n_steps=1, max_new_tokens=2)
     trainer = _trainer(
@@ -177,25 +180,32 @@ def test_hyperparameter_search_with_our_sampler_pruner_and_the_judge_score(token
         tmp_path,
         callback,
         model_init=lambda trial: tiny_llama(tokenizer, context=512),
-        max_steps=2,
+        max_steps=max_steps,
         eval_strategy="steps",
         eval_steps=1,
     )
     best = trainer.hyperparameter_search(
-        hp_space=judged_hp_space(
-            callback,
-            lambda trial: {"learning_rate": trial.suggest_float("learning_rate", 1e-4, 1e-2)},
-        ),
+        hp_space=judged_hp_space(callback, hp_space),
         compute_objective=judge_objective,
-        n_trials=3,
         direction="maximize",
         backend="optuna",
         storage=url,
         study_name="hf",
-        sampler=_CountingSampler(arena, optuna.samplers.RandomSampler(seed=0)),
-        pruner=_CountingPruner(arena),
+        **{key: value(arena) if callable(value) else value for key, value in search.items()},
     )
-    study = optuna.load_study(study_name="hf", storage=url)
+    return optuna.load_study(study_name="hf", storage=url), arena, callback, best
+
+
+def test_hyperparameter_search_with_our_sampler_pruner_and_the_judge_score(tokenizer, tmp_path):
+    study, arena, _, best = _search(
+        tokenizer,
+        tmp_path,
+        max_steps=2,
+        hp_space=lambda trial: {"learning_rate": trial.suggest_float("learning_rate", 1e-4, 1e-2)},
+        n_trials=3,
+        sampler=lambda arena: _CountingSampler(arena, optuna.samplers.RandomSampler(seed=0)),
+        pruner=_CountingPruner,
+    )
     assert len(study.trials) == 3
     for trial in study.trials:
         # The callback judged this very trial: its checkpoints are in the arena and the
@@ -225,28 +235,15 @@ class _PruneAfterTheFirstTrial(optuna.pruners.BasePruner):
 
 
 def test_hyperparameter_search_records_a_trial_the_pruner_stops_as_pruned(tokenizer, tmp_path):
-    url, arena = _arena(tmp_path)
-    callback = JudgeCallback(arena, None, tokenizer, every_n_steps=1, max_new_tokens=1)
-    trainer = _trainer(
+    study, _, callback, _ = _search(
         tokenizer,
         tmp_path,
-        callback,
-        model_init=lambda trial: tiny_llama(tokenizer, context=512),
         max_steps=3,
-        eval_strategy="steps",
-        eval_steps=1,
-    )
-    trainer.hyperparameter_search(
-        hp_space=judged_hp_space(callback, lambda trial: {}),
-        compute_objective=judge_objective,
+        hp_space=lambda trial: {},
         n_trials=2,
-        direction="maximize",
-        backend="optuna",
-        storage=url,
-        study_name="hf",
         pruner=_PruneAfterTheFirstTrial(),
     )
-    _, trial = optuna.load_study(study_name="hf", storage=url).trials
+    _, trial = study.trials
     assert trial.state == optuna.trial.TrialState.PRUNED
     assert list(trial.intermediate_values) == [1]  # stopped at the first judged step
     assert callback.metrics["judge/pruned"] == 1.0
