@@ -19,6 +19,7 @@ from transformers import TrainerCallback
 
 from optuna_pandalm.attributes import ERROR_ATTR
 from optuna_pandalm.generation import PromptTemplate, generate_responses
+from optuna_pandalm.judge_metrics import eval_metrics, judge_metrics
 
 if TYPE_CHECKING:
     import torch
@@ -93,9 +94,19 @@ class JudgeCallback(TrainerCallback):
         save_best_to: A folder; the trial's best checkpoint so far (the adapter for peft
             models) is saved under ``trial-<number>`` in it.
         progress: Show tqdm progress bars for generation and judging.
+        trainer: The ``Trainer`` (or TRL ``SFTTrainer``) this callback is added to, or set
+            ``callback.trainer`` later: the judge's figures (``judge/score`` and the rest of
+            :data:`~optuna_pandalm.judge_metrics.JUDGE_METRICS`) are then logged through
+            ``trainer.log`` at each judged checkpoint, so every ``report_to`` logger gets
+            them. Without it they reach only evaluation metrics (``eval_judge/score``).
 
     Under ``torch.distributed`` every rank generates a shard of the prompts, the main process
     judges, and the pruning decision is broadcast so that every rank stops together.
+
+    Each evaluation of the Trainer adds the judge's figures of the checkpoint to its metrics
+    (``eval_judge/score`` and the rest; a step not judged yet is judged first), so that
+    ``metric_for_best_model="judge/score"`` selects checkpoints by the judge. See
+    ``docs/trainer.md``, also for ``Trainer.hyperparameter_search``.
 
     Example:
         >>> trainer = Trainer(model, args, train_dataset=data,
@@ -118,6 +129,7 @@ class JudgeCallback(TrainerCallback):
         offload_judge: bool = False,
         save_best_to: str | Path | None = None,
         progress: bool = False,
+        trainer: Any = None,
     ) -> None:
         if every_n_steps is not None and every_n_steps < 1:
             raise ValueError(f"every_n_steps must be >= 1, got {every_n_steps}")
@@ -134,8 +146,35 @@ class JudgeCallback(TrainerCallback):
         self.progress = progress
         self.results: list[EvaluationResult] = []
         self.pruned = False
+        self.trainer = trainer
+        # The judge's figures for the last judged checkpoint, on every rank, and its step.
+        self.metrics: dict[str, float] = {}
+        self._metrics_step: int | None = None
 
     # --- events --------------------------------------------------------------------------------
+    def on_train_begin(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> TrainerControl:
+        # One callback serves every trial of Trainer.hyperparameter_search.
+        self.results, self.pruned, self.metrics, self._metrics_step = [], False, {}, None
+        return control
+
+    def on_evaluate(
+        self,
+        args: TrainingArguments,
+        state: TrainerState,
+        control: TrainerControl,
+        metrics: dict[str, float] | None = None,
+        model: Any = None,
+        **kwargs: Any,
+    ) -> TrainerControl:
+        # Before the Trainer reads metric_for_best_model: judge this step if not yet judged.
+        if metrics is not None:
+            if self._metrics_step != state.global_step:
+                self._evaluate(args, state, control, model)
+            metrics.update(eval_metrics(self.metrics))
+        return control
+
     def on_epoch_end(
         self,
         args: TrainingArguments,
@@ -227,11 +266,18 @@ class JudgeCallback(TrainerCallback):
     ) -> None:
         if model is None:
             raise ValueError("JudgeCallback needs the model: use it with a transformers Trainer")
+        if self._metrics_step == state.global_step:
+            return  # judged already (an evaluation, then the end of the epoch, at one step)
         if not _all_finite(model):
             self._diverged(f"the weights hold NaN or infinite values at step {state.global_step}")
         answers = self._generate(args, model)
         prune = False
         if answers is not None:
+            if self.trial is None:
+                raise ValueError(
+                    "JudgeCallback has no trial: pass the Optuna trial (with "
+                    "Trainer.hyperparameter_search, wrap hp_space with judged_hp_space)"
+                )
             self._move_judge(next(model.parameters()).device)
             try:
                 result = self.arena.evaluate(self.trial, state.global_step, answers)
@@ -242,17 +288,29 @@ class JudgeCallback(TrainerCallback):
             prune = (
                 bool(self.trial.should_prune()) if hasattr(self.trial, "should_prune") else False
             )
+            self.metrics = judge_metrics(result, self.arena.standings(), pruned=prune)
         _, world = _distributed()
         if world > 1:
             import torch.distributed as dist
 
-            decision = [prune]
-            dist.broadcast_object_list(decision, src=0)
-            prune = bool(decision[0])
+            shared = [self.metrics]
+            dist.broadcast_object_list(shared, src=0)
+            self.metrics = dict(shared[0])
+        prune = self.metrics.get("judge/pruned") == 1.0
+        self._metrics_step = state.global_step
+        self._log(control)
         if prune:
             _logger.info("pruning at step %d: stopping training", state.global_step)
             self.pruned = True
             control.should_training_stop = True
+
+    def _log(self, control: TrainerControl) -> None:
+        """The judge's figures through ``trainer.log`` (one log entry at this step)."""
+        if self.trainer is None:
+            return
+        should_log = control.should_log  # Trainer.log clears it: keep the Trainer's own log
+        self.trainer.log(dict(self.metrics))
+        control.should_log = should_log
 
     def _save_if_best(self, model: Any, result: EvaluationResult) -> None:
         if self.save_best_to is None:

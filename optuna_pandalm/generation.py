@@ -17,7 +17,13 @@ from optuna_pandalm.prompts import Prompt
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["ALPACA", "ALPACA_WITH_INPUT", "format_prompt", "generate_responses"]
+__all__ = [
+    "ALPACA",
+    "ALPACA_WITH_INPUT",
+    "format_prompt",
+    "generate_responses",
+    "user_message",
+]
 
 ALPACA = (
     "Below is an instruction that describes a task. Write a response that appropriately "
@@ -31,6 +37,16 @@ ALPACA_WITH_INPUT = (
 
 # "alpaca", "chat", or a callable ``(instruction, input) -> prompt text``.
 PromptTemplate: TypeAlias = str | Callable[[str, str], str]
+
+
+def user_message(prompt: Prompt) -> str:
+    """The user turn of ``template="chat"``: the instruction, then the input if any.
+
+    Example:
+        >>> user_message(Prompt("Translate.", "Bonjour"))
+        'Translate.\\n\\nBonjour'
+    """
+    return f"{prompt.instruction}\n\n{prompt.input}" if prompt.input else prompt.instruction
 
 
 def format_prompt(
@@ -51,9 +67,10 @@ def format_prompt(
     if template == "chat":
         if tokenizer is None or getattr(tokenizer, "chat_template", None) is None:
             raise ValueError("template='chat' needs a tokenizer with a chat template")
-        content = f"{prompt.instruction}\n\n{prompt.input}" if prompt.input else prompt.instruction
         text: str = tokenizer.apply_chat_template(
-            [{"role": "user", "content": content}], tokenize=False, add_generation_prompt=True
+            [{"role": "user", "content": user_message(prompt)}],
+            tokenize=False,
+            add_generation_prompt=True,
         )
         return text
     raise ValueError(f"template must be 'alpaca', 'chat' or a callable, got {template!r}")

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import importlib.util
 import json
 import logging
 import math
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from optuna_pandalm.sft import TRL_MISSING
 
 if TYPE_CHECKING:
     import torch
@@ -38,6 +41,7 @@ _logger = logging.getLogger(__name__)
 OPTIMIZERS = {"adamw": "adamw_torch", "sgd": "sgd", "adafactor": "adafactor"}
 SCHEDULERS = ("cosine", "linear", "constant", "constant_with_warmup", "polynomial")
 METHODS = ("lora", "full")
+TRAINERS = ("trainer", "sft")  # transformers.Trainer, trl.SFTTrainer
 
 
 class ConfigError(ValueError):
@@ -178,6 +182,7 @@ class TuneConfig:
     judge: str
     tokenizer: str | None = None
     template: PromptTemplate = "alpaca"
+    trainer: str = "trainer"
     search_space: SearchSpace = dataclasses.field(default_factory=SearchSpace)
     n_trials: int = 20
     timeout: float | None = None
@@ -221,6 +226,10 @@ class TuneConfig:
                 raise ConfigError(f"config.{key}: expected an integer >= {low}, got {value!r}")
         if values.get("template", "alpaca") not in ("alpaca", "chat"):
             raise ConfigError(f"config.template: 'alpaca' or 'chat', got {values['template']!r}")
+        if values.get("trainer", "trainer") not in TRAINERS:
+            raise ConfigError(f"config.trainer: 'trainer' or 'sft', got {values['trainer']!r}")
+        if values.get("trainer") == "sft" and importlib.util.find_spec("trl") is None:
+            raise ConfigError(f"config.trainer: {TRL_MISSING}")
         baseline = values.get("baseline")
         if baseline is not None and not isinstance(baseline, Mapping):
             raise ConfigError("config.baseline: expected a mapping of hyperparameters")
@@ -383,9 +392,8 @@ def make_objective(
                     task_type="CAUSAL_LM",
                 ),
             )
-        dataset = InstructionDataset(records, tokenizer, config.template, config.max_length)
         output = Path(config.output_dir) / f"trial-{trial.number}"
-        args = transformers.TrainingArguments(
+        arguments = dict(
             output_dir=str(output),
             num_train_epochs=config.search_space.epochs,
             learning_rate=params["learning_rate"],
@@ -412,13 +420,29 @@ def make_objective(
             save_best_to=Path(config.output_dir) / "best" if config.save_best else None,
             **(callback_options or {}),
         )
-        trainer = transformers.Trainer(
-            model=model,
-            args=args,
-            train_dataset=dataset,
-            data_collator=make_collator(tokenizer.pad_token_id),
-            callbacks=[callback],
-        )
+        if config.trainer == "sft":
+            from optuna_pandalm.sft import sft_trainer
+
+            trainer = sft_trainer(
+                model,
+                tokenizer,
+                records,
+                template=config.template,
+                max_length=config.max_length,
+                arguments=arguments,
+                callbacks=[callback],
+            )
+        else:
+            trainer = transformers.Trainer(
+                model=model,
+                args=transformers.TrainingArguments(**arguments),
+                train_dataset=InstructionDataset(
+                    records, tokenizer, config.template, config.max_length
+                ),
+                data_collator=make_collator(tokenizer.pad_token_id),
+                callbacks=[callback],
+            )
+        callback.trainer = trainer  # the judge's figures in trainer.state.log_history
         trainer.remove_callback(transformers.PrinterCallback)  # no metrics dict on stdout
         trainer.train()
         if on_trial_end is not None:

@@ -130,7 +130,13 @@ class _RecordingArena:
 
     def evaluate(self, trial, step, answers):
         self.received = answers
-        return types.SimpleNamespace(player=types.SimpleNamespace(trial=0, step=step))
+        return types.SimpleNamespace(
+            player=types.SimpleNamespace(id=1, trial=0, step=step),
+            **dict(score=0.5, ci_low=0.0, ci_high=1.0, wins=1, ties=0, losses=0, games=1),
+        )
+
+    def standings(self):
+        return types.SimpleNamespace(index={1: 0}, p_best=lambda: [1.0])
 
 
 def _rank(rank: int, port: int, path: str, queue) -> None:
@@ -148,7 +154,7 @@ def _rank(rank: int, port: int, path: str, queue) -> None:
         control = types.SimpleNamespace(should_training_stop=False)
         state = types.SimpleNamespace(global_step=7)
         callback._evaluate(types.SimpleNamespace(bf16=False, fp16=False), state, control, model)
-        queue.put((rank, arena.received, control.should_training_stop))
+        queue.put((rank, arena.received, control.should_training_stop, callback.metrics))
     finally:
         dist.destroy_process_group()
 
@@ -164,7 +170,8 @@ def test_two_ranks_generate_shards_the_main_rank_judges_and_both_stop(tiny_llama
     for process in ranks:
         process.start()
     results = dict(
-        (r, (answers, stop)) for r, answers, stop in (queue.get(timeout=180) for _ in ranks)
+        (r, (answers, stop, metrics))
+        for r, answers, stop, metrics in (queue.get(timeout=180) for _ in ranks)
     )
     for process in ranks:
         process.join(60)
@@ -174,3 +181,4 @@ def test_two_ranks_generate_shards_the_main_rank_judges_and_both_stop(tiny_llama
     assert results[0][0] == expected  # gathered in prompt order on the main rank
     assert results[1][0] is None  # other ranks do not judge
     assert results[0][1] and results[1][1]  # the pruning decision reached every rank
+    assert results[1][2] == results[0][2] and results[1][2]["judge/pruned"] == 1.0
