@@ -133,8 +133,8 @@ def test_bad_prediction_files_fail_with_exit_2(tmp_path):
 
 
 def test_length_controlled_agreement_weighs_longer_and_shorter_wins_equally():
-    pairs = load_testset(DATA / "testset-v1.json")
-    metrics = evaluate_predictions(pairs, read_predictions(DATA / "pandalm-7b-testset-v1.json"))
+    pairs = load_testset("pandalm")
+    metrics = evaluate_predictions(pairs, read_predictions(RECORDED_7B))
     # PandaLM-7B is right more often when people preferred the longer answer.
     assert round(metrics["accuracy_when_longer_preferred"], 3) == 0.746
     assert round(metrics["accuracy_when_shorter_preferred"], 3) == 0.642
