@@ -432,7 +432,12 @@ def build_parser() -> argparse.ArgumentParser:
         "study resumes where it stopped.",
     )
     tune.add_argument("config", help="the config file (YAML or JSON)")
-    tune.add_argument("--dry-run", action="store_true", help="only validate the config")
+    tune.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="run every check short of training (prompts, judge, model config and "
+        "context, storage) and stop",
+    )
     tune.add_argument("--n-trials", type=int, default=None, help="override the file's n_trials")
     tune.add_argument("--timeout", type=float, default=None, help="seconds; overrides the file")
     tune.set_defaults(handler=_tune)
