@@ -300,3 +300,17 @@ def test_ctrl_c_in_demo_exits_130_in_one_line(tmp_path):
     assert process.returncode == 130, err[-3000:]
     assert "Traceback" not in err
     assert err.strip().splitlines()[-1].startswith("optuna-pandalm demo: interrupted")
+
+
+def test_probing_a_storage_creates_nothing_and_finds_an_existing_study(shared_storage_url):
+    from optuna_pandalm.store import Store, StoreError
+
+    assert Store.probe(shared_storage_url) is None  # reachable and new
+    assert Store.probe(shared_storage_url) is None  # ... still: nothing was created
+    _other_study(shared_storage_url)
+    store = Store.probe(shared_storage_url)
+    assert store is not None and store.read_only
+    assert store.arena_settings("optuna-pandalm") is not None
+    store.close()
+    with pytest.raises(StoreError, match="cannot open storage"):
+        Store.probe("postgresql://nobody@127.0.0.1:1/none")
