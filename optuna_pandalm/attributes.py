@@ -16,6 +16,6 @@ __all__ = [
 
 LEADERBOARD_ATTR = "pandalm_leaderboard"  # study: the top rows, for people
 SNAPSHOT_ATTR = "pandalm_fit"  # study: the scores and the ids they were fitted on, for check
-ERROR_ATTR = "pandalm_error"  # trial: why the judge failed
+ERROR_ATTR = "pandalm_error"  # trial: why it failed (the judge, or Ctrl-C)
 BEST_STEP_ATTR = "pandalm_best_step"  # trial: the step of its best checkpoint
 BASELINE_ATTR = "baseline"  # trial: the enqueued Alpaca-defaults trial

@@ -225,48 +225,84 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _warn_if_every_game_tied(standings: Any, study_name: str) -> None:
+    """A study whose games are all ties has learnt nothing: say so, with the usual causes."""
+    counts = standings.counts
+    games = int(counts.count.sum())
+    if games and not int(counts.count[counts.outcome != 0].sum()):
+        print(
+            f"warning: all {games} games of study {study_name!r} were ties: the judge told no "
+            "two checkpoints apart, so every score is 0 and the search was blind; look at the "
+            "answers in the report (prompts too long for the model's context, too few "
+            "max_new_tokens, a judge that cannot decide)",
+            file=sys.stderr,
+        )
+
+
 def _tune(args: argparse.Namespace) -> int:
+    from optuna_pandalm.preflight import preflight
     from optuna_pandalm.tuning import ConfigError, TuneConfig
+    from optuna_pandalm.url_masking import mask_url
 
     try:
         config = TuneConfig.from_file(args.config)
     except ConfigError as error:
         raise CommandError(str(error)) from None
+    try:
+        checked = preflight(config)
+    except ConfigError as error:
+        raise CommandError(f"{args.config}: {error}") from None
+    for warning in checked.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     n_trials = args.n_trials if args.n_trials is not None else config.n_trials
     timeout = args.timeout if args.timeout is not None else config.timeout
     if args.dry_run:
+        fit = (
+            f"context {checked.context} tokens, longest eval prompt {checked.longest_prompt}"
+            f" + {config.max_new_tokens} new"
+            if checked.context
+            else "context unknown"
+        )
         print(
-            f"{args.config}: valid; {n_trials} trials on {config.base_model}, "
-            f"judge {config.judge}, study {config.study_name!r}"
+            f"{args.config}: valid; {n_trials} trials on {config.base_model} ({fit}); "
+            f"{len(checked.eval_prompts)} eval prompts, {checked.n_train_records} training "
+            f"records; judge {config.judge}; study {config.study_name!r} in "
+            f"{mask_url(config.storage)} ({checked.storage})"
         )
         return 0
     import optuna
 
     from optuna_pandalm.arena import Arena
-    from optuna_pandalm.judged_study import open_judged_study, trials_to_run
+    from optuna_pandalm.judged_study import open_judged_study, optimize, trials_to_run
     from optuna_pandalm.judges.spec import judge_from_spec
     from optuna_pandalm.report import write_report
+    from optuna_pandalm.store import StoreError
     from optuna_pandalm.tuning import make_objective
 
     try:
         judge = judge_from_spec(config.judge)
         arena = Arena(
-            config.storage, config.study_name, judge, config.eval_prompts, seed=config.seed
+            config.storage, config.study_name, judge, checked.eval_prompts, seed=config.seed
         )
-    except (ValueError, FileNotFoundError) as error:
-        raise CommandError(str(error)) from None
-    study = open_judged_study(
-        arena,
-        config.storage,
-        base_sampler=optuna.samplers.TPESampler(seed=config.seed),
-        baseline_params=config.baseline,
-    )
-    study.optimize(
-        make_objective(config, arena), n_trials=trials_to_run(study, n_trials), timeout=timeout
+        study = open_judged_study(
+            arena,
+            config.storage,
+            base_sampler=optuna.samplers.TPESampler(seed=config.seed),
+            baseline_params=config.baseline,
+        )
+    except (ValueError, FileNotFoundError, StoreError) as error:
+        raise CommandError(f"{args.config}: {error}") from None
+    optimize(
+        study,
+        make_objective(config, arena),
+        n_trials=trials_to_run(study, n_trials),
+        timeout=timeout,
     )
     Path(config.output_dir).mkdir(parents=True, exist_ok=True)
     report = write_report(arena, study, f"{config.output_dir}/report.html")
-    _print_rows(arena.standings().leaderboard(top=10))
+    standings = arena.standings()
+    _print_rows(standings.leaderboard(top=10))
+    _warn_if_every_game_tied(standings, config.study_name)
     print(f"report: {report}")
     return 0
 
@@ -278,14 +314,19 @@ def _demo(args: argparse.Namespace) -> int:
         if not args.json:
             print(f"[demo] {message}", file=sys.stderr, flush=True)
 
-    summary = run_demo(
-        storage=args.storage,
-        study_name=args.study_name,
-        n_trials=args.n_trials,
-        out=args.out,
-        seed=args.seed,
-        progress=say,
-    )
+    from optuna_pandalm.store import StoreError
+
+    try:
+        summary = run_demo(
+            storage=args.storage,
+            study_name=args.study_name,
+            n_trials=args.n_trials,
+            out=args.out,
+            seed=args.seed,
+            progress=say,
+        )
+    except StoreError as error:  # a bad --storage, or a study of that name on other prompts
+        raise CommandError(str(error)) from None
     if args.json:
         print(json.dumps(summary))
         return 0
@@ -410,7 +451,12 @@ def build_parser() -> argparse.ArgumentParser:
         "study resumes where it stopped.",
     )
     tune.add_argument("config", help="the config file (YAML or JSON)")
-    tune.add_argument("--dry-run", action="store_true", help="only validate the config")
+    tune.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="run every check short of training (prompts, judge, model config and "
+        "context, storage) and stop",
+    )
     tune.add_argument("--n-trials", type=int, default=None, help="override the file's n_trials")
     tune.add_argument("--timeout", type=float, default=None, help="seconds; overrides the file")
     tune.set_defaults(handler=_tune)
@@ -466,11 +512,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     if handler is None:
         parser.print_help(sys.stderr)
         return 2
+    logging.getLogger("optuna.study._optimize").addFilter(_no_interrupt_traceback)
     try:
         return handler(args)
     except CommandError as error:
         print(f"optuna-pandalm {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        resume = (
+            "; a trial in progress is marked FAIL; run the same command again to resume"
+            if args.command in ("tune", "demo")
+            else ""
+        )
+        print(f"optuna-pandalm {args.command}: interrupted (Ctrl-C){resume}", file=sys.stderr)
+        return 130
+
+
+def _no_interrupt_traceback(record: logging.LogRecord) -> bool:
+    """Drop Optuna's "Trial N failed" record for a Ctrl-C: its traceback runs to 170 lines,
+    and ``main`` says what happened in one."""
+    return not (record.exc_info and isinstance(record.exc_info[1], KeyboardInterrupt))
 
 
 if __name__ == "__main__":

@@ -3,12 +3,15 @@
 Batched greedy generation with left padding, in eval mode under ``torch.inference_mode``
 with the KV cache, optional autocast, and the model's training mode restored afterwards.
 Prompts are formatted with a template: Alpaca's (the default, as PandaLM's models were
-tuned), the tokenizer's chat template, or any callable ``(instruction, input) -> str``.
+tuned), the tokenizer's chat template, a format string with ``{instruction}`` and
+optionally ``{input}`` (as a config file can give it), or any callable
+``(instruction, input) -> str``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import string
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeAlias
 
@@ -20,6 +23,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ALPACA",
     "ALPACA_WITH_INPUT",
+    "check_template",
     "format_prompt",
     "generate_responses",
     "user_message",
@@ -35,8 +39,43 @@ ALPACA_WITH_INPUT = (
     "### Instruction:\n{instruction}\n\n### Input:\n{input}\n\n### Response:\n"
 )
 
-# "alpaca", "chat", or a callable ``(instruction, input) -> prompt text``.
+# "alpaca", "chat", a format string with {instruction} (and {input}), or a callable
+# ``(instruction, input) -> prompt text``.
 PromptTemplate: TypeAlias = str | Callable[[str, str], str]
+_FIELDS = ("instruction", "input")
+
+
+def check_template(template: PromptTemplate) -> PromptTemplate:
+    """Return ``template`` if :func:`format_prompt` accepts it, else raise ``ValueError``
+    saying why: a format string needs ``{instruction}`` and may use ``{input}``; other
+    braces are written ``{{`` and ``}}``.
+
+    Example:
+        >>> check_template("Q: {instruction} {input}\\nA:")
+        'Q: {instruction} {input}\\nA:'
+        >>> check_template("Q: {question}")
+        Traceback (most recent call last):
+        ...
+        ValueError: template 'Q: {question}': unknown field {question} (use {instruction}, {input})
+    """
+    if callable(template) or template in ("alpaca", "chat"):
+        return template
+    if not isinstance(template, str):
+        raise ValueError(f"template must be a string or a callable, got {template!r}")
+    try:
+        fields = [part[1:] for part in string.Formatter().parse(template) if part[1] is not None]
+    except ValueError as error:
+        raise ValueError(
+            f"template {template!r}: {error} (write a literal brace as {{{{ or }}}})"
+        ) from None
+    for name, spec, conversion in fields:
+        if name not in _FIELDS or spec or conversion:
+            raise ValueError(
+                f"template {template!r}: unknown field {{{name}}} (use {{instruction}}, {{input}})"
+            )
+    if "instruction" not in [name for name, _, _ in fields]:
+        raise ValueError(f"template {template!r}: needs {{instruction}} (or 'alpaca' or 'chat')")
+    return template
 
 
 def user_message(prompt: Prompt) -> str:
@@ -73,7 +112,8 @@ def format_prompt(
             add_generation_prompt=True,
         )
         return text
-    raise ValueError(f"template must be 'alpaca', 'chat' or a callable, got {template!r}")
+    check_template(template)
+    return template.format(instruction=prompt.instruction, input=prompt.input)
 
 
 def _autocast(model: Any, dtype: torch.dtype | None) -> contextlib.AbstractContextManager[Any]:

@@ -10,9 +10,11 @@ if TYPE_CHECKING:
 
     from optuna_pandalm.arena import Arena
 
-from optuna_pandalm.attributes import BASELINE_ATTR
+from optuna_pandalm.attributes import BASELINE_ATTR, ERROR_ATTR
 
-__all__ = ["open_judged_study", "trials_to_run"]
+__all__ = ["INTERRUPTED", "open_judged_study", "optimize", "trials_to_run"]
+
+INTERRUPTED = "interrupted (Ctrl-C) before it finished"
 
 
 def open_judged_study(
@@ -48,3 +50,31 @@ def trials_to_run(study: optuna.Study, n_trials: int) -> int:
     failed); a trial left RUNNING by a dead worker does not count (``check`` lists it)."""
     finished = sum(t.state.is_finished() for t in study.get_trials(deepcopy=False))
     return max(0, n_trials - finished)
+
+
+def optimize(
+    study: optuna.Study,
+    objective: Any,
+    *,
+    n_trials: int,
+    timeout: float | None = None,
+) -> None:
+    """``study.optimize`` that leaves no trial of this process RUNNING on Ctrl-C.
+
+    Optuna marks a trial FAIL when Ctrl-C stops its objective (the objective of
+    :func:`~optuna_pandalm.tuning.make_objective` then records why in ``pandalm_error``),
+    but not when it comes while the trial is being sampled: that trial is marked FAIL here,
+    with the same reason. ``KeyboardInterrupt`` then propagates.
+    """
+    import optuna
+
+    try:
+        study.optimize(objective, n_trials=n_trials, timeout=timeout)
+    except KeyboardInterrupt:
+        number = getattr(study.sampler, "last_trial", None)
+        trial = next((t for t in study.get_trials(deepcopy=False) if t.number == number), None)
+        if trial is not None and trial.state == optuna.trial.TrialState.RUNNING:
+            # No public setter for another trial's attributes: the storage's own call.
+            study._storage.set_trial_user_attr(trial._trial_id, ERROR_ATTR, INTERRUPTED)
+            study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
+        raise

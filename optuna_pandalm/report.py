@@ -10,6 +10,7 @@ reference. Every text that came from a model or a judge is HTML-escaped.
 from __future__ import annotations
 
 import html
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,24 +22,47 @@ __all__ = ["render_report", "write_report"]
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 1200px; color: #222; }
 table { border-collapse: collapse; margin: 1rem 0; }
-th, td { border: 1px solid #ccc; padding: 0.3rem 0.6rem; text-align: right; vertical-align: top; }
-th { background: #f3f3f3; } td.text { text-align: left; white-space: pre-wrap; max-width: 28rem; }
+th, td { border: 1px solid #ccc; padding: 0.3rem 0.6rem; vertical-align: top; }
+th { background: #f3f3f3; }
+.num { text-align: right; } .text { text-align: left; }
+td.text { white-space: pre-wrap; max-width: 28rem; }
+tr.baseline td:first-child { color: #d62728; font-weight: 600; }
+.label { font-weight: 600; color: #555; }
+.note { color: #555; max-width: 60rem; }
 .figure { margin: 1.5rem 0; }
 """
-_OUTCOME = {0: "tie", 1: "first shown won", 2: "second shown won"}
 
 
 def _cell(value: Any) -> str:
+    """A value as HTML text: floats with 3 significant digits, None empty, text escaped."""
     if isinstance(value, float):
-        return f"{value:.3f}"
+        return f"{value:.3g}" if value and abs(value) < 1e-2 else f"{value:.3f}"
     return html.escape("" if value is None else str(value))
+
+
+def _table(
+    headers: Sequence[tuple[str, str]], rows: Sequence[tuple[str, Sequence[str]]], **attrs: str
+) -> str:
+    """A table whose header cells take their column's alignment (``num`` or ``text``);
+    ``rows`` are ``(row class, cells of ready HTML)``."""
+    head = "".join(f"<th class='{kind}'>{html.escape(title)}</th>" for title, kind in headers)
+    body = []
+    for row in rows:
+        row_class, cells = row
+        tds = "".join(
+            f"<td class='{kind}'>{cell}</td>"
+            for (_, kind), cell in zip(headers, cells, strict=True)
+        )
+        body.append(f"<tr class='{row_class}'>{tds}</tr>")
+    extra = "".join(f" {key}='{html.escape(value)}'" for key, value in attrs.items())
+    return f"<table{extra}><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
 def _figures(arena: Arena, study: Any) -> str:
     from optuna_pandalm import visualization as v
 
     figures = [
-        ("leaderboard-figure", v.plot_leaderboard(arena)),
+        ("leaderboard-figure", v.plot_leaderboard(arena, study=study)),
         ("win-matrix-figure", v.plot_win_matrix(arena)),
         ("comparison-graph-figure", v.plot_comparison_graph(arena)),
         ("learning-curves-figure", v.plot_learning_curves(arena, study)),
@@ -51,8 +75,18 @@ def _figures(arena: Arena, study: Any) -> str:
     return "".join(parts)
 
 
+def _verdict(game: dict[str, Any], first: str, second: str) -> str:
+    """The verdict in words, with who won by name."""
+    outcome = game["outcome"]
+    if outcome == 0:
+        return "tie"
+    return f"{first if outcome == 1 else second} won"
+
+
 def _examples(arena: Arena, rows: list[Any], n_trials: int = 3) -> str:
     players = {p.id: p for p in arena.standings().players}
+    headers = [("prompt", "text"), ("shown first", "text"), ("shown second", "text")]
+    headers.append(("judge", "text"))
     sections = []
     for row in [r for r in rows if r.trial is not None][:n_trials]:
         player = players[row.player_id]
@@ -61,29 +95,56 @@ def _examples(arena: Arena, rows: list[Any], n_trials: int = 3) -> str:
             prompt = arena.prompts[game["prompt_position"]]
             first = players[game["first_player_id"]].label
             second = players[game["second_player_id"]].label
-            cells = [
-                f"{_cell(prompt.instruction)}\n{_cell(prompt.input)}",
-                f"<b>{_cell(first)}</b>\n{_cell(game['first_text'][:1500])}",
-                f"<b>{_cell(second)}</b>\n{_cell(game['second_text'][:1500])}",
-                f"{_cell(_OUTCOME[game['outcome']])}\n{_cell(game['reason'][:800])}"
-                f"\n{_cell(game['reference'][:400])}",
-            ]
-            items.append("<tr>" + "".join(f"<td class='text'>{c}</td>" for c in cells) + "</tr>")
+            label = "<span class='label'>{}:</span> ".format
+            items.append(
+                (
+                    "",
+                    [
+                        f"{label('instruction')}{_cell(prompt.instruction)}"
+                        + (f"\n{label('input')}{_cell(prompt.input)}" if prompt.input else ""),
+                        f"<b>{_cell(first)}</b>\n{_cell(game['first_text'][:1500])}",
+                        f"<b>{_cell(second)}</b>\n{_cell(game['second_text'][:1500])}",
+                        f"{label('verdict')}{_cell(_verdict(game, first, second))}"
+                        f"\n{label('reason')}{_cell(game['reason'][:800]) or '(none)'}"
+                        f"\n{label('reference')}{_cell(game['reference'][:400]) or '(none)'}",
+                    ],
+                )
+            )
         sections.append(
-            f"<h3>{_cell(player.label)}: score {row.score:+.3f}</h3><table>"
-            "<tr><th>prompt</th><th>shown first</th><th>shown second</th><th>verdict, reason, "
-            f"reference</th></tr>{''.join(items)}</table>"
+            f"<h3>{_cell(player.label)}: score {row.score:+.3f}</h3>"
+            + _table(headers, items, **{"class": "examples"})
         )
     return "".join(sections)
 
 
-def _params(by_number: dict[int, Any], trial: int | None) -> Any:
-    return by_number[trial].params if trial in by_number else ""
+def _hyperparameters(trials: Sequence[Any]) -> list[str]:
+    """The names of every hyperparameter sampled in the study, in a stable order."""
+    return sorted({name for t in trials for name in t.params})
+
+
+def _anchor(standings: Any, baseline_trials: set[int]) -> str:
+    """Who the anchor is and what a score means, in one sentence."""
+    anchor = standings.anchor
+    if anchor is None:
+        return "none yet (no player)"
+    if anchor.name is not None:
+        why = "the fixed baseline player"
+    elif anchor.trial in baseline_trials:
+        why = f"the first judged checkpoint of the baseline trial {anchor.trial}"
+    else:
+        why = "the first checkpoint judged (the study has no baseline)"
+    return (
+        f"{anchor.label}, {why}. Every score is the log-odds of beating it on a prompt "
+        "(score 0 by definition: its interval is empty); +1 means winning 73% of prompts "
+        "against it, -1 winning 27%."
+    )
 
 
 def render_report(arena: Arena, study: Any) -> str:
     """The report as an HTML string."""
     import optuna
+
+    from optuna_pandalm.attributes import BASELINE_ATTR
 
     standings = arena.standings()
     rows = standings.leaderboard()
@@ -91,72 +152,95 @@ def render_report(arena: Arena, study: Any) -> str:
     fit = standings.result
     counts = arena.verdict_counts()
     best = next((r for r in rows if r.trial is not None), None)
-    baseline = next((r for r in rows if r.name is not None), None)
     by_number = {t.number: t for t in trials}
+    baseline_trials = {t.number for t in trials if t.user_attrs.get(BASELINE_ATTR)}
+    names = _hyperparameters(trials)
+    anchor = standings.anchor
+    best_params = by_number[best.trial].params if best and best.trial in by_number else {}
     summary = [
-        ("study", study.study_name),
-        ("best checkpoint", f"trial {best.trial} step {best.step}" if best else "none yet"),
+        ("study", _cell(study.study_name)),
+        ("anchor", _cell(_anchor(standings, baseline_trials))),
+        ("best checkpoint", _cell(f"trial {best.trial} step {best.step}" if best else "none")),
         (
             "its hyperparameters",
-            by_number[best.trial].params if best and best.trial in by_number else "",
+            _table(
+                [(name, "num") for name in best_params],
+                [("", [_cell(value) for value in best_params.values()])],
+            )
+            if best_params
+            else "",
         ),
         (
-            "its score against " + (f"baseline {baseline.name}" if baseline else "the anchor"),
-            f"{best.score:+.3f} [{best.ci_low:+.2f}, {best.ci_high:+.2f}]" if best else "",
+            f"its score against the anchor ({anchor.label})" if anchor else "its score",
+            _cell(f"{best.score:+.3f} [{best.ci_low:+.2f}, {best.ci_high:+.2f}]" if best else ""),
         ),
-        ("trials", len(trials)),
-        ("pruned", sum(t.state == optuna.trial.TrialState.PRUNED for t in trials)),
-        ("checkpoints and baselines", len(rows)),
-        ("judge", arena.judge.name),
-        ("games", counts["games"]),
-        ("verdicts behind games (distinct judge calls)", counts["verdicts_in_games"]),
-        ("invalid verdicts", counts["invalid_verdicts"]),
-        ("position effect (log-odds for the first shown)", fit.position_effect),
-        ("tie strength (Davidson nu)", fit.tie_strength),
+        ("trials", _cell(len(trials))),
+        ("pruned", _cell(sum(t.state == optuna.trial.TrialState.PRUNED for t in trials))),
+        ("checkpoints and baselines", _cell(len(rows))),
+        ("judge", _cell(arena.judge.name)),
+        ("games", _cell(counts["games"])),
+        ("verdicts behind games (distinct judge calls)", _cell(counts["verdicts_in_games"])),
+        ("invalid verdicts", _cell(counts["invalid_verdicts"])),
+        ("position effect (log-odds for the first shown)", _cell(fit.position_effect)),
+        ("tie strength (Davidson nu)", _cell(fit.tie_strength)),
     ]
     length = standings.length_effect()
     if length is not None:
         summary.append(
             (
                 "length effect (log-odds per unit of (a - b) / (a + b), 95% interval)",
-                f"{length.estimate:+.3f} [{length.low:+.3f}, {length.high:+.3f}]",
+                _cell(f"{length.estimate:+.3f} [{length.low:+.3f}, {length.high:+.3f}]"),
             )
         )
     for name, gamma in standings.reliability().items() if len(standings.annotators) > 1 else ():
         summary.append(
-            (f"reliability of {name}", f"{gamma.estimate:.2f} [{gamma.low:.2f}, {gamma.high:.2f}]")
-        )
-    table = "".join(
-        "<tr>"
-        + "".join(
-            f"<td>{_cell(v)}</td>"
-            for v in (
-                r.name or r.trial,
-                r.step,
-                r.score,
-                f"[{r.ci_low:.2f}, {r.ci_high:.2f}]",
-                r.p_best,
-                f"{r.wins}-{r.ties}-{r.losses}",
+            (
+                f"reliability of {name}",
+                _cell(f"{gamma.estimate:.2f} [{gamma.low:.2f}, {gamma.high:.2f}]"),
             )
         )
-        + f"<td class='text'>{_cell(_params(by_number, r.trial))}</td></tr>"
-        for r in rows[:30]
-    )
+    headers = [
+        ("player", "text"),
+        ("score", "num"),
+        ("95% interval", "num"),
+        ("P(best)", "num"),
+        ("W-T-L", "num"),
+        *[(name, "num") for name in names],
+    ]
+    table_rows = []
+    for r in rows[:30]:
+        is_anchor = anchor is not None and r.player_id == anchor.id
+        params = by_number[r.trial].params if r.trial in by_number else {}
+        baseline = r.name is not None or r.trial in baseline_trials
+        label = r.label + (" (baseline)" if baseline and r.name is None else "")
+        table_rows.append(
+            (
+                "baseline" if baseline else "",
+                [
+                    _cell(label),
+                    _cell(r.score),
+                    "anchor" if is_anchor else _cell(f"[{r.ci_low:+.2f}, {r.ci_high:+.2f}]"),
+                    _cell(r.p_best),
+                    _cell(f"{r.wins}-{r.ties}-{r.losses}"),
+                    *[_cell(params.get(name)) for name in names],
+                ],
+            )
+        )
     title = html.escape(study.study_name)
     return (
         "<!DOCTYPE html><html><head><meta charset='utf-8'>"
         f"<title>optuna-pandalm: {title}</title><style>{_STYLE}</style></head><body>"
-        f"<h1>Judge-driven study {title}</h1><table>"
+        f"<h1>Judge-driven study {title}</h1><table class='summary'>"
         + "".join(
-            f"<tr><th>{html.escape(k)}</th><td class='text'>{_cell(v)}</td></tr>"
+            f"<tr><th class='text'>{html.escape(k)}</th><td class='text'>{v}</td></tr>"
             for k, v in summary
         )
         + "</table><h2>Figures</h2>"
         + _figures(arena, study)
-        + "<h2>Leaderboard</h2><table><tr><th>trial</th><th>step</th><th>score</th>"
-        "<th>95% interval</th><th>P(best)</th><th>W-T-L</th><th>hyperparameters</th></tr>"
-        + table
-        + "</table><h2>What the judge saw</h2>"
+        + "<h2>Leaderboard</h2><p class='note'>Baselines in red. Scores are log-odds against "
+        "the anchor; P(best) is the chance of being the best player given the games.</p>"
+        + _table(headers, table_rows, id="leaderboard")
+        + "<h2>What the judge saw</h2>"
         + _examples(arena, rows)
         + "</body></html>"
     )

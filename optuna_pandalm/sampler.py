@@ -236,6 +236,9 @@ class BradleyTerrySampler(BaseSampler):
         # study object: a pruner may filter the study (Hyperband's brackets) into a new
         # object for every hook.
         self._view: tuple[tuple[object, int, int], _ScoredStudy] | None = None
+        # The trial this process began last: Ctrl-C while it is being sampled (after Optuna
+        # created it, before the objective runs) would leave it RUNNING; see optimize().
+        self.last_trial: int | None = None
 
     def __repr__(self) -> str:
         return f"BradleyTerrySampler({self.base_sampler!r})"
@@ -303,6 +306,7 @@ class BradleyTerrySampler(BaseSampler):
         )
 
     def before_trial(self, study: Study, trial: FrozenTrial) -> None:
+        self.last_trial = trial.number
         self.base_sampler.before_trial(self._proxy(study, trial), trial)
 
     def after_trial(

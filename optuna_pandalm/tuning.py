@@ -18,6 +18,8 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from optuna_pandalm.attributes import ERROR_ATTR
+from optuna_pandalm.judged_study import INTERRUPTED
 from optuna_pandalm.sft import TRL_MISSING
 
 if TYPE_CHECKING:
@@ -34,6 +36,7 @@ __all__ = [
     "load_train_data",
     "make_collator",
     "make_objective",
+    "sqlite_relative_to",
 ]
 
 _logger = logging.getLogger(__name__)
@@ -209,9 +212,13 @@ class TuneConfig:
                 raise ConfigError(f"config: {key!r} is required (a non-empty string)")
         values = dict(data)
         if base is not None:
-            for key in ("base_model", "train_data", "eval_prompts", "tokenizer"):
-                if isinstance(values.get(key), str) and not Path(values[key]).is_absolute():
-                    values[key] = str((base / values[key]).resolve())
+            for key in ("base_model", "train_data", "eval_prompts", "tokenizer", "output_dir"):
+                value = values.get(key, getattr(cls, key, None))
+                if isinstance(value, str) and not Path(value).is_absolute():
+                    values[key] = str((base / value).resolve())
+            storage = values.get("storage", cls.storage)
+            if isinstance(storage, str):
+                values["storage"] = sqlite_relative_to(storage, base)
         values["search_space"] = SearchSpace.from_mapping(values.get("search_space") or {})
         for key, low in (
             ("n_trials", 1),
@@ -224,8 +231,18 @@ class TuneConfig:
                 not isinstance(value, int) or isinstance(value, bool) or value < low
             ):
                 raise ConfigError(f"config.{key}: expected an integer >= {low}, got {value!r}")
-        if values.get("template", "alpaca") not in ("alpaca", "chat"):
-            raise ConfigError(f"config.template: 'alpaca' or 'chat', got {values['template']!r}")
+        if "template" in values:
+            from optuna_pandalm.generation import check_template
+
+            try:
+                check_template(values["template"])
+            except ValueError as error:
+                raise ConfigError(
+                    f"config.template: 'alpaca', 'chat' or a format string; {error}"
+                ) from None
+        for key in ("storage", "output_dir", "study_name"):
+            if key in values and (not isinstance(values[key], str) or not values[key]):
+                raise ConfigError(f"config.{key}: expected a non-empty string")
         if values.get("trainer", "trainer") not in TRAINERS:
             raise ConfigError(f"config.trainer: 'trainer' or 'sft', got {values['trainer']!r}")
         if values.get("trainer") == "sft" and importlib.util.find_spec("trl") is None:
@@ -273,6 +290,34 @@ class TuneConfig:
                 raise ConfigError(f"config.{key}: file {getattr(self, key)!r} does not exist")
         if self.tokenizer is not None and not Path(self.tokenizer).exists():
             raise ConfigError(f"config.tokenizer: {self.tokenizer!r} does not exist")
+
+
+def sqlite_relative_to(url: str, base: Path) -> str:
+    """``url`` with a relative SQLite file made relative to ``base`` (a config file's
+    folder); other URLs unchanged.
+
+    Example:
+        >>> sqlite_relative_to("sqlite:///hpo.db", Path("/runs"))
+        'sqlite:////runs/hpo.db'
+        >>> sqlite_relative_to("postgresql://u@h/db", Path("/runs"))
+        'postgresql://u@h/db'
+    """
+    import sqlalchemy as sa
+
+    try:
+        parsed = sa.make_url(url)
+    except sa.exc.ArgumentError:
+        return url  # the storage check names the malformed URL
+    database = parsed.database or ""
+    if (
+        parsed.get_backend_name() != "sqlite"
+        or database in ("", ":memory:")
+        or database.startswith("file:")
+        or Path(database).is_absolute()
+    ):
+        return url
+    resolved = parsed.set(database=str((base / database).resolve()))
+    return resolved.render_as_string(hide_password=False)
 
 
 def load_train_data(path: str | Path) -> list[dict[str, str]]:
@@ -354,13 +399,22 @@ def make_objective(
     """An Optuna objective that fine-tunes ``config.base_model`` and returns the judge score.
 
     ``on_trial_end(trial, model, tokenizer)`` runs after training (for example to measure a
-    held-out metric) before ``arena.finalize``.
+    held-out metric) before ``arena.finalize``. Ctrl-C during a trial records why in its
+    ``pandalm_error`` user attribute (Optuna marks it FAIL) and propagates.
     """
     records = (
         list(train_records) if train_records is not None else load_train_data(config.train_data)
     )
 
     def objective(trial: Any) -> float:
+        try:
+            return train_and_judge(trial)
+        except KeyboardInterrupt:
+            # Optuna marks the trial FAIL; say why where users look (its user attributes).
+            trial.set_user_attr(ERROR_ATTR, INTERRUPTED)
+            raise
+
+    def train_and_judge(trial: Any) -> float:
         import torch
         import transformers
 

@@ -27,18 +27,36 @@ __all__ = [
 ]
 
 
-def plot_leaderboard(arena: Arena, *, top: int = 20) -> go.Figure:
+BASELINE_COLOUR = "#d62728"
+PLAYER_COLOUR = "#1f77b4"
+
+
+def _baseline_trials(study: Any) -> set[int]:
+    """Numbers of the study's baseline trials (enqueued with the ``baseline`` attribute)."""
+    from optuna_pandalm.attributes import BASELINE_ATTR
+
+    if study is None:
+        return set()
+    return {t.number for t in study.get_trials(deepcopy=False) if t.user_attrs.get(BASELINE_ATTR)}
+
+
+def plot_leaderboard(arena: Arena, *, top: int = 20, study: Any = None) -> go.Figure:
     """Score with its 95% interval per player, best on top; P(best) and games in the hover;
-    baselines in red."""
+    baselines in red: fixed baseline players and, given the study, its baseline trials."""
     import plotly.graph_objects as go
 
     rows = arena.leaderboard(top=top)
+    baselines = _baseline_trials(study)
+    colours = [
+        BASELINE_COLOUR if r.name is not None or r.trial in baselines else PLAYER_COLOUR
+        for r in rows
+    ]
     figure = go.Figure(
         go.Scatter(
             x=[r.score for r in rows],
             y=[r.label for r in rows],
             mode="markers",
-            marker={"color": ["#d62728" if r.name else "#1f77b4" for r in rows], "size": 9},
+            marker={"color": colours, "size": 9},
             error_x={
                 "type": "data",
                 "symmetric": False,
@@ -145,6 +163,17 @@ def plot_comparison_graph(arena: Arena, *, top: int = 10, alpha: float = 0.05) -
                     standoff=10,  # stop before the loser's marker so the head shows
                     startstandoff=8,
                 )
+    if n and not figure.layout.annotations:
+        figure.add_annotation(
+            x=0.5,
+            y=1.0,
+            xref="paper",
+            yref="paper",
+            yanchor="bottom",
+            showarrow=False,
+            text=f"No significant wins yet at alpha={alpha}: no pair's games are clear enough.",
+            font={"size": 14, "color": "#555"},
+        )
     figure.add_trace(
         go.Scatter(
             x=x,
@@ -231,11 +260,22 @@ def plot_score_slices(arena: Arena, study: Any) -> go.Figure:
             row=1,
             col=column,
         )
-        values = [t.params[name] for t in chosen]
-        numeric = values and all(isinstance(v, (int, float)) for v in values) and min(values) > 0
-        if numeric and max(values) / min(values) > 20:
-            figure.update_xaxes(type="log", row=1, col=column)
+        figure.update_xaxes(**_slice_axis(chosen, name), row=1, col=column)
     figure.update_layout(
         title="Score of each trial's best checkpoint by hyperparameter", yaxis_title="score"
     )
     return figure
+
+
+def _slice_axis(trials: list[Any], name: str) -> dict[str, Any]:
+    """Axis settings that keep a narrow slice readable: a log axis with one tick per decade
+    (``1e-4``) for a log-sampled or wide positive range, few ticks otherwise."""
+    values = [t.params[name] for t in trials]
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+        return {"tickangle": -30}
+    log = any(getattr(t.distributions.get(name), "log", False) for t in trials) or (
+        min(values) > 0 and max(values) / min(values) > 20
+    )
+    if log and min(values) > 0:
+        return {"type": "log", "dtick": 1, "tickformat": ".0e"}
+    return {"nticks": 4}

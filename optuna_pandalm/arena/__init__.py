@@ -17,7 +17,7 @@ every score is a pure function of the stored games, so all workers on one study 
 
 from __future__ import annotations
 
-from optuna_pandalm.arena._arena import Arena
+from optuna_pandalm.arena._arena import Arena, refuse_another_prompt_set
 from optuna_pandalm.arena._match_play import JudgeFailedError, MatchOutcome, MatchPlay
 from optuna_pandalm.arena._players import Player
 from optuna_pandalm.arena._result import EvaluationResult
@@ -42,5 +42,6 @@ __all__ = [
     "Player",
     "Standings",
     "length_feature",
+    "refuse_another_prompt_set",
     "sign_test",
 ]

@@ -22,7 +22,7 @@ from optuna_pandalm.judges.base import JudgeRequest, PairwiseJudge, Verdict
 from optuna_pandalm.prompts import Prompt, load_prompts, prompt_set_hash
 from optuna_pandalm.store import PromptSetMismatchError, Store, text_hash
 
-__all__ = ["Arena"]
+__all__ = ["Arena", "refuse_another_prompt_set"]
 
 _logger = logging.getLogger(__name__)
 
@@ -197,24 +197,7 @@ class Arena:
         )
 
     def _refuse_another_prompt_set(self, position: str) -> None:
-        """Refuse, before anything is written, a study bound to other prompts or order."""
-        settings = self.store.arena_settings(self.study_name)
-        if settings is None:
-            return
-        stored = self.store.prompt_set_hash(settings["prompt_set_id"])
-        given = prompt_set_hash(self.prompts)
-        if stored != given:
-            raise PromptSetMismatchError(
-                f"study {self.study_name!r} in {self.store.masked_url!r} already uses prompt "
-                f"set {stored[:12]}, not {given[:12]} ({len(self.prompts)} prompts); "
-                "use the same prompts or another study name"
-            )
-        if settings["position"] != position:
-            raise PromptSetMismatchError(
-                f"study {self.study_name!r} in {self.store.masked_url!r} uses "
-                f"position={settings['position']!r}, not {position!r}; every worker must "
-                "show responses the same way"
-            )
+        refuse_another_prompt_set(self.store, self.study_name, self.prompts, position=position)
 
     # --- counters and settings kept on the facade for users ----------------------------------
     @property
@@ -516,6 +499,33 @@ class Arena:
         ids = self.store.opponents(self.arena_id, player.id, kind="incumbent")
         by_id = {r.id: as_player(r) for r in self.store.players(self.arena_id, ids=ids)}
         return [by_id[i] for i in ids]
+
+
+def refuse_another_prompt_set(
+    store: Store, study_name: str, prompts: Sequence[Prompt], *, position: str = "random"
+) -> None:
+    """Refuse, before anything is written, a study bound to other prompts or order.
+
+    Raises:
+        PromptSetMismatchError: naming the study, the storage and both prompt set hashes.
+    """
+    settings = store.arena_settings(study_name)
+    if settings is None:
+        return
+    stored = store.prompt_set_hash(settings["prompt_set_id"])
+    given = prompt_set_hash(prompts)
+    if stored != given:
+        raise PromptSetMismatchError(
+            f"study {study_name!r} in {store.masked_url!r} already uses prompt "
+            f"set {stored[:12]}, not {given[:12]} ({len(prompts)} prompts); "
+            "use the same prompts or another study name"
+        )
+    if settings["position"] != position:
+        raise PromptSetMismatchError(
+            f"study {study_name!r} in {store.masked_url!r} uses "
+            f"position={settings['position']!r}, not {position!r}; every worker must "
+            "show responses the same way"
+        )
 
 
 class _ReadOnlyJudge(PairwiseJudge):

@@ -159,7 +159,7 @@ def run_demo(
     from optuna_pandalm.arena import Arena
     from optuna_pandalm.attributes import BASELINE_ATTR
     from optuna_pandalm.generation import generate_responses
-    from optuna_pandalm.judged_study import open_judged_study, trials_to_run
+    from optuna_pandalm.judged_study import open_judged_study, optimize, trials_to_run
     from optuna_pandalm.judges import ReferenceJudge
     from optuna_pandalm.report import write_report
     from optuna_pandalm.tuning import TuneConfig, make_objective
@@ -225,7 +225,7 @@ def run_demo(
     objective = make_objective(config, arena, train_records=data.train, on_trial_end=measure)
     remaining = trials_to_run(study, n_trials)
     say(f"running {remaining} trials")
-    study.optimize(objective, n_trials=remaining)
+    optimize(study, objective, n_trials=remaining)
 
     rows = arena.standings().leaderboard()
     best_row = next((r for r in rows if r.trial is not None), None)

@@ -2,23 +2,32 @@
 
 ``KIND:TARGET[?option=value&...]``:
 
-* ``reference:rouge_l`` (or ``token_f1``, ``exact``), options ``tie_margin``, ``max_tokens``
+* ``reference:rouge_l`` (or ``token_f1``, ``exact``, ``char_ratio``), options ``tie_margin``,
+  ``max_tokens``
 * ``pandalm:/path/to/model``, options ``mode``, ``batch_size``, ``dtype``, ``device``,
   ``device_map``, ``max_new_tokens``, ``num_beams``, ``tie_threshold``, ``trust_remote_code``
 * ``reward:/path/to/model``, options ``batch_size``, ``dtype``, ``device``, ``tie_margin``,
   ``template``, ``trust_remote_code``
 * ``remote:http://host:8000/v1?model=NAME``, options ``mode``, ``max_concurrency``,
   ``timeout``, ``max_retries``, ``api_key_env``, ``tie_threshold``, ``top_logprobs``, ``tokenizer``
+
+:func:`check_spec` validates a spec without loading any model (``tune --dry-run``).
 """
 
 from __future__ import annotations
 
+import difflib
+import inspect
+import json
 import urllib.parse
+from pathlib import Path
 from typing import Any
 
 from optuna_pandalm.judges.base import PairwiseJudge
 
-__all__ = ["judge_from_spec"]
+__all__ = ["check_spec", "judge_from_spec"]
+
+_KINDS = ("reference", "pandalm", "reward", "remote")
 
 _INTEGER = {
     "batch_size",
@@ -54,6 +63,39 @@ def _options(query: str, spec: str) -> dict[str, Any]:
     return options
 
 
+def _parse(spec: str) -> tuple[str, str, dict[str, Any]]:
+    """``(kind, target, options)`` of a spec; an unknown kind is refused with the closest."""
+    kind, separator, rest = spec.partition(":")
+    if not separator or not rest:
+        raise ValueError(f"judge spec {spec!r}: expected KIND:TARGET, e.g. reference:rouge_l")
+    if kind not in _KINDS:
+        close = difflib.get_close_matches(kind, _KINDS, n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise ValueError(
+            f"judge spec {spec!r}: unknown kind {kind!r} ({hint}kinds: {', '.join(_KINDS)})"
+        )
+    target, _, query = rest.partition("?")
+    return kind, target, _options(query, spec)
+
+
+def _judge_class(kind: str) -> type[PairwiseJudge]:
+    if kind == "reference":
+        from optuna_pandalm.judges.reference import ReferenceJudge
+
+        return ReferenceJudge
+    if kind == "pandalm":
+        from optuna_pandalm.judges.pandalm import PandaLMJudge
+
+        return PandaLMJudge
+    if kind == "reward":
+        from optuna_pandalm.judges.reward import RewardModelJudge
+
+        return RewardModelJudge
+    from optuna_pandalm.judges.remote import RemoteJudge
+
+    return RemoteJudge
+
+
 def judge_from_spec(spec: str) -> PairwiseJudge:
     """Build the judge a spec names.
 
@@ -61,33 +103,57 @@ def judge_from_spec(spec: str) -> PairwiseJudge:
         >>> judge_from_spec("reference:token_f1?tie_margin=0.05").name
         'reference:token_f1:tie_margin=0.05:max_tokens=2048'
     """
-    kind, separator, rest = spec.partition(":")
-    if not separator or not rest:
-        raise ValueError(f"judge spec {spec!r}: expected KIND:TARGET, e.g. reference:rouge_l")
-    target, _, query = rest.partition("?")
-    options = _options(query, spec)
+    kind, target, options = _parse(spec)
+    judge_class = _judge_class(kind)
     try:
-        if kind == "reference":
-            from optuna_pandalm.judges.reference import ReferenceJudge
-
-            return ReferenceJudge(target, **options)
-        if kind == "pandalm":
-            from optuna_pandalm.judges.pandalm import PandaLMJudge
-
-            return PandaLMJudge(target, **options)
-        if kind == "reward":
-            from optuna_pandalm.judges.reward import RewardModelJudge
-
-            return RewardModelJudge(target, **options)
         if kind == "remote":
-            from optuna_pandalm.judges.remote import RemoteJudge
-
             model = options.pop("model", None)
             if not model:
                 raise ValueError(f"judge spec {spec!r}: remote judges need ?model=NAME")
-            return RemoteJudge(target, model, **options)
+            return judge_class(target, model, **options)  # type: ignore[call-arg]
+        return judge_class(target, **options)  # type: ignore[call-arg]
     except TypeError as error:
         raise ValueError(f"judge spec {spec!r}: {error}") from None
-    raise ValueError(
-        f"judge spec {spec!r}: unknown kind {kind!r} (reference, pandalm, reward, remote)"
-    )
+
+
+def check_spec(spec: str) -> str:
+    """Check a spec as far as can be done without loading a model or calling a server: the
+    kind, the option names and types, a reference judge's metric, a model folder with a
+    readable ``config.json``, a remote judge's model name and URL. Returns the spec.
+
+    Raises:
+        ValueError: naming the spec and what is wrong.
+
+    Example:
+        >>> check_spec("refrence:char_ratio")
+        Traceback (most recent call last):
+        ...
+        ValueError: judge spec 'refrence:char_ratio': unknown kind 'refrence' (did you mean \
+'reference'? kinds: reference, pandalm, reward, remote)
+    """
+    kind, target, options = _parse(spec)
+    if kind == "reference":
+        judge_from_spec(spec)  # instant: no model
+        return spec
+    judge_class = _judge_class(kind)
+    accepted = set(inspect.signature(judge_class.__init__).parameters) - {"self", "model"}
+    for key in options:
+        if key not in accepted | ({"model"} if kind == "remote" else set()):
+            raise ValueError(f"judge spec {spec!r}: unknown option {key!r}")
+    if kind == "remote":
+        parts = urllib.parse.urlsplit(target)
+        if parts.scheme not in ("http", "https") or not parts.netloc or not options.get("model"):
+            raise ValueError(
+                f"judge spec {spec!r}: expected remote:http(s)://host:port/v1?model=NAME"
+            )
+        return spec
+    config = Path(target).expanduser() / "config.json"
+    try:
+        json.loads(config.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        why = error.strerror if isinstance(error, OSError) else f"not valid JSON: {error}"
+        raise ValueError(
+            f"judge spec {spec!r}: cannot read the judge model's {str(config)!r} ({why}); "
+            "models load from local folders only"
+        ) from None
+    return spec

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import sqlalchemy as sa
 
 from optuna_pandalm.store._arena_tables import ArenaTables
 from optuna_pandalm.store._audit import Audit
-from optuna_pandalm.store._engine import create_engine, driver_url, mask_url
+from optuna_pandalm.store._engine import create_engine, driver_url, mask_url, sqlite_path
 from optuna_pandalm.store._errors import StoreError
 from optuna_pandalm.store._optuna_heartbeats import OptunaHeartbeats
 from optuna_pandalm.store._outage import database_operation, ride_out
@@ -104,6 +105,58 @@ class Store(VerdictCache, ArenaTables, Audit, OptunaHeartbeats):
         )
         if prepare_optuna:
             self.prepare_optuna_schema()
+
+    @classmethod
+    def probe(cls, url: str) -> Store | None:
+        """Check that ``url`` can be used, creating nothing: the store opened read-only when
+        the database holds optuna-pandalm tables, ``None`` when it is reachable but new (a
+        SQLite file not yet made in an existing folder, or a database without our tables).
+
+        Raises:
+            StoreError: a malformed or unsupported URL, a SQLite file whose folder does not
+                exist, an unreachable server, or a database of a newer optuna-pandalm.
+
+        Example:
+            >>> Store.probe("sqlite:////no/such/dir/x.db")
+            Traceback (most recent call last):
+            ...
+            optuna_pandalm.store._errors.StoreError: no folder '/no/such/dir' for the SQLite \
+file of 'sqlite:////no/such/dir/x.db'
+            >>> Store.probe("sqlite://") is None  # reachable, and new
+            True
+        """
+        masked = mask_url(url)
+        engine = create_engine(url)  # not connected yet: this creates nothing
+        path = sqlite_path(engine.url)
+        if path is not None and not os.path.isfile(path):
+            folder = os.path.dirname(os.path.abspath(path))
+            if not os.path.isdir(folder):
+                raise StoreError(f"no folder {folder!r} for the SQLite file of {masked!r}")
+            if not os.access(folder, os.W_OK):
+                raise StoreError(f"cannot write to {folder!r} (the SQLite file of {masked!r})")
+            return None
+        if path is None and engine.url.get_backend_name() == "sqlite":
+            return None  # a memory database is always new
+
+        def version() -> int | None:
+            with engine.connect() as connection:
+                return read_schema_version(connection)
+
+        try:
+            found = ride_out(
+                "open",
+                version,
+                masked_url=masked,
+                outage_timeout=0.0,
+                failure=f"cannot open storage {masked!r}",
+            )
+        finally:
+            engine.dispose()
+        if found is None:
+            return None
+        if found > SCHEMA_VERSION:
+            raise newer_schema_error(found, masked)
+        return cls(url, read_only=True)
 
     def __repr__(self) -> str:
         mode = ", read_only=True" if self.read_only else ""
