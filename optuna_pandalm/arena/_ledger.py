@@ -81,13 +81,20 @@ def merge_counts(known: GameCounts, delta: GameCounts) -> GameCounts:
         [np.column_stack(columns).reshape(-1, len(columns)), np.column_stack(extra)]
     )
     unique, inverse = np.unique(keys, axis=0, return_inverse=True)
-    count = np.bincount(
-        inverse.reshape(-1), np.concatenate([known.count, delta.count]), minlength=len(unique)
-    )
+
+    def summed(a: np.ndarray | None, b: np.ndarray | None) -> np.ndarray:
+        values = np.concatenate([_or_zeros(a, known), _or_zeros(b, delta)])
+        return np.bincount(inverse.reshape(-1), values, minlength=len(unique)).astype(np.float64)
+
     return GameCounts(
         first=unique[:, 0],
         second=unique[:, 1],
         outcome=unique[:, 2],
-        count=count.astype(np.float64),
+        count=summed(known.count, delta.count),
         prompt_position=unique[:, 3] if len(columns) == 4 else None,
+        human=summed(known.human, delta.human),
     )
+
+
+def _or_zeros(values: np.ndarray | None, counts: GameCounts) -> np.ndarray:
+    return np.zeros(len(counts.count)) if values is None else values

@@ -30,7 +30,8 @@ _P_BEST_SEED = 0
 @dataclasses.dataclass(frozen=True)
 class LeaderboardRow:
     """One player's line: score and 95% interval (log-odds against the anchor), P(best)
-    (0..1) and its record over all its games."""
+    (0..1), its record over all its games, and how many of those games are people's votes
+    (``human_votes``)."""
 
     player_id: int
     trial: int | None
@@ -44,6 +45,7 @@ class LeaderboardRow:
     wins: int
     ties: int
     losses: int
+    human_votes: int = 0
 
     @property
     def label(self) -> str:
@@ -151,6 +153,7 @@ class Standings:
         if top is None:
             low, high = low[order], high[order]
         p_best = self.p_best()
+        human = self.human_votes()
         rows = []
         for k, i in enumerate(order):
             player = self.players[i]
@@ -169,9 +172,23 @@ class Standings:
                     wins=wins,
                     ties=ties,
                     losses=losses,
+                    human_votes=int(human.get(player.id, 0)),
                 )
             )
         return rows
+
+    def human_votes(self) -> dict[int, int]:
+        """People's votes among each player's games, by player id (players without any
+        are absent)."""
+        c = self.counts
+        votes: dict[int, int] = {}
+        if c.human is None:
+            return votes
+        for a, b, n in zip(c.first, c.second, c.human, strict=True):
+            if n:
+                for who in (int(a), int(b)):
+                    votes[who] = votes.get(who, 0) + int(n)
+        return votes
 
     def pair_records(self, players: Sequence[Player]) -> np.ndarray:
         """``(k, k, 3)``: wins, ties, losses of row player against column player."""

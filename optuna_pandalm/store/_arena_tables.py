@@ -21,6 +21,7 @@ from optuna_pandalm.store._database import Database
 from optuna_pandalm.store._errors import PromptSetMismatchError
 from optuna_pandalm.store._outage import database_operation
 from optuna_pandalm.store._schema import (
+    JUDGE_ANNOTATOR,
     arenas,
     games,
     generations,
@@ -49,13 +50,15 @@ class _PromptLike(Protocol):
 
 @dataclasses.dataclass(frozen=True)
 class GameRecord:
-    """One game: who was shown first and second on which prompt, and who won."""
+    """One game: who was shown first and second on which prompt, who won, and whose
+    verdict it was (the study's judge, or ``human:NAME``)."""
 
     prompt_position: int
     first_player_id: int
     second_player_id: int
     verdict_id: int
     outcome: int  # 0 tie, 1 first-shown won, 2 second-shown won
+    annotator: str = JUDGE_ANNOTATOR
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,10 +72,12 @@ class PlayerRecord:
 
 @dataclasses.dataclass(frozen=True)
 class GameCounts:
-    """Games grouped by (first, second, outcome[, prompt]) with their count.
+    """Games grouped by (first, second, outcome[, prompt][, annotator]) with their count.
 
     Player ids are the store's. Ready for ``fit_bradley_terry(first, second, outcome,
-    weights=count, clusters=prompt_position)`` once ids are mapped to 0..n-1.
+    weights=count, clusters=prompt_position)`` once ids are mapped to 0..n-1. ``human``
+    says how many of each group's games are people's votes (annotator ``human:NAME``);
+    ``annotator`` (strings) is there when the counts were grouped by annotator.
     """
 
     first: np.ndarray
@@ -80,6 +85,8 @@ class GameCounts:
     outcome: np.ndarray
     count: np.ndarray
     prompt_position: np.ndarray | None = None
+    human: np.ndarray | None = None
+    annotator: np.ndarray | None = None
 
 
 def _between(player_id: int, opponent_id: int) -> Any:
@@ -369,6 +376,7 @@ class ArenaTables(Database):
                 "high_player_id": max(g.first_player_id, g.second_player_id),
                 "verdict_id": g.verdict_id,
                 "outcome": g.outcome,
+                "annotator": g.annotator,
                 "created_at": now,
             }
             for g in records
@@ -385,38 +393,47 @@ class ArenaTables(Database):
         arena_id: int,
         *,
         by_prompt: bool = False,
+        by_annotator: bool = False,
         max_game_id: int | None = None,
         min_game_id: int | None = None,
     ) -> GameCounts:
-        """Counts of games per (first, second, outcome[, prompt]) in one query;
-        ``max_game_id`` limits them to the games stored up to that one (to refit a past fit),
-        ``min_game_id`` to those stored after that one (to add to earlier counts)."""
+        """Counts of games per (first, second, outcome[, prompt][, annotator]) in one query,
+        with how many of them are people's votes; ``max_game_id`` limits them to the games
+        stored up to that one (to refit a past fit), ``min_game_id`` to those stored after
+        that one (to add to earlier counts)."""
         keys = [games.c.first_player_id, games.c.second_player_id, games.c.outcome]
         if by_prompt:
             keys.append(games.c.prompt_position)
+        annotator = self._annotator()
+        if by_annotator:
+            keys.append(annotator)
+        human = sa.func.sum(sa.case((annotator != JUDGE_ANNOTATOR, 1), else_=0))
         condition = games.c.arena_id == arena_id
         if max_game_id is not None:
             condition = sa.and_(condition, games.c.id <= max_game_id)
         if min_game_id is not None:
             condition = sa.and_(condition, games.c.id > min_game_id)
         query = (
-            sa.select(*keys, sa.func.count().label("n"))
+            sa.select(*keys, sa.func.count().label("n"), human.label("human"))
             .where(condition)
             .group_by(*keys)
             .order_by(*keys)
         )
         with self.engine.connect() as connection:
             rows = connection.execute(query).all()
-        columns = list(zip(*rows, strict=True)) if rows else [()] * (len(keys) + 1)
+        columns = list(zip(*rows, strict=True)) if rows else [()] * (len(keys) + 2)
         as_int = [np.asarray(c, dtype=np.int64) for c in columns[:3]]
-        extra = list(columns[3:-1])
+        extra = list(columns[3:-2])
         prompt = np.asarray(extra.pop(0), dtype=np.int64) if by_prompt else None
+        by = np.asarray(extra.pop(0), dtype=object) if by_annotator else None
         return GameCounts(
             first=as_int[0],
             second=as_int[1],
             outcome=as_int[2],
-            count=np.asarray(columns[-1], dtype=np.float64),
+            count=np.asarray(columns[-2], dtype=np.float64),
             prompt_position=prompt,
+            human=np.asarray(columns[-1], dtype=np.float64),
+            annotator=by,
         )
 
     @database_operation(writes=False)
@@ -468,12 +485,16 @@ class ArenaTables(Database):
 
     @database_operation(writes=False)
     def played_positions(self, arena_id: int, player_id: int, opponent_id: int) -> set[int]:
-        """Prompt positions on which the two players already have a game (either order)."""
+        """Prompt positions on which the judge already played the two players (either
+        order); people's votes do not count."""
         pair = _between(player_id, opponent_id)
+        judged = self._annotator() == JUDGE_ANNOTATOR
         with self.engine.connect() as connection:
             return set(
                 connection.execute(
-                    sa.select(games.c.prompt_position).where(games.c.arena_id == arena_id, pair)
+                    sa.select(games.c.prompt_position).where(
+                        games.c.arena_id == arena_id, pair, judged
+                    )
                 ).scalars()
             )
 
