@@ -422,6 +422,10 @@ responses are left out of the length preference.""",
     judge_eval.add_argument("--limit", type=int, default=0, help="only the first N pairs")
     judge_eval.add_argument("--json", action="store_true", help="print one JSON document")
     judge_eval.set_defaults(handler=_judge_eval)
+
+    from optuna_pandalm.review._command import add_review_command
+
+    add_review_command(commands, _study_arguments)
     return parser
 
 
