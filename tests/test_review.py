@@ -248,3 +248,49 @@ def test_a_vote_in_a_real_browser_is_stored_and_changes_the_leaderboard(server, 
     assert arena.store.generations(winner)[vote.prompt_position] == answer_a
     after = {row.player_id: row.score for row in arena.leaderboard()}
     assert after[winner] > before[winner]
+
+
+# --- Optuna Dashboard's preferential votes --------------------------------------------------
+def test_dashboard_preferences_that_name_checkpoints_and_a_prompt_become_votes(study_url, capsys):
+    from optuna_dashboard.preferential import create_study
+
+    from optuna_pandalm.cli import main
+
+    prefs = create_study(n_generate=2, storage=study_url, study_name="prefs")
+    shown = []
+    for trial, prompt in ((1, 3), (2, 3), (0, 4), (3, None)):
+        asked = prefs.ask()
+        asked.set_user_attr("pandalm_trial", trial)
+        asked.set_user_attr("pandalm_step", 1)
+        if prompt is not None:
+            asked.set_user_attr("pandalm_prompt", prompt)
+        shown.append(prefs.trials[-1])
+    prefs.report_preference(shown[0], shown[1])  # trial 1 over trial 2 on prompt 3
+    prefs.report_preference(shown[1], shown[2])  # prompts 3 and 4: not one prompt
+    prefs.report_preference(shown[0], shown[3])  # no prompt named
+    args = ["review", "--storage", study_url, "--study-name", "review"]
+    assert main([*args, "--import-dashboard", "prefs"]) == 0
+    out = capsys.readouterr().out
+    assert "1 votes imported" in out and "2 preferences not mapped" in out
+    assert "do not name one prompt" in out
+    arena = open_arena(study_url, "review")
+    (vote,) = arena.human_votes()
+    winner = vote.first_player_id if vote.outcome == 1 else vote.second_player_id
+    assert vote.annotator == "human:dashboard" and vote.prompt_position == 3
+    assert arena.player_by_id(winner).trial == 1
+    assert main([*args, "--import-dashboard", "prefs"]) == 0  # again: nothing new
+    assert "0 votes imported from Dashboard study 'prefs', 1 already there" in (
+        capsys.readouterr().out
+    )
+    assert len(arena.human_votes()) == 1
+
+
+def test_review_on_a_missing_study_is_one_line_and_exit_2(study_url, capsys):
+    from optuna_pandalm.cli import main
+
+    assert main(["review", "--storage", study_url, "--study-name", "nope"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no optuna-pandalm arena for study 'nope'" in err
+    missing = ["review", "--storage", study_url, "--study-name", "review"]
+    assert main([*missing, "--import-dashboard", "nope"]) == 2
+    assert "--import-dashboard nope" in capsys.readouterr().err
