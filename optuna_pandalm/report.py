@@ -113,6 +113,8 @@ def render_report(arena: Arena, study: Any) -> str:
         ("invalid verdicts", counts["invalid_verdicts"]),
         ("position effect (log-odds for the first shown)", fit.position_effect),
         ("tie strength (Davidson nu)", fit.tie_strength),
+        ("people's votes (see docs/review.md)", len(votes := arena.human_votes())),
+        ("judge and people", arena.judge_agreement(votes).summary()),
     ]
     table = "".join(
         "<tr>"
@@ -125,6 +127,7 @@ def render_report(arena: Arena, study: Any) -> str:
                 f"[{r.ci_low:.2f}, {r.ci_high:.2f}]",
                 r.p_best,
                 f"{r.wins}-{r.ties}-{r.losses}",
+                r.human_votes,
             )
         )
         + f"<td class='text'>{_cell(_params(by_number, r.trial))}</td></tr>"
@@ -142,7 +145,8 @@ def render_report(arena: Arena, study: Any) -> str:
         + "</table><h2>Figures</h2>"
         + _figures(arena, study)
         + "<h2>Leaderboard</h2><table><tr><th>trial</th><th>step</th><th>score</th>"
-        "<th>95% interval</th><th>P(best)</th><th>W-T-L</th><th>hyperparameters</th></tr>"
+        "<th>95% interval</th><th>P(best)</th><th>W-T-L</th><th>human votes</th>"
+        "<th>hyperparameters</th></tr>"
         + table
         + "</table><h2>What the judge saw</h2>"
         + _examples(arena, rows)

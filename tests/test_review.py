@@ -240,6 +240,8 @@ def test_a_vote_in_a_real_browser_is_stored_and_changes_the_leaderboard(server, 
         cells = browser.find_elements(By.CLASS_NAME, "human-votes")
         assert sum(int(c.text) for c in cells) == 2  # the vote backs both rows it is about
         assert "of 1 reviewed pairs" in browser.find_element(By.ID, "agreement").text
+        if os.environ.get("SAVE_SCREENSHOT"):
+            browser.save_screenshot(str(ROOT / "docs" / "review-after-vote.png"))
     finally:
         browser.quit()
     (vote,) = arena.human_votes()
@@ -294,3 +296,41 @@ def test_review_on_a_missing_study_is_one_line_and_exit_2(study_url, capsys):
     missing = ["review", "--storage", study_url, "--study-name", "review"]
     assert main([*missing, "--import-dashboard", "nope"]) == 2
     assert "--import-dashboard nope" in capsys.readouterr().err
+
+
+# --- where people read the votes -----------------------------------------------------------
+def test_leaderboard_report_and_dashboard_show_votes_and_agreement(study_url, capsys):
+    import json
+
+    import optuna
+    import optuna_dashboard
+    from optuna_dashboard._note import get_note_from_system_attrs
+
+    from optuna_pandalm.cli import main
+    from optuna_pandalm.dashboard import publish
+    from optuna_pandalm.report import render_report
+
+    arena = open_arena(study_url, "review")
+    for position in range(N):
+        arena.record_vote(position, (0, 1), (1, 1), "first", "ada")  # against the judge
+    agreement = arena.judge_agreement()
+    assert agreement.votes == N and agreement.agree < N
+    args = ["--storage", study_url, "--study-name", "review"]
+    assert main(["leaderboard", *args, "--json"]) == 0
+    rows = {(r["trial"], r["human_votes"]) for r in json.loads(capsys.readouterr().out)["rows"]}
+    assert rows == {(0, N), (1, N), (2, 0), (3, 0)}
+    assert main(["leaderboard", *args]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].endswith("human votes")
+    assert next(line for line in table if "trial 1 step 1" in line).endswith(f" {N}")
+    study = optuna.create_study(study_name="review", storage=study_url)
+    trial = study.ask()  # trial 0
+    page = render_report(arena, study)
+    assert f"<td>{N}</td>" in page and agreement.summary() in page
+    publish(arena, study, trial)
+    assert study.user_attrs["pandalm_judge_agreement"]["agree"] == agreement.agree
+    assert {r["human_votes"] for r in study.user_attrs["pandalm_leaderboard"]} == {0, N}
+    system_attrs = study._storage.get_study_system_attrs(study._study_id)
+    note = get_note_from_system_attrs(system_attrs, trial._trial_id)["body"]
+    assert agreement.summary() in note
+    assert optuna_dashboard is not None

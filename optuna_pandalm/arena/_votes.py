@@ -74,6 +74,20 @@ class JudgeAgreement:
     def rate(self) -> float:
         return self.agree / self.votes if self.votes else float("nan")
 
+    def summary(self) -> str:
+        """One line for people.
+
+        Example:
+            >>> JudgeAgreement(4, 3, {"human:ada": (4, 3)}).summary()
+            'the judge agrees with people on 3 of 4 reviewed pairs (75%)'
+        """
+        if not self.votes:
+            return "no pair reviewed by people and the judge yet"
+        return (
+            f"the judge agrees with people on {self.agree} of {self.votes} reviewed pairs "
+            f"({self.rate:.0%})"
+        )
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "votes": self.votes,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import html
-import math
 from collections.abc import Sequence
 from urllib.parse import quote
 
@@ -58,12 +57,10 @@ def _leaderboard(rows: Sequence[LeaderboardRow], agreement: JudgeAgreement) -> s
         f"<td>{row.games}</td><td class='human-votes'>{row.human_votes}</td></tr>"
         for row in rows
     )
-    rate = "n/a" if math.isnan(agreement.rate) else f"{agreement.rate:.0%}"
     return (
         "<h2>Leaderboard</h2><table id='leaderboard'><tr><th>player</th><th>score</th>"
         f"<th>P(best)</th><th>games</th><th>human votes</th></tr>{lines}</table>"
-        f"<p id='agreement'>Judge agrees with people on {agreement.agree} of "
-        f"{agreement.votes} reviewed pairs ({rate}).</p>"
+        f"<p id='agreement'>{_e(agreement.summary().capitalize())}.</p>"
     )
 
 
