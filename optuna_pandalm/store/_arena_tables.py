@@ -72,12 +72,11 @@ class PlayerRecord:
 
 @dataclasses.dataclass(frozen=True)
 class GameCounts:
-    """Games grouped by (first, second, outcome[, prompt][, annotator]) with their count.
+    """Games grouped by (first, second, outcome[, prompt]) with their count.
 
     Player ids are the store's. Ready for ``fit_bradley_terry(first, second, outcome,
     weights=count, clusters=prompt_position)`` once ids are mapped to 0..n-1. ``human``
-    says how many of each group's games are people's votes (annotator ``human:NAME``);
-    ``annotator`` (strings) is there when the counts were grouped by annotator.
+    says how many of each group's games are people's votes (annotator ``human:NAME``).
     """
 
     first: np.ndarray
@@ -86,7 +85,6 @@ class GameCounts:
     count: np.ndarray
     prompt_position: np.ndarray | None = None
     human: np.ndarray | None = None
-    annotator: np.ndarray | None = None
 
 
 def _between(player_id: int, opponent_id: int) -> Any:
@@ -393,21 +391,17 @@ class ArenaTables(Database):
         arena_id: int,
         *,
         by_prompt: bool = False,
-        by_annotator: bool = False,
         max_game_id: int | None = None,
         min_game_id: int | None = None,
     ) -> GameCounts:
-        """Counts of games per (first, second, outcome[, prompt][, annotator]) in one query,
+        """Counts of games per (first, second, outcome[, prompt]) in one query,
         with how many of them are people's votes; ``max_game_id`` limits them to the games
         stored up to that one (to refit a past fit), ``min_game_id`` to those stored after
         that one (to add to earlier counts)."""
         keys = [games.c.first_player_id, games.c.second_player_id, games.c.outcome]
         if by_prompt:
             keys.append(games.c.prompt_position)
-        annotator = self._annotator()
-        if by_annotator:
-            keys.append(annotator)
-        human = sa.func.sum(sa.case((annotator != JUDGE_ANNOTATOR, 1), else_=0))
+        human = sa.func.sum(sa.case((self._annotator() != JUDGE_ANNOTATOR, 1), else_=0))
         condition = games.c.arena_id == arena_id
         if max_game_id is not None:
             condition = sa.and_(condition, games.c.id <= max_game_id)
@@ -425,7 +419,6 @@ class ArenaTables(Database):
         as_int = [np.asarray(c, dtype=np.int64) for c in columns[:3]]
         extra = list(columns[3:-2])
         prompt = np.asarray(extra.pop(0), dtype=np.int64) if by_prompt else None
-        by = np.asarray(extra.pop(0), dtype=object) if by_annotator else None
         return GameCounts(
             first=as_int[0],
             second=as_int[1],
@@ -433,7 +426,6 @@ class ArenaTables(Database):
             count=np.asarray(columns[-2], dtype=np.float64),
             prompt_position=prompt,
             human=np.asarray(columns[-1], dtype=np.float64),
-            annotator=by,
         )
 
     @database_operation(writes=False)
