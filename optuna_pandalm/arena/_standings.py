@@ -30,8 +30,7 @@ _P_BEST_SEED = 0
 @dataclasses.dataclass(frozen=True)
 class LeaderboardRow:
     """One player's line: score and 95% interval (log-odds against the anchor), P(best)
-    (0..1), its record over all its games, and how many of those games are people's votes
-    (``human_votes``)."""
+    (0..1) and its record over all its games."""
 
     player_id: int
     trial: int | None
@@ -45,7 +44,7 @@ class LeaderboardRow:
     wins: int
     ties: int
     losses: int
-    human_votes: int = 0
+    human_votes: int = 0  # how many of the games are people's votes
 
     @property
     def label(self) -> str:
@@ -85,6 +84,9 @@ class Standings:
         counts: The game counts fitted on, with the store's player ids.
         as_of: ``(largest game id, largest player id)`` fitted on.
         anchor: The player whose score is 0 (the baseline, else the first player).
+        annotators: Annotator names by the fit's annotator code (the reference first);
+            empty when the counts do not say.
+        human_votes: People's votes (games of ``human:NAME`` annotators) per player.
     """
 
     players: tuple[Player, ...]
@@ -93,6 +95,8 @@ class Standings:
     counts: GameCounts
     as_of: tuple[int, int]
     anchor: Player | None
+    annotators: tuple[str, ...] = ()
+    human_votes: np.ndarray | None = None
 
     @functools.cached_property
     def index(self) -> dict[int, int]:
@@ -153,11 +157,11 @@ class Standings:
         if top is None:
             low, high = low[order], high[order]
         p_best = self.p_best()
-        human = self.human_votes()
         rows = []
         for k, i in enumerate(order):
             player = self.players[i]
             wins, ties, losses = self.record(player)
+            votes = 0 if self.human_votes is None else int(self.human_votes[i])
             rows.append(
                 LeaderboardRow(
                     player_id=player.id,
@@ -172,23 +176,10 @@ class Standings:
                     wins=wins,
                     ties=ties,
                     losses=losses,
-                    human_votes=int(human.get(player.id, 0)),
+                    human_votes=votes,
                 )
             )
         return rows
-
-    def human_votes(self) -> dict[int, int]:
-        """People's votes among each player's games, by player id (players without any
-        are absent)."""
-        c = self.counts
-        votes: dict[int, int] = {}
-        if c.human is None:
-            return votes
-        for a, b, n in zip(c.first, c.second, c.human, strict=True):
-            if n:
-                for who in (int(a), int(b)):
-                    votes[who] = votes.get(who, 0) + int(n)
-        return votes
 
     def pair_records(self, players: Sequence[Player]) -> np.ndarray:
         """``(k, k, 3)``: wins, ties, losses of row player against column player."""
@@ -257,4 +248,8 @@ def fit_standings(
         init=previous if previous is not None and previous.n_players <= len(players) else None,
     )
     records = tally(first, second, counts.outcome, counts.count, len(players))
-    return Standings(tuple(players), result, records, counts, as_of, anchor_player)
+    votes = None
+    if counts.human is not None:
+        votes = np.bincount(first, counts.human, minlength=len(players))
+        votes += np.bincount(second, counts.human, minlength=len(players))
+    return Standings(tuple(players), result, records, counts, as_of, anchor_player, (), votes)
