@@ -334,3 +334,23 @@ def test_leaderboard_report_and_dashboard_show_votes_and_agreement(study_url, ca
     note = get_note_from_system_attrs(system_attrs, trial._trial_id)["body"]
     assert agreement.summary() in note
     assert optuna_dashboard is not None
+
+
+def test_dashboard_preferences_on_the_arenas_own_study_map_trials_to_their_checkpoints(
+    study_url,
+):
+    from optuna_dashboard.preferential import create_study
+
+    from optuna_pandalm.review import import_dashboard_votes
+
+    prefs = create_study(n_generate=2, storage=study_url, study_name="review")
+    for _ in QUALITIES:  # trials 0..3, as in the arena
+        prefs.ask().set_user_attr("pandalm_prompt", 2)
+    trials = prefs.trials
+    prefs.report_preference(trials[3], trials[0])
+    arena = open_arena(study_url, "review")
+    done = import_dashboard_votes(arena, study_url, "review")
+    assert (done.imported, done.repeated, done.skipped) == (1, 0, [])
+    (vote,) = arena.human_votes()
+    winner = vote.first_player_id if vote.outcome == 1 else vote.second_player_id
+    assert arena.player_by_id(winner).trial == 3 and vote.prompt_position == 2
