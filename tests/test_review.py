@@ -64,9 +64,11 @@ def _request(
 
 def _review(server: ReviewServer, name: str = "ada") -> tuple[str, str, str]:
     """(cookie header, csrf, task id) of a new session's first review."""
-    status, headers, page = _request(server, "GET", f"/?name={name}&token={TOKEN}")
+    headers = {"X-Review-Token": TOKEN}
+    status, headers, page = _request(server, "GET", f"/?name={name}", headers=headers)
     assert status == 200
     cookies = "; ".join(c.split(";")[0] for c in headers.get_all("Set-Cookie"))
+    cookies += f"; pandalm_review_token={TOKEN}"
     csrf = re.search(r"name='csrf' value='([^']+)'", page)
     task = re.search(r"name='task' value='([^']+)'", page)
     assert csrf and task
@@ -105,13 +107,14 @@ def test_a_missing_or_wrong_access_token_is_refused(server, given):
 
 
 def test_the_right_token_is_accepted_in_the_query_a_cookie_or_a_header(server):
-    status, headers, _ = _request(server, "GET", f"/?token={TOKEN}")
-    assert status == 200
+    status, headers, _ = _request(server, "GET", f"/?name=ada&token={TOKEN}")
+    assert status == 303 and headers["Location"] == "/?name=ada"  # the token leaves the URL
     assert any(
         c.startswith(f"pandalm_review_token={TOKEN};") and "HttpOnly" in c
         for c in headers.get_all("Set-Cookie")
     )
-    assert _request(server, "GET", "/", headers={"Cookie": f"pandalm_review_token={TOKEN}"})[0]
+    cookie = {"Cookie": f"pandalm_review_token={TOKEN}"}
+    assert _request(server, "GET", "/", headers=cookie)[0] == 200
     assert _request(server, "GET", "/", headers={"X-Review-Token": TOKEN})[0] == 200
 
 
@@ -146,17 +149,18 @@ def test_a_cross_origin_vote_is_refused(server):
 
 
 def test_model_answers_and_names_are_escaped(server):
-    _, _, page = _request(server, "GET", f"/?name=<b>ada</b>&token={TOKEN}")
+    token = {"X-Review-Token": TOKEN}
+    _, _, page = _request(server, "GET", "/?name=<b>ada</b>", headers=token)
     assert "<script>" not in page and "<b>ada</b>" not in page
     assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in page
     assert "&lt;b&gt;ada&lt;/b&gt;" in page
-    _, headers, _ = _request(server, "GET", f"/?token={TOKEN}")
+    _, headers, _ = _request(server, "GET", "/", headers=token)
     assert "script-src" not in headers["Content-Security-Policy"]
     assert "default-src 'none'" in headers["Content-Security-Policy"]
 
 
 def test_the_page_does_not_say_which_checkpoint_is_which(server):
-    _, _, page = _request(server, "GET", f"/?name=ada&token={TOKEN}")
+    _, _, page = _request(server, "GET", "/?name=ada", headers={"X-Review-Token": TOKEN})
     form = page.split("<form method='post'")[1].split("</form>")[0]
     assert "trial" not in form and "step" not in form
 

@@ -6,7 +6,8 @@ Security, for a page that writes to the study's database:
   whose ``Host`` is a loopback name (no DNS rebinding).
 * With an access token (``OPTUNA_PANDALM_REVIEW_TOKEN`` for the CLI), every request must
   carry it: ``?token=...`` once (the server then sets it as an ``HttpOnly``,
-  ``SameSite=Strict`` cookie), the cookie, or an ``X-Review-Token`` header. Otherwise: 403.
+  ``SameSite=Strict`` cookie and redirects to the address without it), the cookie, or an
+  ``X-Review-Token`` header. Otherwise: 403.
 * A vote is a POST with the session's CSRF token in a hidden field, compared in constant
   time with the one the server gave that session's cookie; a cross-origin POST (an
   ``Origin`` that is not this server, or ``Sec-Fetch-Site`` other than same-origin) is
@@ -31,7 +32,7 @@ import threading
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 from optuna_pandalm.arena import Arena
 from optuna_pandalm.arena._votes import annotator_name
@@ -48,6 +49,9 @@ TOKEN_ENV = "OPTUNA_PANDALM_REVIEW_TOKEN"
 _SESSION_COOKIE = "pandalm_review_session"
 _TOKEN_COOKIE = "pandalm_review_token"
 _MAX_BODY = 16_384
+# Memory bounds: the oldest sessions, and a session's oldest open reviews, are forgotten.
+_MAX_SESSIONS = 1000
+_MAX_TASKS = 20
 _HEADERS = {
     "Content-Security-Policy": (
         "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
@@ -182,6 +186,8 @@ class ReviewServer:
                 return session_id, self._sessions[session_id]
             new_id = secrets.token_urlsafe(24)
             self._sessions[new_id] = _Session(csrf=secrets.token_urlsafe(24))
+            while len(self._sessions) > _MAX_SESSIONS:
+                del self._sessions[next(iter(self._sessions))]
             return new_id, self._sessions[new_id]
 
     # --- pages ----------------------------------------------------------------------------
@@ -202,6 +208,8 @@ class ReviewServer:
             if task is not None:
                 task_id = secrets.token_urlsafe(16)
                 session.tasks[task_id] = task
+                while len(session.tasks) > _MAX_TASKS:
+                    del session.tasks[next(iter(session.tasks))]
                 prompt = self.arena.prompts[task.prompt_position]
                 answers = (
                     self.arena.store.generations(task.first.id)[task.prompt_position],
@@ -312,6 +320,11 @@ def _handler(server: ReviewServer) -> type[BaseHTTPRequestHandler]:
             refused = self._admitted(query)
             if refused is not None:
                 return self._forbidden(refused)
+            if "token" in query:  # now in a cookie: keep it out of the address bar
+                rest = urlencode([(k, v) for k, vs in query.items() if k != "token" for v in vs])
+                return self._finish(
+                    HTTPStatus.SEE_OTHER, location=url.path + "?" * bool(rest) + rest
+                )
             if url.path != "/":
                 return self._finish(HTTPStatus.NOT_FOUND, "<!DOCTYPE html><p>404</p>")
             session = self._session()
@@ -331,7 +344,8 @@ def _handler(server: ReviewServer) -> type[BaseHTTPRequestHandler]:
                 return self._forbidden("cross-origin request")
             if url.path != "/vote":
                 return self._finish(HTTPStatus.NOT_FOUND, "<!DOCTYPE html><p>404</p>")
-            length = int(self.headers.get("Content-Length") or 0)
+            given_length = self.headers.get("Content-Length") or "0"
+            length = int(given_length) if given_length.isdigit() else 0
             if not 0 < length <= _MAX_BODY:
                 return self._finish(HTTPStatus.BAD_REQUEST, _plain("bad request body"))
             raw = self.rfile.read(length).decode("utf-8", "replace")
