@@ -358,3 +358,41 @@ def test_dashboard_preferences_on_the_arenas_own_study_map_trials_to_their_check
     (vote,) = arena.human_votes()
     winner = vote.first_player_id if vote.outcome == 1 else vote.second_player_id
     assert arena.player_by_id(winner).trial == 3 and vote.prompt_position == 2
+
+
+@pytest.mark.postgres
+def test_review_serves_and_prints_its_address_with_the_storage_url_masked():
+    import subprocess
+    import sys
+
+    import sqlalchemy as sa
+
+    from tests.conftest import _postgres_database
+
+    for url in _postgres_database():
+        arena = Arena(url, "review", SimulatedJudge(), simulated_prompts(N), seed=0)
+        arena.evaluate(0, 1, [simulated_response(0.0, text=f"a{i}") for i in range(N)])
+        arena.evaluate(1, 1, [simulated_response(1.0, text=f"b{i}") for i in range(N)])
+        arena.store.close()
+        secret = sa.make_url(url).set(password="hunter2").render_as_string(hide_password=False)
+        command = [sys.executable, "-m", "optuna_pandalm.cli", "review", "--storage", secret]
+        process = subprocess.Popen(
+            [*command, "--study-name", "review", "--port", "0"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert process.stdout is not None
+            line = process.stdout.readline()
+            port = int(re.search(r"http://127\.0\.0\.1:(\d+)/", line).group(1))
+            assert "hunter2" not in line and "***" in line
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            connection.request("GET", "/?name=ada")
+            response = connection.getresponse()
+            assert response.status == 200 and "Answer A" in response.read().decode()
+            connection.close()
+        finally:
+            process.terminate()
+            _, err = process.communicate(timeout=30)
+        assert "hunter2" not in err
