@@ -7,6 +7,7 @@ presentation layer needs nothing of the arena at run time.
 from __future__ import annotations
 
 __all__ = [
+    "AGREEMENT_ATTR",
     "BASELINE_ATTR",
     "BEST_STEP_ATTR",
     "ERROR_ATTR",
@@ -16,6 +17,7 @@ __all__ = [
 
 LEADERBOARD_ATTR = "pandalm_leaderboard"  # study: the top rows, for people
 SNAPSHOT_ATTR = "pandalm_fit"  # study: the scores and the ids they were fitted on, for check
+AGREEMENT_ATTR = "pandalm_judge_agreement"  # study: judge vs people on reviewed pairs
 ERROR_ATTR = "pandalm_error"  # trial: why it failed (the judge, or Ctrl-C)
 BEST_STEP_ATTR = "pandalm_best_step"  # trial: the step of its best checkpoint
 BASELINE_ATTR = "baseline"  # trial: the enqueued Alpaca-defaults trial

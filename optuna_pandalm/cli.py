@@ -141,13 +141,15 @@ def _leaderboard(args: argparse.Namespace) -> int:
 def _print_rows(rows: Sequence[Any]) -> None:
     """The leaderboard as an aligned table."""
     header = f"{'#':>3}  {'player':<24}{'score':>8}  {'95% interval':>17}{'P(best)':>9}"
-    print(f"{header}{'games':>7}  W-T-L")
+    voted = any(row.human_votes for row in rows)  # the column appears with people's votes
+    print(f"{header}{'games':>7}  W-T-L" + ("  human votes" if voted else ""))
     for rank, row in enumerate(rows, start=1):
         who = row.label
         interval = f"[{row.ci_low:+.2f}, {row.ci_high:+.2f}]"
+        record = f"{row.wins}-{row.ties}-{row.losses}"
         print(
             f"{rank:>3}  {who:<24}{row.score:>+8.3f}  {interval:>17}{row.p_best:>9.3f}"
-            f"{row.games:>7}  {row.wins}-{row.ties}-{row.losses}"
+            f"{row.games:>7}  " + (f"{record:<7}{row.human_votes:>11}" if voted else record)
         )
 
 
@@ -497,6 +499,10 @@ Example: optuna-pandalm judge-eval --data pandalm --predictions pandalm-7b-tests
     judge_eval.add_argument("--limit", type=int, default=0, help="only the first N pairs")
     judge_eval.add_argument("--json", action="store_true", help="print one JSON document")
     judge_eval.set_defaults(handler=_judge_eval)
+
+    from optuna_pandalm.review._command import add_review_command
+
+    add_review_command(commands, _study_arguments)
     return parser
 
 

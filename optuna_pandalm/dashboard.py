@@ -13,7 +13,7 @@ import html
 import logging
 from typing import TYPE_CHECKING, Any
 
-from optuna_pandalm.attributes import LEADERBOARD_ATTR, SNAPSHOT_ATTR
+from optuna_pandalm.attributes import AGREEMENT_ATTR, LEADERBOARD_ATTR, SNAPSHOT_ATTR
 
 if TYPE_CHECKING:
     from optuna_pandalm.arena import Arena
@@ -50,6 +50,7 @@ def _note(arena: Arena, trial: Any) -> str:
         for position, reason in arena.reasons(best):
             # Generated text: escaped so the dashboard never renders it as markup.
             lines.append(f"- prompt {position}: {html.escape(reason[:300])}")
+    lines += ["", f"People's votes: {html.escape(arena.judge_agreement().summary())}."]
     return "\n".join(lines)
 
 
@@ -62,6 +63,7 @@ def publish(arena: Arena, study: Any, trial: Any | None = None) -> None:
     ]
     study.set_user_attr(LEADERBOARD_ATTR, compact)
     study.set_user_attr(SNAPSHOT_ATTR, standings.snapshot())
+    study.set_user_attr(AGREEMENT_ATTR, arena.judge_agreement().as_dict())
     try:
         import optuna_dashboard
     except ImportError:

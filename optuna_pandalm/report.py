@@ -183,6 +183,8 @@ def render_report(arena: Arena, study: Any) -> str:
         ("invalid verdicts", _cell(counts["invalid_verdicts"])),
         ("position effect (log-odds for the first shown)", _cell(fit.position_effect)),
         ("tie strength (Davidson nu)", _cell(fit.tie_strength)),
+        ("people's votes (see docs/review.md)", _cell(len(votes := arena.human_votes()))),
+        ("judge and people", _cell(arena.judge_agreement(votes).summary())),
     ]
     length = standings.length_effect()
     if length is not None:
@@ -205,6 +207,7 @@ def render_report(arena: Arena, study: Any) -> str:
         ("95% interval", "num"),
         ("P(best)", "num"),
         ("W-T-L", "num"),
+        ("human votes", "num"),
         *[(name, "num") for name in names],
     ]
     table_rows = []
@@ -222,6 +225,7 @@ def render_report(arena: Arena, study: Any) -> str:
                     "anchor" if is_anchor else _cell(f"[{r.ci_low:+.2f}, {r.ci_high:+.2f}]"),
                     _cell(r.p_best),
                     _cell(f"{r.wins}-{r.ties}-{r.losses}"),
+                    _cell(r.human_votes),
                     *[_cell(params.get(name)) for name in names],
                 ],
             )

@@ -51,13 +51,22 @@ def _rows(url: str) -> dict[str, list[dict[str, Any]]]:
     with engine.connect() as connection:
         rows = {
             table: [
-                {k: v for k, v in row._mapping.items() if k != "length_diff"}
+                {k: v for k, v in row._mapping.items() if k not in ("length_diff", "annotator")}
                 for row in connection.execute(sa.text(f"SELECT * FROM {table} ORDER BY id"))
             ]
             for table in TABLES
         }
     engine.dispose()
     return rows
+
+
+def _table(url: str, table: str) -> list[Any]:
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as connection:
+            return list(connection.execute(sa.text(f"SELECT * FROM {table}")))
+    finally:
+        engine.dispose()
 
 
 def _columns(url: str, table: str) -> set[str]:
@@ -146,22 +155,36 @@ def test_opening_a_version_0_database_migrates_it_keeping_every_row(backend, req
     url = request.getfixturevalue(f"v0_{backend}_url")
     before = _v0_rows()
     store = Store(url)
-    assert store.schema_version() == SCHEMA_VERSION == 1
+    assert store.schema_version() == SCHEMA_VERSION == 2
     assert _rows(url) == before  # every prompt, player, generation, verdict and game
     assert "length_diff" not in _columns(url, "pandalm_games")
+    assert {r.annotator for r in _table(url, "pandalm_games")} == {"judge"}
     _assert_the_fixture_reads_back(store)
     # Still writable after the migration (sequences, constraints).
     arena = store.arena_id("v0-study")
     assert arena is not None
     assert store.player(arena, trial=5, step=1, generations=["a", "b", "c"]) > 3
+    # Schema 2's point: a person's vote on a pair and prompt the judge already played.
+    game = _table(url, "pandalm_games")[0]
+    vote = GameRecord(
+        game.prompt_position,
+        game.first_player_id,
+        game.second_player_id,
+        game.verdict_id,
+        game.outcome,
+        annotator="human:ann",
+    )
+    assert store.save_games(arena, game.match_id, [vote]) == 1
+    assert store.save_games(arena, game.match_id, [vote]) == 0
+    assert [v.annotator for v in store.votes(arena)] == ["human:ann"]
     store.close()
 
 
 def test_upgrade_reports_the_versions_and_is_idempotent(v0_sqlite_url):
     store = Store(v0_sqlite_url)
-    assert store.upgrade() == (0, 1)
-    assert store.upgrade() == (1, 1)
-    assert Store(v0_sqlite_url).upgrade() == (1, 1)
+    assert store.upgrade() == (0, 2)
+    assert store.upgrade() == (2, 2)
+    assert Store(v0_sqlite_url).upgrade() == (2, 2)
 
 
 def test_a_database_of_a_newer_schema_is_refused_with_what_to_do(tmp_path):
@@ -169,7 +192,7 @@ def test_a_database_of_a_newer_schema_is_refused_with_what_to_do(tmp_path):
     Store(url).close()
     with sqlite3.connect(tmp_path / "new.db") as connection:
         connection.execute("UPDATE pandalm_version SET schema_version = 99")
-    message = r"newer optuna-pandalm \(schema 99, this one knows 1\); upgrade optuna-pandalm"
+    message = r"newer optuna-pandalm \(schema 99, this one knows 2\); upgrade optuna-pandalm"
     with pytest.raises(StoreError, match=message):
         Store(url)
     with pytest.raises(StoreError, match=message):

@@ -17,6 +17,7 @@ from optuna_pandalm.arena._match_play import (
 from optuna_pandalm.arena._players import Player, checkpoint_step, trial_number
 from optuna_pandalm.arena._result import EvaluationResult
 from optuna_pandalm.arena._standings import LeaderboardRow, Standings, fit_standings
+from optuna_pandalm.arena._votes import Votes
 from optuna_pandalm.attributes import BEST_STEP_ATTR, ERROR_ATTR
 from optuna_pandalm.judges.base import JudgeRequest, PairwiseJudge, Verdict
 from optuna_pandalm.prompts import Prompt, load_prompts, prompt_set_hash
@@ -27,8 +28,10 @@ __all__ = ["Arena", "refuse_another_prompt_set"]
 _logger = logging.getLogger(__name__)
 
 
-class Arena:
+class Arena(Votes):
     """Judge checkpoints against the incumbent and keep Bradley–Terry scores in SQL.
+
+    People's votes join the judge's games through :meth:`record_vote` (see ``_votes``).
 
     A facade over three parts: match play (shown order, racing, the verdict cache and what a
     judge failure means), :class:`Standings` (the scores, a pure function of the stored

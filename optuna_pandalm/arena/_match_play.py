@@ -33,7 +33,14 @@ from optuna_pandalm.judges.base import (
 )
 from optuna_pandalm.prompts import Prompt
 from optuna_pandalm.sign_test import sign_test
-from optuna_pandalm.store import GameRecord, Store, StoredVerdict, VerdictKey, text_hash
+from optuna_pandalm.store import (
+    HUMAN_PREFIX,
+    GameRecord,
+    Store,
+    StoredVerdict,
+    VerdictKey,
+    text_hash,
+)
 
 __all__ = ["POSITIONS", "JudgeFailedError", "MatchOutcome", "MatchPlay"]
 
@@ -88,6 +95,9 @@ class MatchPlay:
             raise ValueError(f"position must be one of {POSITIONS}, got {position!r}")
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if str(judge.name).startswith(HUMAN_PREFIX):
+            # People's votes are stored under such names; a judge must never read them.
+            raise ValueError(f"judge name {judge.name!r}: {HUMAN_PREFIX!r} is for people")
         self.store = store
         self.arena_id = arena_id
         self.judge = judge

@@ -16,15 +16,18 @@ This package is the only code that writes SQL. Its parts, one concept each:
 from __future__ import annotations
 
 from optuna_pandalm.store._arena_tables import GameCounts, GameRecord, PlayerRecord
+from optuna_pandalm.store._audit import VoteRecord
 from optuna_pandalm.store._engine import mask_url
 from optuna_pandalm.store._errors import PromptSetMismatchError, StoreError
-from optuna_pandalm.store._schema import SCHEMA_VERSION
+from optuna_pandalm.store._schema import HUMAN_PREFIX, JUDGE_ANNOTATOR, SCHEMA_VERSION
 from optuna_pandalm.store._store import DEFAULT_OUTAGE_TIMEOUT_S, Store
 from optuna_pandalm.store._texts import text_hash
 from optuna_pandalm.store._verdict_cache import StoredVerdict, VerdictKey
 
 __all__ = [
     "DEFAULT_OUTAGE_TIMEOUT_S",
+    "HUMAN_PREFIX",
+    "JUDGE_ANNOTATOR",
     "SCHEMA_VERSION",
     "GameCounts",
     "GameRecord",
@@ -34,6 +37,7 @@ __all__ = [
     "StoreError",
     "StoredVerdict",
     "VerdictKey",
+    "VoteRecord",
     "mask_url",
     "text_hash",
 ]

@@ -21,6 +21,7 @@ from optuna_pandalm.store._database import Database
 from optuna_pandalm.store._errors import PromptSetMismatchError
 from optuna_pandalm.store._outage import database_operation
 from optuna_pandalm.store._schema import (
+    JUDGE_ANNOTATOR,
     arenas,
     games,
     generations,
@@ -50,13 +51,15 @@ class _PromptLike(Protocol):
 
 @dataclasses.dataclass(frozen=True)
 class GameRecord:
-    """One game: who was shown first and second on which prompt, and who won."""
+    """One game: who was shown first and second on which prompt, who won, and whose
+    verdict it was (the study's judge, or ``human:NAME``)."""
 
     prompt_position: int
     first_player_id: int
     second_player_id: int
     verdict_id: int
     outcome: int  # 0 tie, 1 first-shown won, 2 second-shown won
+    annotator: str = JUDGE_ANNOTATOR
 
 
 @dataclasses.dataclass(frozen=True)
@@ -376,6 +379,7 @@ class ArenaTables(Database):
                 "high_player_id": max(g.first_player_id, g.second_player_id),
                 "verdict_id": g.verdict_id,
                 "outcome": g.outcome,
+                "annotator": g.annotator,
                 "created_at": now,
             }
             for g in records
@@ -499,12 +503,16 @@ class ArenaTables(Database):
 
     @database_operation(writes=False)
     def played_positions(self, arena_id: int, player_id: int, opponent_id: int) -> set[int]:
-        """Prompt positions on which the two players already have a game (either order)."""
+        """Prompt positions on which the judge already played the two players (either
+        order); people's votes do not count."""
         pair = _between(player_id, opponent_id)
+        judged = self._annotator() == JUDGE_ANNOTATOR
         with self.engine.connect() as connection:
             return set(
                 connection.execute(
-                    sa.select(games.c.prompt_position).where(games.c.arena_id == arena_id, pair)
+                    sa.select(games.c.prompt_position).where(
+                        games.c.arena_id == arena_id, pair, judged
+                    )
                 ).scalars()
             )
 

@@ -3,15 +3,37 @@ verdict counts, and the integrity problems ``check`` reports. Read-only queries.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import sqlalchemy as sa
 
 from optuna_pandalm.store._database import Database
 from optuna_pandalm.store._outage import database_operation
-from optuna_pandalm.store._schema import games, generations, players, verdicts
+from optuna_pandalm.store._schema import (
+    JUDGE_ANNOTATOR,
+    games,
+    generations,
+    players,
+    verdicts,
+)
 
-__all__ = ["Audit"]
+__all__ = ["Audit", "VoteRecord"]
+
+
+@dataclasses.dataclass(frozen=True)
+class VoteRecord:
+    """A person's vote (a game of annotator ``human:NAME``) with the judge's game on the
+    same pair and prompt, when there is one, from the same side: ``outcome`` and
+    ``judge_outcome`` are 0 tie, 1 ``first_player_id`` won, 2 ``second_player_id`` won."""
+
+    game_id: int
+    prompt_position: int
+    first_player_id: int
+    second_player_id: int
+    outcome: int
+    annotator: str
+    judge_outcome: int | None
 
 
 class Audit(Database):
@@ -32,6 +54,50 @@ class Audit(Database):
         )
         with self.engine.connect() as connection:
             return [(int(p), str(r)) for p, r in connection.execute(query)]
+
+    @database_operation(writes=False)
+    def votes(self, arena_id: int) -> list[VoteRecord]:
+        """Every person's vote in the arena, oldest first, with the judge's game on the same
+        pair and prompt (see :class:`VoteRecord`)."""
+        if self._annotator() is not games.c.annotator:
+            return []  # a database before schema 2 has no votes
+        judged = games.alias("judged")
+        same = sa.and_(
+            judged.c.arena_id == games.c.arena_id,
+            judged.c.low_player_id == games.c.low_player_id,
+            judged.c.high_player_id == games.c.high_player_id,
+            judged.c.prompt_position == games.c.prompt_position,
+            judged.c.annotator == JUDGE_ANNOTATOR,
+        )
+        query = (
+            sa.select(
+                games.c.id,
+                games.c.prompt_position,
+                games.c.first_player_id,
+                games.c.second_player_id,
+                games.c.outcome,
+                games.c.annotator,
+                judged.c.first_player_id.label("judge_first"),
+                judged.c.outcome.label("judge_outcome"),
+            )
+            .outerjoin(judged, same)
+            .where(games.c.arena_id == arena_id, games.c.annotator != JUDGE_ANNOTATOR)
+            .order_by(games.c.id)
+        )
+        with self.engine.connect() as connection:
+            rows = connection.execute(query).all()
+        return [
+            VoteRecord(
+                r.id,
+                r.prompt_position,
+                r.first_player_id,
+                r.second_player_id,
+                r.outcome,
+                r.annotator,
+                _seen_from(r.judge_outcome, r.judge_first == r.first_player_id),
+            )
+            for r in rows
+        ]
 
     @database_operation(writes=False)
     def verdict_counts(self, arena_id: int) -> dict[str, int]:
@@ -111,7 +177,12 @@ class Audit(Database):
     def integrity(self, arena_id: int, n_prompts: int) -> dict[str, list[str]]:
         """Problems in the stored data of one arena, by kind (empty lists when sound)."""
         problems: dict[str, list[str]] = {}
-        game_key = [games.c.low_player_id, games.c.high_player_id, games.c.prompt_position]
+        game_key = [
+            games.c.low_player_id,
+            games.c.high_player_id,
+            games.c.prompt_position,
+            self._annotator(),
+        ]
         verdict_key = [
             verdicts.c.judge_name,
             verdicts.c.prompt_hash,
@@ -127,7 +198,8 @@ class Audit(Database):
                 .having(sa.func.count() > 1)
             ).all()
             problems["duplicate games"] = [
-                f"players {r[0]} vs {r[1]} on prompt {r[2]}: {r[3]} copies" for r in duplicates
+                f"players {r[0]} vs {r[1]} on prompt {r[2]} by {r[3]}: {r[4]} copies"
+                for r in duplicates
             ]
             repeated = connection.execute(
                 sa.select(*verdict_key, sa.func.count())
@@ -198,3 +270,10 @@ class Audit(Database):
                 f"{key}: {n} of {n_prompts}" for key, n in incomplete
             ]
         return problems
+
+
+def _seen_from(outcome: int | None, same_order: bool) -> int | None:
+    """A game's outcome (0 tie, 1 first won, 2 second won) with the order swapped or not."""
+    if outcome is None or outcome == 0 or same_order:
+        return outcome
+    return 3 - int(outcome)

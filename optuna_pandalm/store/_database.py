@@ -31,6 +31,16 @@ class Database:
     read_only: bool
     outage_timeout: float
     _writer: sa.Engine  # the engine for write transactions (BEGIN IMMEDIATE on SQLite)
+    _found_version: int | None  # the schema version found when opening
+
+    def _annotator(self) -> Any:
+        """The games' annotator column; the judge for every game of a database read
+        read-only at a schema before 2 (which has no such column)."""
+        from optuna_pandalm.store._schema import JUDGE_ANNOTATOR, games
+
+        if self._found_version is not None and self._found_version < 2 and self.read_only:
+            return sa.literal_column(f"'{JUDGE_ANNOTATOR}'", sa.String)
+        return games.c.annotator
 
     def _bind(self, engine: sa.Engine) -> None:
         self.engine = engine

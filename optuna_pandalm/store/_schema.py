@@ -10,6 +10,9 @@ schema 0. Versions:
   checked to be 0, 1, 2 or NULL (new databases, and migrated PostgreSQL ones; SQLite cannot
   add a CHECK to an existing table without rebuilding it, so a migrated SQLite database
   relies on the store's own validation and on ``integrity``).
+* **2**: ``pandalm_games.annotator`` (``"judge"`` for the judge's games, ``"human:NAME"``
+  for a person's votes), part of the games' unique key, so a pair already judged on a
+  prompt can also get one vote per person there.
 
 Creating and migrating happen under one lock, so processes that open an empty or old database
 at the same instant do it once: :func:`schema_lock` (a PostgreSQL advisory lock, or on a SQLite
@@ -30,6 +33,8 @@ from optuna_pandalm.store._engine import WRITE, sqlite_path
 from optuna_pandalm.store._errors import StoreError
 
 __all__ = [
+    "HUMAN_PREFIX",
+    "JUDGE_ANNOTATOR",
     "SCHEMA_VERSION",
     "arenas",
     "games",
@@ -48,7 +53,7 @@ __all__ = [
 
 _logger = logging.getLogger("optuna_pandalm.store")
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 """The schema version this code writes and reads (see the module docstring)."""
 
 # PostgreSQL advisory lock keys: the session-level lock held by schema_lock, and the
@@ -57,6 +62,10 @@ SCHEMA_VERSION = 1
 SCHEMA_LOCK_KEY = 0x70616E64616C6E
 LEGACY_LOCK_KEY = 0x70616E64616C6D  # "pandalm"
 JUDGE_NAME_LENGTH = 512
+JUDGE_ANNOTATOR = "judge"
+"""The annotator of the games the study's judge played (people are ``human:NAME``)."""
+HUMAN_PREFIX = "human:"
+"""What a person's annotator name starts with; no judge may be named so."""
 
 metadata = sa.MetaData()
 
@@ -187,11 +196,19 @@ games = sa.Table(
     sa.Column("verdict_id", sa.ForeignKey("pandalm_verdicts.id"), nullable=False),
     sa.Column("outcome", sa.SmallInteger, nullable=False),  # 0 tie, 1 first won, 2 second won
     sa.Column("created_at", sa.Float, nullable=False),
+    # Whose verdict: JUDGE_ANNOTATOR, or "human:NAME" for a person's vote (schema 2).
+    sa.Column(
+        "annotator",
+        sa.String(JUDGE_NAME_LENGTH),
+        nullable=False,
+        server_default=JUDGE_ANNOTATOR,
+    ),
     sa.UniqueConstraint(
         "arena_id",
         "low_player_id",
         "high_player_id",
         "prompt_position",
+        "annotator",
         name="uq_pandalm_games_key",
     ),
     sa.CheckConstraint("outcome IN (0, 1, 2)", name="ck_pandalm_games_outcome"),
@@ -286,7 +303,34 @@ def _migrate_0_to_1(connection: sa.Connection) -> None:
     version_table.create(connection, checkfirst=True)
 
 
-_MIGRATIONS: dict[int, Callable[[sa.Connection], None]] = {0: _migrate_0_to_1}
+def _migrate_1_to_2(connection: sa.Connection) -> None:
+    # The annotator joins the games' unique key. PostgreSQL changes the constraint in
+    # place; SQLite cannot drop a table's UNIQUE constraint, so the table is rebuilt.
+    if connection.dialect.name == "postgresql":
+        for statement in (
+            "ALTER TABLE pandalm_games ADD COLUMN annotator VARCHAR(512) NOT NULL "
+            f"DEFAULT '{JUDGE_ANNOTATOR}'",
+            "ALTER TABLE pandalm_games DROP CONSTRAINT uq_pandalm_games_key",
+            "ALTER TABLE pandalm_games ADD CONSTRAINT uq_pandalm_games_key UNIQUE "
+            "(arena_id, low_player_id, high_player_id, prompt_position, annotator)",
+        ):
+            connection.execute(sa.text(statement))
+        return
+    old = [c["name"] for c in sa.inspect(connection).get_columns(games.name)]
+    connection.execute(sa.text("ALTER TABLE pandalm_games RENAME TO pandalm_games_v1"))
+    connection.execute(sa.text("DROP INDEX IF EXISTS ix_pandalm_games_arena"))
+    games.create(connection)
+    columns = ", ".join(c for c in old if c in games.c)
+    connection.execute(
+        sa.text(f"INSERT INTO pandalm_games ({columns}) SELECT {columns} FROM pandalm_games_v1")
+    )
+    connection.execute(sa.text("DROP TABLE pandalm_games_v1"))
+
+
+_MIGRATIONS: dict[int, Callable[[sa.Connection], None]] = {
+    0: _migrate_0_to_1,
+    1: _migrate_1_to_2,
+}
 
 
 def newer_schema_error(found: int, masked_url: str) -> StoreError:

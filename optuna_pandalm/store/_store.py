@@ -77,7 +77,7 @@ class Store(VerdictCache, ArenaTables, Audit, OptunaHeartbeats):
         >>> store.player(arena, trial=0, step=10) == store.player(arena, trial=0, step=10)
         True
         >>> store.schema_version()
-        1
+        2
     """
 
     def __init__(
@@ -198,7 +198,7 @@ file of 'sqlite:////no/such/dir/x.db'
 
         Example:
             >>> Store("sqlite://").schema_version()
-            1
+            2
         """
         with self.engine.connect() as connection:
             return read_schema_version(connection) or 0
@@ -213,7 +213,7 @@ file of 'sqlite:////no/such/dir/x.db'
 
         Example:
             >>> Store("sqlite://").upgrade()
-            (1, 1)
+            (2, 2)
         """
         found, now = upgrade_schema(self.engine, self.masked_url)
         old = self._found_version if self._found_version is not None else found
