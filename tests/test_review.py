@@ -330,7 +330,8 @@ def test_leaderboard_report_and_dashboard_show_votes_and_agreement(study_url, ca
     study = optuna.create_study(study_name="review", storage=study_url)
     trial = study.ask()  # trial 0
     page = render_report(arena, study)
-    assert f"<td>{N}</td>" in page and agreement.summary() in page
+    assert "<th class='num'>human votes</th>" in page
+    assert f"<td class='num'>{N}</td>" in page and agreement.summary() in page
     publish(arena, study, trial)
     assert study.user_attrs["pandalm_judge_agreement"]["agree"] == agreement.agree
     assert {r["human_votes"] for r in study.user_attrs["pandalm_leaderboard"]} == {0, N}
