@@ -2,8 +2,8 @@
 its own reliability, and a few votes overrule a judge that is wrong on a family of
 configurations.
 
-Votes are stored here directly through the store, as verdicts of annotator ``human:NAME``
-(the review page and ``Arena.record_vote`` store them the same way)."""
+Votes are stored with ``Arena.record_vote``, as the review page stores them: verdicts and
+games of annotator ``human:NAME``."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ import pytest
 
 from optuna_pandalm import Arena, JudgeRequest, fit_bradley_terry
 from optuna_pandalm.arena import Player
-from optuna_pandalm.store import GameRecord, StoredVerdict, VerdictKey
 from optuna_pandalm.testing import (
     SimulatedJudge,
     ladder_games,
@@ -44,28 +43,22 @@ def _study(url: str) -> Arena:
 
 
 def _vote(arena: Arena, a: Player, b: Player, position: int, person: SimulatedJudge) -> None:
-    """One vote of an accurate person on prompt ``position``, stored as a game of annotator
-    ``human:alice``."""
+    """One vote of an accurate person on prompt ``position``, stored by ``record_vote`` as a
+    game of annotator ``human:alice``."""
     store, prompt = arena.store, PROMPTS[position]
     texts = [store.generations(p.id)[position] for p in (a, b)]
-    hashes = [store.generation_hashes(p.id)[position] for p in (a, b)]
     winner = person.judge([JudgeRequest(prompt.instruction, *texts)])[0].winner
     assert winner is not None
-    key = VerdictKey(prompt.hash, *hashes)
-    stored = store.save_verdicts("human:alice", [(key, StoredVerdict(winner))])[key]
-    assert stored.id is not None
-    match = store.start_match(arena.arena_id, a.id, b.id, kind="human")
-    record = GameRecord(position, a.id, b.id, stored.id, winner)
-    store.save_games(arena.arena_id, match, [record])
+    assert arena.record_vote(position, a, b, winner, "alice")
 
 
 def _review(arena: Arena, n_votes: int) -> None:
     """Votes on the contenders, five at a time: the leader against the one of the next three
     players (by the current scores) it has the fewest votes against, on prompts the judge
-    has not played for that pair."""
+    has not played and the person has not voted on for that pair."""
     person = SimulatedJudge(seed=9, noise=0.0, position_bias=0.0, tie_strength=0.1)
-    voted: dict[tuple[int, int], int] = {}
-    while sum(voted.values()) < n_votes:
+    voted: dict[tuple[int, int], set[int]] = {}
+    while sum(map(len, voted.values())) < n_votes:
         leader, *rivals = [
             Player(r.player_id, r.trial, r.step, r.name) for r in arena.leaderboard(top=4)
         ]
@@ -73,17 +66,19 @@ def _review(arena: Arena, n_votes: int) -> None:
             rival.id: sorted(
                 set(range(len(PROMPTS)))
                 - arena.store.played_positions(arena.arena_id, leader.id, rival.id)
+                - voted.get((leader.id, rival.id), set())
+                - voted.get((rival.id, leader.id), set())
             )
             for rival in rivals
         }
         rival = min(
             (r for r in rivals if free[r.id]),
-            key=lambda r: voted.get((leader.id, r.id), 0),
+            key=lambda r: len(voted.get((leader.id, r.id), set())),
         )
         positions = free[rival.id][:5]
         for position in positions:
             _vote(arena, leader, rival, position, person)
-        voted[(leader.id, rival.id)] = voted.get((leader.id, rival.id), 0) + len(positions)
+        voted.setdefault((leader.id, rival.id), set()).update(positions)
 
 
 def test_thirty_votes_on_the_contenders_move_the_leader_to_the_truly_best(tmp_path):
