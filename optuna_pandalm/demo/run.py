@@ -18,6 +18,8 @@ import hashlib
 import logging
 import os
 import random
+import shutil
+import tempfile
 import time
 import warnings
 from collections.abc import Callable
@@ -108,32 +110,37 @@ def pretrained_base(cache: Path | None = None, *, seed: int = 0) -> Path:
         }
         for _ in range(3000)
     ]
-    args = transformers.TrainingArguments(
-        output_dir=str(folder.with_suffix(".tmp")),
-        num_train_epochs=1,
-        learning_rate=3e-3,
-        per_device_train_batch_size=32,
-        save_strategy="no",
-        report_to=[],
-        logging_strategy="no",
-        disable_tqdm=True,
-        use_cpu=True,
-        seed=seed,
-    )
-    trainer = transformers.Trainer(
-        model=model,
-        args=args,
-        train_dataset=InstructionDataset(text, tokenizer, DEMO_TEMPLATE, 128),
-        data_collator=make_collator(tokenizer.pad_token_id),
-    )
-    trainer.remove_callback(transformers.PrinterCallback)
-    trainer.train()
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    # The Trainer makes its output folder even when it saves nothing: a scratch folder,
+    # removed afterwards, so the cache holds only finished models.
+    with tempfile.TemporaryDirectory(dir=folder.parent, prefix=f"{folder.name}.train-") as scratch:
+        args = transformers.TrainingArguments(
+            output_dir=scratch,
+            num_train_epochs=1,
+            learning_rate=3e-3,
+            per_device_train_batch_size=32,
+            save_strategy="no",
+            report_to=[],
+            logging_strategy="no",
+            disable_tqdm=True,
+            use_cpu=True,
+            seed=seed,
+        )
+        trainer = transformers.Trainer(
+            model=model,
+            args=args,
+            train_dataset=InstructionDataset(text, tokenizer, DEMO_TEMPLATE, 128),
+            data_collator=make_collator(tokenizer.pad_token_id),
+        )
+        trainer.remove_callback(transformers.PrinterCallback)
+        trainer.train()
     partial = folder.with_name(folder.name + f".partial-{os.getpid()}")
     model.save_pretrained(partial)
     tokenizer.save_pretrained(partial)
     try:
         partial.rename(folder)  # atomic: a concurrent run never sees half a model
     except OSError:
+        shutil.rmtree(partial, ignore_errors=True)  # another run finished first
         if not (folder / "config.json").is_file():
             raise
     _logger.info(
