@@ -341,15 +341,24 @@ def make_objective(
     train_records: Sequence[Mapping[str, str]] | None = None,
     callback_options: Mapping[str, Any] | None = None,
     on_trial_end: Callable[[Any, Any, Any], None] | None = None,
+    progress: bool = True,
 ) -> Callable[[Any], float]:
     """An Optuna objective that fine-tunes ``config.base_model`` and returns the judge score.
 
     ``on_trial_end(trial, model, tokenizer)`` runs after training (for example to measure a
-    held-out metric) before ``arena.finalize``.
+    held-out metric) before ``arena.finalize``. ``progress``: live progress on stderr and
+    one line per finished trial (:class:`~optuna_pandalm.progress.TrialProgress`), with
+    transformers' and Optuna's per-trial noise silenced.
     """
+    import contextlib
+
+    from optuna_pandalm.progress import TrialProgress, quiet_third_party
+
     records = (
         list(train_records) if train_records is not None else load_train_data(config.train_data)
     )
+    if progress:
+        quiet_third_party()
 
     def objective(trial: Any) -> float:
         import torch
@@ -412,17 +421,20 @@ def make_objective(
             save_best_to=Path(config.output_dir) / "best" if config.save_best else None,
             **(callback_options or {}),
         )
+        shown = TrialProgress(arena, trial) if progress else None
         trainer = transformers.Trainer(
             model=model,
             args=args,
             train_dataset=dataset,
             data_collator=make_collator(tokenizer.pad_token_id),
-            callbacks=[callback],
+            callbacks=[shown.trainer_callback(), callback] if shown else [callback],
         )
         trainer.remove_callback(transformers.PrinterCallback)  # no metrics dict on stdout
-        trainer.train()
-        if on_trial_end is not None:
-            on_trial_end(trial, model, tokenizer)
-        return arena.finalize(trial)
+        with shown or contextlib.nullcontext():
+            trainer.train()
+            if on_trial_end is not None:
+                on_trial_end(trial, model, tokenizer)
+            value = arena.finalize(trial)
+            return shown.completed(value) if shown else value
 
     return objective
