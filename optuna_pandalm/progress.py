@@ -121,6 +121,8 @@ class TrialProgress:
         if isinstance(error, optuna.TrialPruned):
             reason = str(error).removeprefix(f"trial {self.number} ")
             return f"trial {self.number} {reason or 'pruned'}"
+        if isinstance(error, KeyboardInterrupt):
+            return f"trial {self.number} interrupted"
         if error is not None:
             cause = str(error).splitlines()[0][:200] if str(error) else ""
             return f"trial {self.number} failed: {type(error).__name__}: {cause}".rstrip(": ")

@@ -72,3 +72,11 @@ def test_the_bar_shows_the_match_being_played_with_games_of_its_budget(study_and
     assert f"playing trial 1 step 1 vs trial 0 step 1: 0/{N_PROMPTS} games" in shown
     assert f"played trial 1 step 1 vs trial 0 step 1: {N_PROMPTS}/{N_PROMPTS} games" in shown
     assert not arena.matches.observers  # the trial's display let go of the arena
+
+
+def test_an_interrupted_trial_says_so(study_and_arena):
+    _, arena = study_and_arena
+    out = io.StringIO()
+    with pytest.raises(KeyboardInterrupt), TrialProgress(arena, 2, file=out):
+        raise KeyboardInterrupt
+    assert out.getvalue().strip() == "trial 2 interrupted"
