@@ -238,7 +238,8 @@ def run_demo(
     )
     objective = make_objective(config, arena, train_records=data.train, on_trial_end=measure)
     remaining = trials_to_run(study, n_trials)
-    before = {t.number for t in study.get_trials(deepcopy=False)}
+    # Finished trials only: a new study's enqueued baseline is waiting, and runs now.
+    before = {t.number for t in study.get_trials(deepcopy=False) if t.state.is_finished()}
     say(f"running {remaining} trials" + (f" (the study has {len(before)})" if before else ""))
     study.optimize(objective, n_trials=remaining)
     this_run = [t for t in study.get_trials(deepcopy=False) if t.number not in before]
