@@ -1,19 +1,18 @@
 """Publish the arena's leaderboard where Optuna users look: study attributes and Dashboard.
 
-A finished trial can never change, but study user attributes can: after each finalize the
-study gets a compact leaderboard (``pandalm_leaderboard``). When ``optuna-dashboard`` is
-installed, the leaderboard is also saved as a plotly figure (one id, overwritten) and the
-trial gets a note with its record against the incumbent and a few of the judge's reasons.
-Generated text is HTML-escaped in notes.
+A finished trial's value can never change, but study user attributes can: after each
+finished trial (complete or pruned) the study gets a compact leaderboard
+(``pandalm_leaderboard``). When ``optuna-dashboard`` is installed, the leaderboard is also
+saved as a plotly figure (one id, overwritten) sized to the dashboard's card, and the trial
+gets a note (:mod:`optuna_pandalm.trial_notes`). Generated text is HTML-escaped in notes.
 """
 
 from __future__ import annotations
 
-import html
 import logging
 from typing import TYPE_CHECKING, Any
 
-from optuna_pandalm.attributes import AGREEMENT_ATTR, LEADERBOARD_ATTR, SNAPSHOT_ATTR
+from optuna_pandalm.attributes import AGREEMENT_ATTR, LEADERBOARD_ATTR, SCORE_ATTR, SNAPSHOT_ATTR
 
 if TYPE_CHECKING:
     from optuna_pandalm.arena import Arena
@@ -24,38 +23,47 @@ _logger = logging.getLogger(__name__)
 
 
 LEADERBOARD_GRAPH_ID = "pandalm-leaderboard"
+CARD_HEIGHT_PX = 450  # Optuna Dashboard draws each user figure in a box this high
 _TOP = 20
+_MARGIN = {"t": 36, "b": 44, "l": 10, "r": 10}  # px: title above, axis and its title below
 
 
 def leaderboard_figure(arena: Arena, *, top: int = _TOP) -> Any:
-    """The leaderboard figure published to the dashboard (the report shows the same one)."""
+    """The leaderboard figure as published to the dashboard: the report's figure, its height
+    set from the number of rows so that every row, the axis and its title fit the card.
+
+    Example:
+        >>> from optuna_pandalm import Arena
+        >>> from optuna_pandalm.testing import SimulatedJudge, simulated_prompts
+        >>> from optuna_pandalm.testing import simulated_response as answer
+        >>> arena = Arena("sqlite://", "doc", SimulatedJudge(), simulated_prompts(4), seed=0)
+        >>> for trial in range(30):
+        ...     _ = arena.evaluate(trial, 1, [answer(trial / 10)] * 4)
+        >>> figure = leaderboard_figure(arena)
+        >>> len(figure.data[0].y), figure.layout.height <= CARD_HEIGHT_PX
+        (20, True)
+    """
     from optuna_pandalm.visualization import plot_leaderboard
 
-    return plot_leaderboard(arena, top=top)
+    figure = plot_leaderboard(arena, top=top)
+    rows = len(figure.data[0].y or ())
+    room = CARD_HEIGHT_PX - _MARGIN["t"] - _MARGIN["b"]
+    row_px = min(24, room // max(rows, 1))
+    figure.update_layout(
+        title={"text": "Judge leaderboard (score, 95% interval)", "font": {"size": 14}},
+        height=min(CARD_HEIGHT_PX, _MARGIN["t"] + _MARGIN["b"] + max(rows, 4) * row_px),
+        margin=_MARGIN,
+        xaxis={"title": {"text": "score (log-odds against the anchor)", "standoff": 4}},
+        yaxis={"automargin": True, "tickfont": {"size": max(8, min(12, row_px - 4))}},
+    )
+    return figure
 
 
-def _note(arena: Arena, trial: Any) -> str:
-    players = arena.trial_players(trial)
-    lines = [f"### Judge record of trial {trial.number}", ""]
-    for player in players:
-        for opponent in arena.incumbent_opponents(player):
-            wins, ties, losses = arena.match_record(player, opponent)
-            lines.append(
-                f"- step {player.step} vs {html.escape(opponent.label)}: "
-                f"{wins} wins, {ties} ties, {losses} losses"
-            )
-    if players:
-        best = players[-1]
-        lines += ["", f"Judge's reasons (step {best.step}):", ""]
-        for position, reason in arena.reasons(best):
-            # Generated text: escaped so the dashboard never renders it as markup.
-            lines.append(f"- prompt {position}: {html.escape(reason[:300])}")
-    lines += ["", f"People's votes: {html.escape(arena.judge_agreement().summary())}."]
-    return "\n".join(lines)
-
-
-def publish(arena: Arena, study: Any, trial: Any | None = None) -> None:
-    """Write the compact leaderboard to the study, and the figure and note to Dashboard."""
+def publish(
+    arena: Arena, study: Any, trial: Any | None = None, *, pruned: str | None = None
+) -> None:
+    """Write the compact leaderboard to the study, and the figure and the finished trial's
+    note (``pruned``: which loss pruned it) to Dashboard."""
     standings = arena.standings()
     compact = [
         {k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.as_dict().items()}
@@ -68,8 +76,12 @@ def publish(arena: Arena, study: Any, trial: Any | None = None) -> None:
         import optuna_dashboard
     except ImportError:
         return
+    from optuna_pandalm.trial_notes import trial_note
+
     optuna_dashboard.save_plotly_graph_object(
         study, leaderboard_figure(arena), graph_object_id=LEADERBOARD_GRAPH_ID
     )
     if trial is not None:
-        optuna_dashboard.save_note(trial, _note(arena, trial))
+        score = getattr(trial, "user_attrs", {}).get(SCORE_ATTR)
+        note = trial_note(arena, trial.number, score=score, pruned=pruned)
+        optuna_dashboard.save_note(trial, note)

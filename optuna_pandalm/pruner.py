@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import TYPE_CHECKING
 
@@ -14,7 +15,41 @@ if TYPE_CHECKING:
 
     from optuna_pandalm.arena import Arena, Player, Standings
 
-__all__ = ["JudgePruner"]
+__all__ = ["JudgePruner", "PruningReason"]
+
+
+@dataclasses.dataclass(frozen=True)
+class PruningReason:
+    """The significant loss that prunes a trial: its checkpoint at ``step`` lost to
+    ``opponent`` (a player label, at ``opponent_step``) with this record, at one-sided
+    level ``alpha`` of ``test`` (the sign test of their games, or the score test of their
+    Bradley–Terry scores); ``earlier`` counts the checkpoints before it that lost too (the
+    ``patience`` rule).
+
+    Example:
+        >>> print(PruningReason(4, "trial 1 step 4", 4, 2, 3, 15, 0.0007, 0.05))
+        pruned at step 4: lost 2-3-15 (W-T-L) to trial 1 step 4 (sign test p = 0.0007 < 0.05)
+    """
+
+    step: int
+    opponent: str
+    opponent_step: int | None
+    wins: int
+    ties: int
+    losses: int
+    p_value: float
+    alpha: float
+    earlier: int = 0
+    test: str = "sign test"
+
+    def __str__(self) -> str:
+        text = (
+            f"pruned at step {self.step}: lost {self.wins}-{self.ties}-{self.losses} (W-T-L) "
+            f"to {self.opponent} ({self.test} p = {self.p_value:.2g} < {self.alpha:g})"
+        )
+        if self.earlier:
+            text += f", after {self.earlier} earlier significant loss(es)"
+        return text
 
 
 class JudgePruner(BasePruner):
@@ -70,36 +105,50 @@ class JudgePruner(BasePruner):
             raise ValueError(f"evidence must be 'games' or 'scores', got {evidence!r}")
         self.evidence = evidence
 
-    def _beaten_by(self, player: Player) -> Player | None:
-        """The opponent of ``player``'s match that beat it significantly, or ``None``."""
+    def _loss(self, player: Player) -> PruningReason | None:
+        """The significant loss of ``player``'s latest match, or ``None``."""
         opponents = self.arena.incumbent_opponents(player)
         if not opponents:
             return None
+        opponent = opponents[-1]
+        wins, ties, losses = self.arena.match_record(player, opponent)
         if self.evidence == "scores":
-            lost = _score_test(self.arena.standings(), player, opponents[-1]) < self.alpha
+            test, p_value = "score test", _score_test(self.arena.standings(), player, opponent)
         else:
-            wins, ties, losses = self.arena.match_record(player, opponents[-1])
-            lost = sign_test(wins, ties, losses, alternative="less") < self.alpha
-        return opponents[-1] if lost else None
+            test, p_value = "sign test", sign_test(wins, ties, losses, alternative="less")
+        if p_value >= self.alpha:
+            return None
+        step = player.step if player.step is not None else 0
+        return PruningReason(
+            step, opponent.label, opponent.step, wins, ties, losses, p_value, self.alpha, 0, test
+        )
+
+    def reason(self, trial_number: int) -> PruningReason | None:
+        """Why this pruner prunes the trial now, or ``None`` when it does not (same rules
+        as :meth:`prune`)."""
+        players = self.arena.trial_players(trial_number)
+        if not players or (players[-1].step or 0) < self.n_warmup_steps:
+            return None
+        incumbent = self.arena.incumbent()
+        if incumbent is None or incumbent.trial == trial_number:
+            return None
+        loss = self._loss(players[-1])
+        if loss is None:
+            return None
+        if self.same_step and loss.opponent_step == players[-1].step:
+            return loss
+        if len(players) < self.patience:
+            return None
+        earlier = players[-self.patience : -1]
+        if all(self._loss(p) is not None for p in earlier):
+            return dataclasses.replace(loss, earlier=len(earlier))
+        return None
 
     def prune(self, study: optuna.study.Study, trial: optuna.trial.FrozenTrial) -> bool:
         step = trial.last_step
         if step is None or step < self.n_warmup_steps:
             return False
-        players = self.arena.trial_players(trial.number)
-        if not players:
-            return False
-        incumbent = self.arena.incumbent()
-        if incumbent is None or incumbent.trial == trial.number:
-            return False
-        winner = self._beaten_by(players[-1])
-        if winner is None:
-            return False
-        if self.same_step and winner.step == players[-1].step:
-            return True
-        if len(players) < self.patience:
-            return False
-        return all(self._beaten_by(p) is not None for p in players[-self.patience : -1])
+        return self.reason(trial.number) is not None
 
 
 def _score_test(standings: Standings, player: Player, opponent: Player) -> float:

@@ -395,16 +395,25 @@ def make_objective(
     train_records: Sequence[Mapping[str, str]] | None = None,
     callback_options: Mapping[str, Any] | None = None,
     on_trial_end: Callable[[Any, Any, Any], None] | None = None,
+    progress: bool = True,
 ) -> Callable[[Any], float]:
     """An Optuna objective that fine-tunes ``config.base_model`` and returns the judge score.
 
     ``on_trial_end(trial, model, tokenizer)`` runs after training (for example to measure a
-    held-out metric) before ``arena.finalize``. Ctrl-C during a trial records why in its
+    held-out metric) before ``arena.finalize``. ``progress``: live progress on stderr and
+    one line per finished trial (:class:`~optuna_pandalm.progress.TrialProgress`), with
+    transformers' and Optuna's per-trial noise silenced. Ctrl-C during a trial records why in its
     ``pandalm_error`` user attribute (Optuna marks it FAIL) and propagates.
     """
+    import contextlib
+
+    from optuna_pandalm.progress import TrialProgress, quiet_third_party
+
     records = (
         list(train_records) if train_records is not None else load_train_data(config.train_data)
     )
+    if progress:
+        quiet_third_party()
 
     def objective(trial: Any) -> float:
         try:
@@ -474,6 +483,8 @@ def make_objective(
             save_best_to=Path(config.output_dir) / "best" if config.save_best else None,
             **(callback_options or {}),
         )
+        shown = TrialProgress(arena, trial) if progress else None
+        callbacks = [shown.trainer_callback(), callback] if shown else [callback]
         if config.trainer == "sft":
             from optuna_pandalm.sft import sft_trainer
 
@@ -484,7 +495,7 @@ def make_objective(
                 template=config.template,
                 max_length=config.max_length,
                 arguments=arguments,
-                callbacks=[callback],
+                callbacks=callbacks,
             )
         else:
             trainer = transformers.Trainer(
@@ -494,13 +505,15 @@ def make_objective(
                     records, tokenizer, config.template, config.max_length
                 ),
                 data_collator=make_collator(tokenizer.pad_token_id),
-                callbacks=[callback],
+                callbacks=callbacks,
             )
         callback.trainer = trainer  # the judge's figures in trainer.state.log_history
         trainer.remove_callback(transformers.PrinterCallback)  # no metrics dict on stdout
-        trainer.train()
-        if on_trial_end is not None:
-            on_trial_end(trial, model, tokenizer)
-        return arena.finalize(trial)
+        with shown or contextlib.nullcontext():
+            trainer.train()
+            if on_trial_end is not None:
+                on_trial_end(trial, model, tokenizer)
+            value = arena.finalize(trial)
+            return shown.completed(value) if shown else value
 
     return objective

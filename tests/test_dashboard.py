@@ -62,6 +62,6 @@ def test_dashboard_api_returns_the_leaderboard_figure_and_escaped_notes(tmp_path
     assert graphs[LEADERBOARD_GRAPH_ID]["data"][0]["type"] == "scatter"
     notes = [t["note"]["body"] for t in detail["trials"] if t["note"]["body"]]
     assert len(notes) == 2
-    assert "wins" in notes[1] and "Judge's reasons" in notes[1]
+    assert "W-T-L" in notes[1] and "Judge:" in notes[1]
     assert "&lt;script&gt;" in notes[1]
     assert "<script>" not in notes[1] and "<img" not in notes[1]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import warnings
 
 import pytest
 from hypothesis import given, settings
@@ -172,6 +173,16 @@ def test_generate_mode_beam_cache_gives_the_default_caches_outputs(tiny_llama_pa
     monkeypatch.setattr(beam_cache, "beam_search_cache", lambda *a, **k: None)
     default = [v.raw for v in judge.judge(REQUESTS)]
     assert with_cache == default
+
+
+def test_generate_mode_passes_its_beam_cache_without_a_deprecation_warning(tiny_llama_path):
+    judge = PandaLMJudge(
+        tiny_llama_path, mode="generate", num_beams=2, max_new_tokens=2, device="cpu"
+    )
+    judge.retry = {"max_new_tokens": 1}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)  # transformers' renamed-keyword warning
+        judge.judge(REQUESTS[:1])
 
 
 def test_beam_cache_grows_past_its_capacity_and_matches_the_default(tiny_llama_path):

@@ -18,7 +18,12 @@ every score is a pure function of the stored games, so all workers on one study 
 from __future__ import annotations
 
 from optuna_pandalm.arena._arena import Arena, refuse_another_prompt_set
-from optuna_pandalm.arena._match_play import JudgeFailedError, MatchOutcome, MatchPlay
+from optuna_pandalm.arena._match_play import (
+    JudgeFailedError,
+    MatchOutcome,
+    MatchPlay,
+    MatchProgress,
+)
 from optuna_pandalm.arena._players import Player
 from optuna_pandalm.arena._result import EvaluationResult
 from optuna_pandalm.arena._standings import (
@@ -39,6 +44,7 @@ __all__ = [
     "LeaderboardRow",
     "MatchOutcome",
     "MatchPlay",
+    "MatchProgress",
     "Player",
     "Standings",
     "length_feature",

@@ -442,7 +442,7 @@ class Arena(Votes):
         in the trial's user attribute ``pandalm_best_step``.
         """
         number = trial_number(trial)
-        _trial.raise_if_pruned(trial, number)
+        _trial.raise_if_pruned(self, trial, number)
         own = self.trial_players(number)
         if not own:
             raise ValueError(f"trial {number} has no evaluated checkpoint: call evaluate() first")

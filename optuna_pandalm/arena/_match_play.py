@@ -18,7 +18,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -42,7 +42,7 @@ from optuna_pandalm.store import (
     text_hash,
 )
 
-__all__ = ["POSITIONS", "JudgeFailedError", "MatchOutcome", "MatchPlay"]
+__all__ = ["POSITIONS", "JudgeFailedError", "MatchOutcome", "MatchPlay", "MatchProgress"]
 
 _logger = logging.getLogger(__name__)
 
@@ -71,8 +71,28 @@ class MatchOutcome:
     stopped_early: bool = False
 
 
+@dataclasses.dataclass(frozen=True)
+class MatchProgress:
+    """A match being played, after each batch: ``games`` played of the ``budget`` (the
+    prompts the pair has not played yet; racing may stop sooner), the challenger's record
+    so far, and whether the match is over."""
+
+    challenger: Player
+    opponent: Player
+    games: int
+    budget: int
+    wins: int
+    ties: int
+    losses: int
+    done: bool
+
+
 class MatchPlay:
-    """Plays matches between two players of one arena; see the module docstring."""
+    """Plays matches between two players of one arena; see the module docstring.
+
+    ``observers`` are called with a :class:`MatchProgress` as a match starts and after each
+    batch (progress displays); they must not raise.
+    """
 
     def __init__(
         self,
@@ -114,6 +134,7 @@ class MatchPlay:
         self.judge_calls = 0
         self.cache_hits = 0
         self._unsaved: dict[VerdictKey, StoredVerdict] = {}
+        self.observers: list[Callable[[MatchProgress], None]] = []
 
     # --- the verdict cache and the judge ---------------------------------------------------
     def verdicts(
@@ -251,6 +272,17 @@ class MatchPlay:
         wins = ties = losses = invalid = 0
         p_value: float | None = None
         stopped = False
+
+        def tell(done: bool) -> None:
+            played = wins + ties + losses
+            for observe in self.observers:
+                observe(
+                    MatchProgress(
+                        challenger, opponent, played, len(order), wins, ties, losses, done
+                    )
+                )
+
+        tell(False)
         for start in range(0, len(order), self.batch_size):
             batch = order[start : start + self.batch_size]
             shown = [(p, first) for p in batch for first in self._shown_orders(bool(coins[p]))]
@@ -294,6 +326,8 @@ class MatchPlay:
             if decided or behind:
                 stopped = start + self.batch_size < len(order)
                 break
+            tell(False)
+        tell(True)
         return MatchOutcome(wins, ties, losses, invalid, p_value, stopped)
 
     def _shown_orders(self, coin: bool) -> tuple[bool, ...]:

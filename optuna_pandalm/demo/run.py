@@ -10,6 +10,11 @@
    ``ReferenceJudge`` compares each epoch's answers with the incumbent's, prompt by prompt.
 4. The leaderboard is printed and an HTML report written; held-out exact-match accuracy of
    the best trial and of the baseline shows whether the judge picked well.
+5. It ends by saying where the study is (masked storage URL, study name) and the exact
+   ``optuna-dashboard`` and ``optuna-pandalm report`` commands to look at it.
+
+Counts in the summary (``n_trials``, ``n_pruned``, ``judge_calls``, ``seconds``) are this
+run's; ``study`` holds the study's totals (a rerun resumes the same study).
 """
 
 from __future__ import annotations
@@ -18,6 +23,10 @@ import hashlib
 import logging
 import os
 import random
+import shlex
+import shutil
+import sys
+import tempfile
 import time
 import warnings
 from collections.abc import Callable
@@ -26,7 +35,7 @@ from typing import Any
 
 from optuna_pandalm.demo.tasks import DemoData, exact_match_accuracy, make_data
 
-__all__ = ["DEMO_TEMPLATE", "demo_space", "pretrained_base", "run_demo"]
+__all__ = ["DEMO_TEMPLATE", "demo_space", "next_steps", "pretrained_base", "run_demo"]
 
 _logger = logging.getLogger(__name__)
 
@@ -108,32 +117,37 @@ def pretrained_base(cache: Path | None = None, *, seed: int = 0) -> Path:
         }
         for _ in range(3000)
     ]
-    args = transformers.TrainingArguments(
-        output_dir=str(folder.with_suffix(".tmp")),
-        num_train_epochs=1,
-        learning_rate=3e-3,
-        per_device_train_batch_size=32,
-        save_strategy="no",
-        report_to=[],
-        logging_strategy="no",
-        disable_tqdm=True,
-        use_cpu=True,
-        seed=seed,
-    )
-    trainer = transformers.Trainer(
-        model=model,
-        args=args,
-        train_dataset=InstructionDataset(text, tokenizer, DEMO_TEMPLATE, 128),
-        data_collator=make_collator(tokenizer.pad_token_id),
-    )
-    trainer.remove_callback(transformers.PrinterCallback)
-    trainer.train()
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    # The Trainer makes its output folder even when it saves nothing: a scratch folder,
+    # removed afterwards, so the cache holds only finished models.
+    with tempfile.TemporaryDirectory(dir=folder.parent, prefix=f"{folder.name}.train-") as scratch:
+        args = transformers.TrainingArguments(
+            output_dir=scratch,
+            num_train_epochs=1,
+            learning_rate=3e-3,
+            per_device_train_batch_size=32,
+            save_strategy="no",
+            report_to=[],
+            logging_strategy="no",
+            disable_tqdm=True,
+            use_cpu=True,
+            seed=seed,
+        )
+        trainer = transformers.Trainer(
+            model=model,
+            args=args,
+            train_dataset=InstructionDataset(text, tokenizer, DEMO_TEMPLATE, 128),
+            data_collator=make_collator(tokenizer.pad_token_id),
+        )
+        trainer.remove_callback(transformers.PrinterCallback)
+        trainer.train()
     partial = folder.with_name(folder.name + f".partial-{os.getpid()}")
     model.save_pretrained(partial)
     tokenizer.save_pretrained(partial)
     try:
         partial.rename(folder)  # atomic: a concurrent run never sees half a model
     except OSError:
+        shutil.rmtree(partial, ignore_errors=True)  # another run finished first
         if not (folder / "config.json").is_file():
             raise
     _logger.info(
@@ -154,26 +168,26 @@ def run_demo(
     """Run the demo and return its summary (the ``demo --json`` document)."""
     import optuna
     import torch
-    import transformers
+    from tqdm.auto import tqdm
 
     from optuna_pandalm.arena import Arena
     from optuna_pandalm.attributes import BASELINE_ATTR
     from optuna_pandalm.generation import generate_responses
     from optuna_pandalm.judged_study import open_judged_study, optimize, trials_to_run
     from optuna_pandalm.judges import ReferenceJudge
+    from optuna_pandalm.progress import quiet_third_party
     from optuna_pandalm.report import write_report
     from optuna_pandalm.tuning import TuneConfig, make_objective
 
-    say = progress or (lambda message: None)
+    def say(message: str) -> None:
+        if progress is not None:
+            with tqdm.external_write_mode(file=sys.stderr):  # above a live progress bar
+                progress(message)
+
     started = time.perf_counter()
-    transformers.logging.set_verbosity_error()
-    transformers.logging.disable_progress_bar()
+    quiet_third_party()
     # The baseline is Alpaca's learning rate, outside the tiny model's range on purpose.
     warnings.filterwarnings("ignore", message="Fixed parameter learning_rate")
-    warnings.filterwarnings(
-        "ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning
-    )
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
     torch.manual_seed(seed)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -224,8 +238,11 @@ def run_demo(
     )
     objective = make_objective(config, arena, train_records=data.train, on_trial_end=measure)
     remaining = trials_to_run(study, n_trials)
-    say(f"running {remaining} trials")
+    # Finished trials only: a new study's enqueued baseline is waiting, and runs now.
+    before = {t.number for t in study.get_trials(deepcopy=False) if t.state.is_finished()}
+    say(f"running {remaining} trials" + (f" (the study has {len(before)})" if before else ""))
     optimize(study, objective, n_trials=remaining)
+    this_run = [t for t in study.get_trials(deepcopy=False) if t.number not in before]
 
     rows = arena.standings().leaderboard()
     best_row = next((r for r in rows if r.trial is not None), None)
@@ -233,9 +250,10 @@ def run_demo(
     baseline_trial = next((t.number for t in study.trials if t.user_attrs.get(BASELINE_ATTR)), 0)
     best_trial = best_row.trial if best_row else None
     report = write_report(arena, study, out / "report.html")
-    return {
-        "n_trials": len(study.trials),
-        "n_pruned": sum(t.state == optuna.trial.TrialState.PRUNED for t in study.trials),
+    pruned = optuna.trial.TrialState.PRUNED
+    summary = {
+        "n_trials": len(this_run),
+        "n_pruned": sum(t.state == pruned for t in this_run),
         "judge_calls": arena.judge_calls,
         "cache_hits": arena.cache_hits,
         "best_trial": best_trial,
@@ -250,6 +268,68 @@ def run_demo(
         },
         "leaderboard": [r.as_dict() for r in rows[:10]],
         "report": str(report),
-        "storage": storage,
         "seconds": round(time.perf_counter() - started, 1),
+        "study": {
+            "n_trials": len(study.trials),
+            "n_pruned": sum(t.state == pruned for t in study.trials),
+            "games": arena.verdict_counts()["games"],
+        },
+        **_where_to_look(storage, study_name, out),
     }
+    for line in next_steps(summary):
+        say(line)
+    return summary
+
+
+def _where_to_look(storage: str, study_name: str, out: Path) -> dict[str, str]:
+    """The study's address (password masked) and the commands that show it."""
+    from optuna_pandalm.url_masking import mask_url
+
+    url = shlex.quote(mask_url(storage))
+    name = shlex.quote(study_name)
+    return {
+        "storage": mask_url(storage),
+        "study_name": study_name,
+        "dashboard_command": f"optuna-dashboard {url}",
+        "report_command": (
+            f"optuna-pandalm report --storage {url} --study-name {name} "
+            f"--out {shlex.quote(str(out / 'report.html'))}"
+        ),
+    }
+
+
+def next_steps(summary: dict[str, Any]) -> list[str]:
+    """The demo's closing lines: this run against the study's totals, where the study is,
+    and the commands to look at it.
+
+    Example:
+        >>> summary = {"n_trials": 0, "n_pruned": 0, "judge_calls": 0,
+        ...            "study": {"n_trials": 12, "n_pruned": 7, "games": 420},
+        ...            "storage": "sqlite:///d/demo.db", "study_name": "s",
+        ...            "dashboard_command": "optuna-dashboard sqlite:///d/demo.db",
+        ...            "report_command": "optuna-pandalm report ..."}
+        >>> print(*next_steps(summary), sep="\\n")  # doctest: +ELLIPSIS
+        this run: 0 trials (0 pruned), 0 judge calls; the study: 12 trials (7 pruned), 420 games
+        study 's' in sqlite:///d/demo.db...
+        look at it: optuna-dashboard sqlite:///d/demo.db
+        report:     optuna-pandalm report ...
+    """
+    study = summary["study"]
+    lines = [
+        f"this run: {summary['n_trials']} trials ({summary['n_pruned']} pruned), "
+        f"{summary['judge_calls']} judge calls; the study: {study['n_trials']} trials "
+        f"({study['n_pruned']} pruned), {study['games']} games",
+        f"study {summary['study_name']!r} in {summary['storage']}",
+    ]
+    try:
+        import optuna_dashboard  # noqa: F401
+    except ImportError:
+        lines.append(
+            "optuna-dashboard is not installed, so nothing was published to it: "
+            "pip install 'optuna-pandalm[dashboard]' and rerun the demo"
+        )
+    lines += [
+        f"look at it: {summary['dashboard_command']}",
+        f"report:     {summary['report_command']}",
+    ]
+    return lines

@@ -365,7 +365,7 @@ class PandaLMJudge(PairwiseJudge):
         return texts
 
     def _cache(self, encoded: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:
-        """``past_key_values`` for beam search: a preallocated cache that copies the KV cache
+        """The KV cache for beam search: a preallocated cache that copies the KV cache
         once per step instead of twice (identical outputs); nothing otherwise."""
         if settings.get("num_beams", 1) <= 1:
             return {}
@@ -373,7 +373,7 @@ class PandaLMJudge(PairwiseJudge):
 
         capacity = encoded["input_ids"].shape[1] + int(settings["max_new_tokens"])
         cache = beam_search_cache(self.model, capacity)
-        return {} if cache is None else {"past_key_values": cache}
+        return {} if cache is None else {_cache_keyword(): cache}
 
     def _generate(self, texts: list[str]) -> list[Verdict]:
         import torch
@@ -406,3 +406,19 @@ class PandaLMJudge(PairwiseJudge):
             for i, text in zip(invalid, again, strict=True):
                 verdicts[i] = parse_pandalm_output(text)
         return verdicts
+
+
+def _cache_keyword() -> str:
+    """The ``generate`` keyword for a KV cache in this transformers: ``cache`` since it
+    renamed ``past_key_values`` (the old name warns), the name its model outputs carry.
+
+    Example:
+        >>> _cache_keyword() in ("cache", "past_key_values")
+        True
+    """
+    import dataclasses
+
+    from transformers.modeling_outputs import CausalLMOutputWithPast
+
+    fields = {field.name for field in dataclasses.fields(CausalLMOutputWithPast)}
+    return "cache" if "cache" in fields else "past_key_values"

@@ -1,0 +1,123 @@
+"""The Optuna Dashboard note of a finished trial: its matches, why it was pruned, reasons.
+
+Every finished trial gets one, complete or pruned. It is Markdown, written once when the
+trial ends, so it says what Optuna's frozen value is (the score at completion) and where
+the current score lives (the ``pandalm_score`` user attribute, refreshed). Generated text
+(answers, the judge's reasons) is HTML-escaped, and the judge's "Response 1 / Response 2"
+are told from the trial's side: "this trial's answer" and "the incumbent's answer".
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from typing import TYPE_CHECKING, Any
+
+from optuna_pandalm.attributes import SCORE_ATTR
+
+if TYPE_CHECKING:
+    from optuna_pandalm.arena import Arena, Player
+
+__all__ = ["from_trials_side", "trial_note"]
+
+_RESPONSE = re.compile(r"\b([Rr])esponse\s*([12])\b")
+_EXAMPLES = 3
+_REASON_CHARS = 300
+
+
+def from_trials_side(reason: str, *, trial_shown_first: bool) -> str:
+    """The judge's reason with "Response 1/2" named from the trial's side.
+
+    Example:
+        >>> from_trials_side("Response 2 is better: response 1 drops a letter.",
+        ...                  trial_shown_first=False)
+        "This trial's answer is better: the incumbent's answer drops a letter."
+    """
+
+    def name(match: re.Match[str]) -> str:
+        ours = (match.group(2) == "1") == trial_shown_first
+        words = "this trial's answer" if ours else "the incumbent's answer"
+        return words[0].upper() + words[1:] if match.group(1) == "R" else words
+
+    return _RESPONSE.sub(name, reason)
+
+
+def _game_line(arena: Arena, player: Player, game: dict[str, Any]) -> str:
+    first = game["first_player_id"] == player.id
+    outcome = int(game["outcome"])
+    result = "tie" if outcome == 0 else ("won" if (outcome == 1) == first else "lost")
+    ours = game["first_text"] if first else game["second_text"]
+    theirs = game["second_text"] if first else game["first_text"]
+    instruction = arena.prompts[int(game["prompt_position"])].instruction
+    reason = from_trials_side(str(game["reason"])[:_REASON_CHARS], trial_shown_first=first)
+    return (
+        f"- prompt {game['prompt_position']} ({html.escape(instruction[:60].rstrip('.'))}), "
+        f"**{result}**: "
+        f"this trial's answer `{html.escape(ours[:60])}`, "
+        f"the incumbent's answer `{html.escape(theirs[:60])}`"
+        + (f". Judge: {html.escape(reason)}" if reason else "")
+    )
+
+
+def _examples(arena: Arena, player: Player, opponent: Player, *, losses_first: bool) -> list[str]:
+    """A few games of ``player`` against ``opponent``, its losses first when asked."""
+    games = [
+        g
+        for g in arena.game_examples(player, limit=50)
+        if opponent.id in (g["first_player_id"], g["second_player_id"])
+    ]
+
+    def lost(game: dict[str, Any]) -> bool:
+        first = game["first_player_id"] == player.id
+        outcome = int(game["outcome"])
+        return outcome != 0 and (outcome == 1) != first
+
+    if losses_first:
+        games.sort(key=lambda g: not lost(g))
+    return [_game_line(arena, player, g) for g in games[:_EXAMPLES]]
+
+
+def trial_note(
+    arena: Arena, number: int, *, score: float | None, pruned: str | None = None
+) -> str:
+    """The note of finished trial ``number``: ``score`` is its best checkpoint's score now
+    (Optuna's value when it completes); ``pruned`` says which loss pruned it."""
+    players = arena.trial_players(number)
+    state = "pruned" if pruned else "complete"
+    lines = [f"### Trial {number}: {state}", ""]
+    if pruned:
+        lines += [f"**Why:** {html.escape(pruned)}.", ""]
+    if score is not None and not pruned:
+        lines += [
+            f"**Value {score:+.3f}** is this trial's judge score when it completed (log-odds "
+            "against the anchor). Optuna freezes it; the score moves as other trials play, "
+            f"and the current one is the user attribute `{SCORE_ATTR}` in the trial table.",
+            "",
+        ]
+    elif score is not None:
+        lines += [
+            f"Score {score:+.3f} when pruned; the current one is the user attribute "
+            f"`{SCORE_ATTR}`.",
+            "",
+        ]
+    lines += ["Matches against the incumbent (W-T-L from this trial's side):", ""]
+    last: tuple[Player, Player] | None = None
+    for player in players:
+        for opponent in arena.incumbent_opponents(player):
+            wins, ties, losses = arena.match_record(player, opponent)
+            lines.append(
+                f"- step {player.step} vs {html.escape(opponent.label)}: {wins}-{ties}-{losses}"
+            )
+            last = (player, opponent)
+    if last is not None:
+        player, opponent = last
+        examples = _examples(arena, player, opponent, losses_first=pruned is not None)
+        if examples:
+            lines += [
+                "",
+                f"Games at step {player.step} vs {html.escape(opponent.label)}:",
+                "",
+                *examples,
+            ]
+    lines += ["", f"People's votes: {html.escape(arena.judge_agreement().summary())}."]
+    return "\n".join(lines)
