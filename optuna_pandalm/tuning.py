@@ -484,7 +484,7 @@ def make_objective(
             **(callback_options or {}),
         )
         shown = TrialProgress(arena, trial) if progress else None
-        callbacks = [shown.trainer_callback(), callback] if shown else [callback]
+        callbacks: list[Any] = [shown.trainer_callback(), callback] if shown else [callback]
         if config.trainer == "sft":
             from optuna_pandalm.sft import sft_trainer
 
