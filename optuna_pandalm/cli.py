@@ -341,17 +341,17 @@ def _demo(args: argparse.Namespace) -> int:
             f"{interval:>18} {row['p_best']:>8.3f}  {row['wins']}-{row['ties']}-{row['losses']}"
         )
     accuracy = summary["heldout_accuracy"]
-    print(
-        f"\n{summary['n_trials']} trials ({summary['n_pruned']} pruned), "
-        f"{summary['judge_calls']} judge calls, {summary['seconds']} s"
-    )
-    print(f"best trial {summary['best_trial']} (step {summary['best_step']}):")
-    print(f"  {summary['best_params']}")
+    print(f"\nbest trial {summary['best_trial']} (step {summary['best_step']}):")
+    for name, value in summary["best_params"].items():
+        print(f"  {name:<14} {value:.3g}" if isinstance(value, float) else f"  {name:<14} {value}")
     print(
         f"held-out exact match: best trial {accuracy['best']:.2f}, "
         f"baseline (Alpaca defaults, trial {summary['baseline_trial']}) {accuracy['baseline']:.2f}"
     )
-    print(f"report: {summary['report']}")
+    print(f"report: {summary['report']} ({summary['seconds']} s)\n")
+    from optuna_pandalm.demo.run import next_steps
+
+    print(*next_steps(summary), sep="\n")
     return 0
 
 

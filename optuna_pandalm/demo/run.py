@@ -276,8 +276,6 @@ def run_demo(
         },
         **_where_to_look(storage, study_name, out),
     }
-    for line in next_steps(summary):
-        say(line)
     return summary
 
 
