@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from optuna.pruners import BasePruner
 
 from optuna_pandalm.sign_test import sign_test
+from optuna_pandalm.study_direction import require_maximize
 
 if TYPE_CHECKING:
     import optuna
@@ -30,8 +31,8 @@ class JudgePruner(BasePruner):
       only when the newest ``patience`` checkpoints all lost so, because a checkpoint can
       dip and recover.
 
-    Never prunes: before ``n_warmup_steps``; when there is no incumbent; the incumbent's own
-    trial.
+    Never prunes: before ``n_warmup_steps``; when there is no incumbent (an arena that has
+    judged nothing); the incumbent's own trial.
 
     Args:
         arena: The study's :class:`~optuna_pandalm.Arena`.
@@ -41,6 +42,10 @@ class JudgePruner(BasePruner):
             (>= 1).
         same_step: Whether one significant loss at the same step is enough (``False``:
             every loss needs ``patience``).
+
+    Raises:
+        ValueError: From ``prune`` (``trial.should_prune()``), when the study is not
+            single-objective with ``direction="maximize"``, as ``BradleyTerrySampler``.
     """
 
     def __init__(
@@ -72,6 +77,7 @@ class JudgePruner(BasePruner):
         return opponents[-1] if lost else None
 
     def prune(self, study: optuna.study.Study, trial: optuna.trial.FrozenTrial) -> bool:
+        require_maximize(study, "JudgePruner")
         step = trial.last_step
         if step is None or step < self.n_warmup_steps:
             return False
