@@ -128,8 +128,12 @@ def under_test(base: SamplerFactory, arena: Arena) -> SamplerFactory:
 
 def _optunas_case(request: pytest.FixtureRequest, arena: Arena) -> SamplerFactory:
     """The ``sampler`` fixture of Optuna's cases: the base of ``request.param``, under test."""
-    indices = request.node.callspec.indices
-    pair = [indices[name] for name in PAIRWISE.get(request.node.originalname, ())]
+    params = request.node.callspec.params
+    # A pair's two values: distributions, or suggest lambdas (the same code for the same kind).
+    pair = [
+        getattr(v, "__code__", v)
+        for v in map(params.get, PAIRWISE.get(request.node.originalname, ()))
+    ]
     is_gp = any(request.param is BASIC[name] for name in GP)
     if is_gp and pair and pair[0] != pair[1] and not FULL:
         pytest.skip("GP: a pair of two distribution kinds (OPTUNA_PANDALM_SAMPLER_SUITE_FULL=1)")
