@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from optuna.pruners import BasePruner
 
 from optuna_pandalm.sign_test import sign_test
+from optuna_pandalm.study_direction import require_maximize
 
 if TYPE_CHECKING:
     import optuna
@@ -66,8 +67,8 @@ class JudgePruner(BasePruner):
       only when the newest ``patience`` checkpoints all lost so, because a checkpoint can
       dip and recover.
 
-    Never prunes: before ``n_warmup_steps``; when there is no incumbent; the incumbent's own
-    trial.
+    Never prunes: before ``n_warmup_steps``; when there is no incumbent (an arena that has
+    judged nothing); the incumbent's own trial.
 
     Args:
         arena: The study's :class:`~optuna_pandalm.Arena`.
@@ -80,6 +81,10 @@ class JudgePruner(BasePruner):
         evidence: ``"games"``: a sign test of the two players' own games; ``"scores"``: a
             one-sided z-test of the two Bradley–Terry scores, which also draws on every
             other game that links them.
+
+    Raises:
+        ValueError: From ``prune`` (``trial.should_prune()``), when the study is not
+            single-objective with ``direction="maximize"``, as ``BradleyTerrySampler``.
     """
 
     def __init__(
@@ -145,6 +150,7 @@ class JudgePruner(BasePruner):
         return None
 
     def prune(self, study: optuna.study.Study, trial: optuna.trial.FrozenTrial) -> bool:
+        require_maximize(study, "JudgePruner")
         step = trial.last_step
         if step is None or step < self.n_warmup_steps:
             return False

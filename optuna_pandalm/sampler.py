@@ -16,8 +16,10 @@ from typing import TYPE_CHECKING, Any
 
 import optuna
 from optuna.samplers import BaseSampler
-from optuna.study import Study, StudyDirection
+from optuna.study import Study
 from optuna.trial import FrozenTrial, TrialState
+
+from optuna_pandalm.study_direction import require_maximize
 
 if TYPE_CHECKING:
     from optuna.distributions import BaseDistribution
@@ -268,13 +270,7 @@ class BradleyTerrySampler(BaseSampler):
     def _proxy(self, study: Study, trial: FrozenTrial | None = None) -> Study:
         """The view of ``study`` the base sampler gets; the same one for every hook of
         ``trial`` (a fresh one when ``trial`` is ``None``)."""
-        directions = study.directions
-        if directions != [StudyDirection.MAXIMIZE]:
-            raise ValueError(
-                "BradleyTerrySampler needs a single-objective study with "
-                "optuna.create_study(direction='maximize'): a higher judge score is better; "
-                f"got directions {[d.name for d in directions]}"
-            )
+        require_maximize(study, "BradleyTerrySampler")
         view = self._view
         key = None if trial is None else (study._storage, study._study_id, trial.number)
         if key is not None and view is not None and view[0] == key:

@@ -36,6 +36,7 @@ def test_a_judged_study_pickles_and_its_copy_works_in_another_process(tmp_path):
     copied = pickle.loads(pickle.dumps(study))
     assert [p.key for p in copied.sampler.arena.players()] == ["trial/0/step/1"]
     assert copy.deepcopy(study.pruner).arena.standings().players == arena.standings().players
+    assert copy.deepcopy(study).sampler.arena.standings().players == arena.standings().players
     with multiprocessing.get_context("spawn").Pool(1) as pool:
         games = pool.apply(_evaluate_in_another_process, (pickle.dumps(study.pruner),))
     assert games == 4

@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import copy
 import pickle
-from collections.abc import Callable
 from typing import Any
 
 import optuna
 import pytest
 from optuna.distributions import FloatDistribution
-from optuna.testing.pytest_samplers import SingleOnlySamplerTestCase
 from optuna.trial import TrialState, create_trial
 
 from optuna_pandalm import Arena, BradleyTerrySampler
@@ -192,34 +190,13 @@ def idle_arena(tmp_path) -> Arena:
     return Arena(f"sqlite:///{tmp_path / 'idle.db'}", "g", SimulatedJudge(), simulated_prompts(5))
 
 
-STOPPING_SAMPLERS = {
-    "grid": lambda: optuna.samplers.GridSampler({"x": [0, 1, 2]}, seed=0),
-    "brute_force": lambda: optuna.samplers.BruteForceSampler(seed=0),
-}
-
-
-@pytest.mark.parametrize("n_trials", [10, None])
-@pytest.mark.parametrize("name", STOPPING_SAMPLERS)
-def test_wrapped_sampler_stops_the_study_once_its_space_is_covered(idle_arena, name, n_trials):
-    sampler = BradleyTerrySampler(idle_arena, STOPPING_SAMPLERS[name]())
-    study = optuna.create_study(direction="maximize", sampler=sampler)
-
-    def objective(trial: optuna.Trial) -> float:
-        assert trial.number < 6, "the base sampler did not stop the study"
-        return trial.suggest_int("x", 0, 2)
-
-    study.optimize(objective, n_trials=n_trials)
-    assert sorted(t.params["x"] for t in study.trials) == [0, 1, 2]
-
-
-def test_base_sampler_methods_are_reachable_on_the_wrapper(idle_arena):
+# What GridSampler and BruteForceSampler do to a study through the wrapper (stop, exhaustion,
+# enqueued trials, NaN): tests/test_optuna_sampler_suite.py.
+def test_base_sampler_public_attributes_are_reachable_on_the_wrapper(idle_arena):
     grid = optuna.samplers.GridSampler({"x": [0.0, 1.0]}, seed=0)
     sampler = BradleyTerrySampler(idle_arena, grid)
-    study = optuna.create_study(direction="maximize", sampler=sampler)
-    assert sampler.is_exhausted(study) is False
-    study.optimize(lambda t: t.suggest_float("x", 0.0, 1.0))
-    assert sampler.is_exhausted(study) is True
     assert sampler.base_sampler is grid
+    assert sampler.is_exhausted == grid.is_exhausted
     with pytest.raises(AttributeError, match="_search_space"):
         sampler._search_space  # noqa: B018  private names are not delegated
 
@@ -285,13 +262,7 @@ def test_sampler_refuses_studies_other_than_single_objective_maximize(idle_arena
         study.optimize(lambda t: t.suggest_float("x", 0.0, 1.0), n_trials=1)
 
 
-class TestOptunasSingleObjectiveOnlySamplerCases(SingleOnlySamplerTestCase):
-    """Optuna's own test that a single-objective sampler raises ``ValueError`` from each
-    sampling hook on a multi-objective study."""
-
-    @pytest.fixture
-    def sampler(self, idle_arena: Arena) -> Callable[[], optuna.samplers.BaseSampler]:
-        return lambda: BradleyTerrySampler(idle_arena)
+# Optuna's own multi-objective refusal case, for every base: tests/test_optuna_sampler_suite.py.
 
 
 # --- pickling ---------------------------------------------------------------------------------
