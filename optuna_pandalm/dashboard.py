@@ -28,9 +28,10 @@ _TOP = 20
 _MARGIN = {"t": 36, "b": 44, "l": 10, "r": 10}  # px: title above, axis and its title below
 
 
-def leaderboard_figure(arena: Arena, *, top: int = _TOP) -> Any:
-    """The leaderboard figure as published to the dashboard: the report's figure, its height
-    set from the number of rows so that every row, the axis and its title fit the card.
+def leaderboard_figure(arena: Arena, *, top: int = _TOP, study: Any = None) -> Any:
+    """The leaderboard figure as published to the dashboard: the report's figure (baseline
+    trials of ``study`` in red, as in the report), its height set from the number of rows so
+    that every row, the axis and its title fit the card.
 
     Example:
         >>> from optuna_pandalm import Arena
@@ -45,7 +46,7 @@ def leaderboard_figure(arena: Arena, *, top: int = _TOP) -> Any:
     """
     from optuna_pandalm.visualization import plot_leaderboard
 
-    figure = plot_leaderboard(arena, top=top)
+    figure = plot_leaderboard(arena, top=top, study=study)
     rows = len(figure.data[0].y or ())
     room = CARD_HEIGHT_PX - _MARGIN["t"] - _MARGIN["b"]
     row_px = min(24, room // max(rows, 1))
@@ -79,7 +80,7 @@ def publish(
     from optuna_pandalm.trial_notes import trial_note
 
     optuna_dashboard.save_plotly_graph_object(
-        study, leaderboard_figure(arena), graph_object_id=LEADERBOARD_GRAPH_ID
+        study, leaderboard_figure(arena, study=study), graph_object_id=LEADERBOARD_GRAPH_ID
     )
     if trial is not None:
         score = getattr(trial, "user_attrs", {}).get(SCORE_ATTR)
