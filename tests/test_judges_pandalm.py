@@ -264,7 +264,11 @@ def test_remote_code_in_a_model_folder_is_not_run_by_default(tiny_llama_path, tm
     marker = tmp_path / "code-ran"
     (folder / "custom_model.py").write_text(
         f"open({str(marker)!r}, 'w').write('yes')\n"
-        "from transformers import LlamaForCausalLM as CustomModel\n",
+        "from transformers import LlamaForCausalLM\n"
+        # A subclass: loading remote code registers its class for auto classes, and
+        # registering transformers' own LlamaForCausalLM would change how every later
+        # LlamaForCausalLM in this process saves itself.
+        "class CustomModel(LlamaForCausalLM):\n    pass\n",
         encoding="utf-8",
     )
     config = json.loads((folder / "config.json").read_text())
