@@ -65,7 +65,16 @@ BASIC: dict[str, SamplerFactory] = {
 # Those of Optuna's ``TestRelativeSampler``: the ones that sample the whole space jointly.
 RELATIVE = ("tpe-multivariate", "cmaes", "cmaes-separable", "gp", "gp-deterministic")
 # Bases that support multi-objective studies themselves; the wrapper refuses them.
-MULTI_OBJECTIVE = ("random", "tpe", "tpe-multivariate", "nsga2", "nsga3", "qmc", "gp")
+MULTI_OBJECTIVE = (
+    "random",
+    "tpe",
+    "tpe-multivariate",
+    "nsga2",
+    "nsga3",
+    "qmc",
+    "gp",
+    "gp-deterministic",
+)
 GP = ("gp", "gp-deterministic")
 # Optuna's cases that run every pair of two parameters' distribution kinds (6 x 6). GP fits a
 # Gaussian process for every sample, which makes these 144 cases most of the module's time;
