@@ -258,11 +258,18 @@ def test_a_vote_in_a_real_browser_is_stored_and_changes_the_leaderboard(server, 
 
 # --- Optuna Dashboard's preferential votes --------------------------------------------------
 def test_dashboard_preferences_that_name_checkpoints_and_a_prompt_become_votes(study_url, capsys):
+    from optuna.samplers import RandomSampler
     from optuna_dashboard.preferential import create_study
 
     from optuna_pandalm.cli import main
 
-    prefs = create_study(n_generate=2, storage=study_url, study_name="prefs")
+    # Any sampler: Dashboard's default preferential GP needs BoTorch, not installed here.
+    prefs = create_study(
+        n_generate=2,
+        storage=study_url,
+        study_name="prefs",
+        sampler=RandomSampler(),
+    )
     shown = []
     for trial, prompt in ((1, 3), (2, 3), (0, 4), (3, None)):
         asked = prefs.ask()
@@ -344,11 +351,18 @@ def test_leaderboard_report_and_dashboard_show_votes_and_agreement(study_url, ca
 def test_dashboard_preferences_on_the_arenas_own_study_map_trials_to_their_checkpoints(
     study_url,
 ):
+    from optuna.samplers import RandomSampler
     from optuna_dashboard.preferential import create_study
 
     from optuna_pandalm.review import import_dashboard_votes
 
-    prefs = create_study(n_generate=2, storage=study_url, study_name="review")
+    # Any sampler: Dashboard's default preferential GP needs BoTorch, not installed here.
+    prefs = create_study(
+        n_generate=2,
+        storage=study_url,
+        study_name="review",
+        sampler=RandomSampler(),
+    )
     for _ in QUALITIES:  # trials 0..3, as in the arena
         prefs.ask().set_user_attr("pandalm_prompt", 2)
     trials = prefs.trials

@@ -66,9 +66,14 @@ def import_dashboard_votes(
     Raises:
         KeyError: no such study in ``storage``.
     """
+    import optuna
     from optuna_dashboard.preferential import load_study
 
-    study = load_study(study_name=study_name, storage=storage)
+    # Preferences are only read: a sampler given here spares users Dashboard's default
+    # (its preferential GP needs BoTorch, which optuna-dashboard does not install).
+    study = load_study(
+        study_name=study_name, storage=storage, sampler=optuna.samplers.RandomSampler()
+    )
     own_study = study_name == arena.study_name
     imported = repeated = 0
     skipped: list[str] = []
