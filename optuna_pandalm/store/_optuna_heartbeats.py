@@ -7,32 +7,12 @@ import datetime
 import sqlalchemy as sa
 
 from optuna_pandalm.store._database import Database
+from optuna_pandalm.store._optuna_tables import heartbeats as _heartbeats
+from optuna_pandalm.store._optuna_tables import studies as _studies
+from optuna_pandalm.store._optuna_tables import trials as _trials
 from optuna_pandalm.store._outage import database_operation
 
 __all__ = ["OptunaHeartbeats"]
-
-# Optuna's tables, only the columns read here; never created by us.
-_optuna = sa.MetaData()
-_studies = sa.Table(
-    "studies",
-    _optuna,
-    sa.Column("study_id", sa.Integer, primary_key=True),
-    sa.Column("study_name", sa.String(512)),
-)
-_trials = sa.Table(
-    "trials",
-    _optuna,
-    sa.Column("trial_id", sa.Integer, primary_key=True),
-    sa.Column("number", sa.Integer),
-    sa.Column("study_id", sa.Integer),
-)
-_heartbeats = sa.Table(
-    "trial_heartbeats",
-    _optuna,
-    sa.Column("trial_heartbeat_id", sa.Integer, primary_key=True),
-    sa.Column("trial_id", sa.Integer),
-    sa.Column("heartbeat", sa.DateTime),
-)
 
 
 class OptunaHeartbeats(Database):

@@ -15,35 +15,13 @@ from typing import Any
 import sqlalchemy as sa
 
 from optuna_pandalm.store._database import Database
+from optuna_pandalm.store._optuna_tables import studies as _studies
+from optuna_pandalm.store._optuna_tables import trial_user_attributes as _user_attrs
+from optuna_pandalm.store._optuna_tables import trials as _trials
 from optuna_pandalm.store._outage import database_operation
 
 __all__ = ["OptunaTrialAttributes"]
 
-# Optuna's tables, only the columns used here; never created by us.
-_optuna = sa.MetaData()
-_studies = sa.Table(
-    "studies",
-    _optuna,
-    sa.Column("study_id", sa.Integer, primary_key=True),
-    sa.Column("study_name", sa.String(512)),
-)
-_trials = sa.Table(
-    "trials",
-    _optuna,
-    sa.Column("trial_id", sa.Integer, primary_key=True),
-    sa.Column("number", sa.Integer),
-    sa.Column("study_id", sa.Integer),
-    sa.Column("state", sa.String(8)),
-)
-_user_attrs = sa.Table(
-    "trial_user_attributes",
-    _optuna,
-    sa.Column("trial_user_attribute_id", sa.Integer, primary_key=True),
-    sa.Column("trial_id", sa.Integer),
-    sa.Column("key", sa.String(512)),
-    sa.Column("value_json", sa.Text),
-    sa.UniqueConstraint("trial_id", "key"),
-)
 _FINISHED = ("COMPLETE", "PRUNED", "FAIL")
 OWNED_PREFIX = "pandalm_"
 
