@@ -35,14 +35,13 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
-from unittest import mock
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench_judges, beside this file
 
 from bench_judges import throughput, word_tokenizer
 
 from optuna_pandalm import Arena, JudgeCallback, PandaLMJudge, Prompt
-from optuna_pandalm.judges import ReferenceJudge, beam_cache, build_pandalm_prompt
+from optuna_pandalm.judges import ReferenceJudge, build_pandalm_prompt
 from optuna_pandalm.judges.evaluation import LabelledPair, load_testset
 
 
@@ -56,6 +55,7 @@ class Sizes:
     judge_heads: int
     judge_pairs: int
     judge_batch: int
+    batch1_pairs: int
     max_new_tokens: int
     trainee_hidden: int
     trainee_intermediate: int
@@ -76,6 +76,7 @@ FULL = Sizes(
     judge_heads=16,
     judge_pairs=64,
     judge_batch=16,
+    batch1_pairs=16,
     max_new_tokens=128,
     trainee_hidden=1024,
     trainee_intermediate=2816,
@@ -95,6 +96,7 @@ SMOKE = Sizes(
     judge_heads=4,
     judge_pairs=4,
     judge_batch=2,
+    batch1_pairs=2,
     max_new_tokens=4,
     trainee_hidden=64,
     trainee_intermediate=128,
@@ -171,24 +173,41 @@ def check_judges(pairs: list[LabelledPair], tokenizer: Any, sizes: Sizes, device
         "batch_size": sizes.judge_batch,
     }
     likelihood = PandaLMJudge(model, tokenizer, **common)
-    generate = PandaLMJudge(
-        model,
-        tokenizer,
-        mode="generate",
-        max_new_tokens=sizes.max_new_tokens,
-        num_beams=4,
-        repetition_penalty=1.2,
-        **common,
-    )
-    # Random weights give invalid outputs, which are retried by sampling: that would measure
-    # the retry. One cheap retry token keeps both caches' runs alike.
-    generate.retry = {"max_new_tokens": 1, "num_beams": 1, "do_sample": False}
+    decoding: dict[str, Any] = {
+        "mode": "generate",
+        "max_new_tokens": sizes.max_new_tokens,
+        "num_beams": 4,
+        "repetition_penalty": 1.2,
+    }
+
+    def generator(batch_size: int, beam_cache: bool | None, net: Any = model) -> PandaLMJudge:
+        judge = PandaLMJudge(
+            net,
+            tokenizer,
+            **{**common, "batch_size": batch_size},
+            **decoding,
+            beam_cache=beam_cache,
+        )
+        # Random weights give invalid outputs, which are retried by sampling: that would
+        # measure the retry. One cheap retry token keeps all generate runs alike.
+        judge.retry = {"max_new_tokens": 1, "num_beams": 1, "do_sample": False}
+        return judge
+
+    generate = generator(sizes.judge_batch, None)
     judge = {"model_parameters": parameters(model), "dtype": str(model.dtype).split(".")[-1]}
     judge["likelihood"] = throughput(likelihood, requests)
     judge["batched_generate"] = throughput(generate, requests)
-    with mock.patch.object(beam_cache, "beam_search_cache", lambda *args, **kwargs: None):
-        default = throughput(generate, requests)
-    ours = judge["batched_generate"]
+    judge["batched_generate"]["beam_cache"] = generate.uses_beam_cache()
+    # PandaLM's released pipeline: one pair per generate call (fewer pairs: it is slow).
+    judge["pandalm_pipeline_batch1"] = throughput(
+        generator(1, None), requests[: sizes.batch1_pairs]
+    )
+    judge["batched_vs_batch1"] = round(
+        judge["batched_generate"]["pairs_per_s"] / judge["pandalm_pipeline_batch1"]["pairs_per_s"],
+        3,
+    )
+    ours = throughput(generator(sizes.judge_batch, True), requests)
+    default = throughput(generator(sizes.judge_batch, False), requests)
     cache = {
         "beam_cache": ours,
         "default_cache": default,
@@ -202,10 +221,13 @@ def check_judges(pairs: list[LabelledPair], tokenizer: Any, sizes: Sizes, device
 
 
 class _Timed:
-    """Wraps a callback's event methods and adds up the seconds they take."""
+    """Wraps a callback's event methods and adds up the seconds they take. On CUDA each
+    event is timed between two synchronisations: training kernels still queued when the
+    event starts are not charged to it, and the event's own kernels are."""
 
-    def __init__(self, callback: Any) -> None:
+    def __init__(self, callback: Any, device: str) -> None:
         self.seconds = 0.0
+        self.cuda = device == "cuda"
         for name in dir(callback):
             if name.startswith("on_"):
                 setattr(callback, name, self._timed(getattr(callback, name)))
@@ -213,13 +235,21 @@ class _Timed:
     def _timed(self, method: Any) -> Any:
         @functools.wraps(method)
         def timed(*args: Any, **kwargs: Any) -> Any:
+            self._synchronize()
             start = time.perf_counter()
             try:
                 return method(*args, **kwargs)
             finally:
+                self._synchronize()
                 self.seconds += time.perf_counter() - start
 
         return timed
+
+    def _synchronize(self) -> None:
+        if self.cuda:
+            import torch
+
+            torch.cuda.synchronize()
 
 
 def _train(
@@ -287,6 +317,8 @@ def check_callback(pairs: list[LabelledPair], tokenizer: Any, sizes: Sizes, devi
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     with tempfile.TemporaryDirectory() as folder:
+        # The first run warms CUDA up (kernel choice, allocator): time the second.
+        _train(trainee(), tokenizer, dataset, sizes, device, folder, None)
         without = _train(trainee(), tokenizer, dataset, sizes, device, folder, None)
         peak_without = _peak_gib()
         url = f"sqlite:///{Path(folder) / 'check.db'}"
@@ -305,7 +337,7 @@ def check_callback(pairs: list[LabelledPair], tokenizer: Any, sizes: Sizes, devi
             max_new_tokens=sizes.answer_tokens,
             batch_size=16,
         )
-        timer = _Timed(callback)
+        timer = _Timed(callback, device)
         model = trainee()
         with_callback = _train(model, tokenizer, dataset, sizes, device, folder, callback)
         peak_with = _peak_gib()
@@ -324,9 +356,15 @@ def check_callback(pairs: list[LabelledPair], tokenizer: Any, sizes: Sizes, devi
         "tokens_per_s_with": round(tokens / with_callback, 1),
         "callback_seconds": round(timer.seconds, 3),
         "callback_share_of_step_time": round(timer.seconds / with_callback, 4),
+        "slowdown_share": round((with_callback - without) / with_callback, 4),
         "peak_memory_gib_without": peak_without,
         "peak_memory_gib_with": peak_with,
     }
+
+
+def _partial(summary: dict[str, Any]) -> None:
+    """Print the figures so far on one stderr line: a run cut short keeps what it measured."""
+    print("gpu_check partial: " + json.dumps(summary), file=sys.stderr, flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -359,6 +397,7 @@ def main(argv: list[str] | None = None) -> int:
     # summary goes there.
     with contextlib.redirect_stdout(sys.stderr):
         summary.update(check_judges(pairs, tokenizer, sizes, device))
+        _partial(summary)
         summary["callback"] = check_callback(pairs, tokenizer, sizes, device)
     summary["seconds"] = round(time.perf_counter() - start, 1)
     print(json.dumps(summary, indent=2))

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import socketserver
 import threading
 import wsgiref.simple_server
@@ -25,9 +24,10 @@ from optuna_pandalm.attributes import PRUNED_ATTR, SCORE_ATTR
 from optuna_pandalm.dashboard import CARD_HEIGHT_PX, LEADERBOARD_GRAPH_ID
 from optuna_pandalm.judges import PairwiseJudge
 from optuna_pandalm.testing import response_quality, simulated_prompts, simulated_response
+from tests.browser import chromium, wait
 
 pytest.importorskip("optuna_dashboard")
-webdriver = pytest.importorskip("selenium.webdriver")
+pytest.importorskip("selenium.webdriver")
 
 ROOT = Path(__file__).resolve().parents[1]
 QUALITY = [0.0, 2.0, 2.2, -3.0, 1.0, 2.5, -3.0, 2.6, 1.5, 2.7, 0.8, 2.8]  # by trial number
@@ -109,27 +109,7 @@ def dashboard(tmp_path_factory) -> Iterator[dict[str, Any]]:
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory) -> Iterator[Any]:
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    driver_path = shutil.which("chromedriver")
-    if chromium is None or driver_path is None:
-        if os.environ.get("CI"):
-            pytest.fail("CI must look at the dashboard: chromium or chromedriver missing")
-        pytest.skip("chromium or chromedriver not installed")
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    for flag in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--window-size=1400,1100",
-        f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}",
-    ):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(driver_path), options=options)
-    driver.set_page_load_timeout(60)
+    driver = chromium(tmp_path_factory.mktemp("chromium-profile"), width=1400, height=1100)
     try:
         yield driver
     finally:
@@ -138,12 +118,6 @@ def browser(tmp_path_factory) -> Iterator[Any]:
 
 def _screenshot(name: str, tmp_path: Path) -> Path:
     return ROOT / "docs" / name if os.environ.get("SAVE_SCREENSHOT") else tmp_path / name
-
-
-def _wait(driver: Any, condition: Any, timeout: float = 60) -> Any:
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    return WebDriverWait(driver, timeout).until(condition)
 
 
 def _box(driver: Any, element: Any) -> dict[str, float]:
@@ -165,10 +139,10 @@ def test_leaderboard_figure_shows_every_row_and_its_axis_inside_its_card(
         len(rows) == 20 and len(dashboard["arena"].players()) > 20
     )  # the case that was clipped: 20 rows in a 450 px card
     browser.get(dashboard["base"])
-    card = _wait(
+    card = wait(
         browser, lambda d: d.find_element(By.ID, f"user-defined-plot:{LEADERBOARD_GRAPH_ID}")
     )
-    _wait(browser, lambda d: card.find_elements(By.CSS_SELECTOR, ".ytick text"))
+    wait(browser, lambda d: card.find_elements(By.CSS_SELECTOR, ".ytick text"))
     frame = _box(browser, card)
     assert frame["bottom"] - frame["top"] == pytest.approx(CARD_HEIGHT_PX, abs=2)
     labels = card.find_elements(By.CSS_SELECTOR, ".ytick text")
@@ -197,7 +171,7 @@ def test_a_pruned_trials_note_says_which_loss_pruned_it_from_the_trials_side(
     reason = trial.user_attrs[PRUNED_ATTR]
     assert reason.startswith("pruned at step") and "sign test p =" in reason
     browser.get(f"{dashboard['base']}/trials?numbers={trial.number}")
-    _wait(browser, lambda d: "pruned at step" in d.find_element(By.TAG_NAME, "body").text)
+    wait(browser, lambda d: "pruned at step" in d.find_element(By.TAG_NAME, "body").text)
     page = browser.find_element(By.TAG_NAME, "body").text
     assert f"Trial {trial.number}: pruned" in page
     assert reason in page  # the loss: opponent, W-T-L record, p-value and step

@@ -175,6 +175,29 @@ def test_generate_mode_beam_cache_gives_the_default_caches_outputs(tiny_llama_pa
     assert with_cache == default
 
 
+def test_beam_cache_is_used_on_cpu_by_default_and_follows_the_option(tiny_llama_path):
+    options = {"mode": "generate", "num_beams": 2, "max_new_tokens": 2, "device": "cpu"}
+    assert PandaLMJudge(tiny_llama_path, **options).uses_beam_cache()
+    assert not PandaLMJudge(tiny_llama_path, **options, beam_cache=False).uses_beam_cache()
+    off = PandaLMJudge(tiny_llama_path, **options, beam_cache=False)
+    settings = {"num_beams": 2, "max_new_tokens": 2}
+    assert off._cache({"input_ids": __import__("torch").zeros(1, 3)}, settings) == {}
+
+
+def test_beam_cache_defaults_off_on_a_gpu_model(tiny_llama_path, monkeypatch):
+    """An H200 decoded 0.63x as fast on the beam cache (benchmarks/README.md): off on CUDA
+    unless asked for; the choice reads the model's device, faked here (no GPU in CI)."""
+    import torch
+
+    judge = PandaLMJudge(tiny_llama_path, mode="generate", max_new_tokens=2, device="cpu")
+    monkeypatch.setattr(
+        type(judge.model), "device", property(lambda self: torch.device("cuda", 0))
+    )
+    assert not judge.uses_beam_cache()
+    judge.beam_cache = True
+    assert judge.uses_beam_cache()
+
+
 def test_generate_mode_passes_its_beam_cache_without_a_deprecation_warning(tiny_llama_path):
     judge = PandaLMJudge(
         tiny_llama_path, mode="generate", num_beams=2, max_new_tokens=2, device="cpu"

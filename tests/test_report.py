@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +17,7 @@ from optuna_pandalm import visualization as v
 from optuna_pandalm.judges import PairwiseJudge
 from optuna_pandalm.report import render_report, write_report
 from optuna_pandalm.testing import response_quality, simulated_prompts, simulated_response
+from tests.browser import chromium, wait
 
 PAYLOAD = '<script>alert("x")</script><img src=x onerror=alert(1)>'
 ROOT = Path(__file__).resolve().parents[1]
@@ -220,26 +220,15 @@ return problems;
 def test_report_page_in_chromium_shows_anchor_edges_and_aligned_headers(demo_like, tmp_path):
     """Headless Chromium (selenium): what a reader sees. SAVE_SCREENSHOT=1 writes
     docs/report-screenshot.png."""
-    if shutil.which("chromedriver") is None or _chromium() is None:
-        if os.environ.get("CI"):
-            pytest.fail("CI must render the report: chromium or chromedriver is not installed")
-        pytest.skip("chromium not installed")
-    from selenium import webdriver
     from selenium.webdriver.common.by import By
 
     study, arena = demo_like
     page = write_report(arena, study, tmp_path / "report.html")
-    options = webdriver.ChromeOptions()
-    options.binary_location = _chromium()
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1280,2400"):
-        options.add_argument(flag)
-    options.add_argument(f"--user-data-dir={tmp_path / 'profile'}")
-    driver = webdriver.Chrome(
-        options=options, service=webdriver.ChromeService(shutil.which("chromedriver"))
-    )
+    driver = chromium(tmp_path / "profile", height=2400)
     try:
         driver.get(page.as_uri())
-        assert len(driver.find_elements(By.CSS_SELECTOR, ".main-svg")) >= 5  # plotly drew
+        # plotly drew every figure
+        wait(driver, lambda d: len(d.find_elements(By.CSS_SELECTOR, ".main-svg")) >= 5)
         text = driver.find_element(By.TAG_NAME, "body").text
         assert re.search(r"anchor\s+trial 0 step 94, the first judged checkpoint of the b", text)
         graph = driver.find_element(By.ID, "comparison-graph-figure")
@@ -257,10 +246,6 @@ def test_report_page_in_chromium_shows_anchor_edges_and_aligned_headers(demo_lik
         assert driver.save_screenshot(str(shot)) and shot.stat().st_size > 10_000
     finally:
         driver.quit()
-
-
-def _chromium() -> str | None:
-    return shutil.which("chromium") or shutil.which("chromium-browser")
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import http.client
 import os
 import re
-import shutil
 from pathlib import Path
 
 import pytest
@@ -16,6 +15,7 @@ from optuna_pandalm.cli import build_parser
 from optuna_pandalm.review import ReviewServer, next_task
 from optuna_pandalm.review._server import open_arena
 from optuna_pandalm.testing import SimulatedJudge, simulated_prompts, simulated_response
+from tests.browser import chromium, element, text_becomes
 
 ROOT = Path(__file__).resolve().parents[1]
 N = 6
@@ -196,40 +196,17 @@ def test_a_prompt_already_voted_on_by_someone_comes_after_the_unvoted_ones(study
 
 
 # --- a real browser ---------------------------------------------------------------------
-def _browser(tmp_path):
-    webdriver = pytest.importorskip("selenium.webdriver")
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    driver_path = shutil.which("chromedriver")
-    if chromium is None or driver_path is None:
-        if os.environ.get("CI"):
-            pytest.fail("CI must run the browser test: chromium or chromedriver missing")
-        pytest.skip("chromium or chromedriver not installed")
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    for flag in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--window-size=1280,1100",
-        f"--user-data-dir={tmp_path / 'profile'}",
-    ):
-        options.add_argument(flag)
-    service = webdriver.ChromeService(executable_path=driver_path)
-    return webdriver.Chrome(options=options, service=service)
-
-
 def test_a_vote_in_a_real_browser_is_stored_and_changes_the_leaderboard(server, tmp_path):
     from selenium.webdriver.common.by import By
 
     arena = server.arena
     before = {row.player_id: row.score for row in arena.leaderboard()}
-    browser = _browser(tmp_path)
+    browser = chromium(tmp_path / "profile")
     try:
         browser.get(f"{server.url}?token={TOKEN}")
-        browser.find_element(By.ID, "name").send_keys("ada")
+        element(browser, "name").send_keys("ada")
         browser.find_element(By.ID, "start").click()
-        answer_a = browser.find_element(By.ID, "answer-a").text
+        answer_a = element(browser, "answer-a").text  # after the form's navigation
         assert "<script>" in answer_a  # shown as text, not run
         shot = (
             ROOT / "docs" / "review-screenshot.png"
@@ -240,7 +217,7 @@ def test_a_vote_in_a_real_browser_is_stored_and_changes_the_leaderboard(server, 
         cells = browser.find_elements(By.CLASS_NAME, "human-votes")
         assert sum(int(c.text) for c in cells) == 0
         browser.find_element(By.ID, "first").click()  # answer A is better
-        assert browser.find_element(By.ID, "voted").text == "1"
+        text_becomes(browser, "voted", "1")  # the post redirected to the next pair
         cells = browser.find_elements(By.CLASS_NAME, "human-votes")
         assert sum(int(c.text) for c in cells) == 2  # the vote backs both rows it is about
         assert "of 1 reviewed pairs" in browser.find_element(By.ID, "agreement").text
