@@ -22,6 +22,8 @@ Strategies (costs: training epochs actually run, judge calls that reached the ju
   checkpoint has the best metric.
 * ``asha``: ``bt_tpe`` with Optuna's ``SuccessiveHalvingPruner`` (its defaults) on the
   reported Bradley–Terry scores instead of ``JudgePruner``.
+* ``bt_tpe_rank``: ``bt_tpe`` with ``JudgePruner``'s rank rule on (``RANK_RULE``): a
+  candidate default, measured beside today's.
 * ``one_epoch_topk`` and ``winrate_wilcoxon``: see ``hpo_baselines.py``.
 
 Each comparison with ``bt_tpe`` is also reported paired, seed by seed, with a bootstrap 90%
@@ -69,10 +71,12 @@ STRATEGIES = (
     "one_epoch_topk",
     "asha",
     "winrate_wilcoxon",
+    "bt_tpe_rank",
 )
 BUDGETS = (10, 20, 40)
 DEFAULT_BUDGET = 20
 POINTWISE_NOISE = 0.5
+RANK_RULE = {"rank_keep": 0.25, "rank_guard": 0.3}  # hpo_levers.py's best of eight
 PROTOCOL_GRID = {
     "learning_rate": (2e-6, 1e-5, 2e-5, 1e-4, 2e-4),
     "optimizer": ("adamw", "sgd"),
@@ -115,8 +119,9 @@ def pandalm_protocol(world: World) -> list[dict]:
 
 
 def _judge_search(world: World, base: str, pruning: str = "judge") -> list[dict]:
-    """``BradleyTerrySampler`` over ``base`` with ``JudgePruner`` (``pruning="judge"``) or
-    Optuna's ``SuccessiveHalvingPruner`` on the reported scores (``"asha"``)."""
+    """``BradleyTerrySampler`` over ``base`` with ``JudgePruner`` (``pruning="judge"``, or
+    ``"rank"`` with its rank rule) or Optuna's ``SuccessiveHalvingPruner`` on the reported
+    scores (``"asha"``)."""
     import optuna
 
     from optuna_pandalm import Arena, BradleyTerrySampler, JudgePruner
@@ -134,7 +139,9 @@ def _judge_search(world: World, base: str, pruning: str = "judge") -> list[dict]
         direction="maximize",
         sampler=BradleyTerrySampler(arena, sampler),
         pruner=(
-            JudgePruner(arena) if pruning == "judge" else optuna.pruners.SuccessiveHalvingPruner()
+            optuna.pruners.SuccessiveHalvingPruner()
+            if pruning == "asha"
+            else JudgePruner(arena, **(RANK_RULE if pruning == "rank" else {}))
         ),
     )
     truth: dict[tuple[int, int], float] = {}
@@ -267,6 +274,7 @@ RUNNERS: dict[str, Callable[[World], list[dict]]] = {
     "one_epoch_topk": one_epoch_topk,
     "asha": lambda w: _judge_search(w, "tpe", pruning="asha"),
     "winrate_wilcoxon": winrate_wilcoxon,
+    "bt_tpe_rank": lambda w: _judge_search(w, "tpe", pruning="rank"),
 }
 
 
@@ -363,7 +371,14 @@ def main() -> None:
                 "pip install optuna-dashboard botorch, or leave it out with --strategies"
             )
     # The slow ones first, so two cores stay busy to the end.
-    order = {"bt_gp": 0, "preferential_gp": 1, "one_epoch_topk": 2, "bt_tpe": 3, "asha": 4}
+    order = {
+        "bt_gp": 0,
+        "preferential_gp": 1,
+        "one_epoch_topk": 2,
+        "bt_tpe": 3,
+        "bt_tpe_rank": 3,
+        "asha": 4,
+    }
     seeds = range(args.first_seed, args.first_seed + args.seeds)
     tasks = sorted(
         ((name, seed, calibration) for name in names for seed in seeds),

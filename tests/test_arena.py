@@ -446,3 +446,27 @@ def test_pruner_on_scores_prunes_a_clear_loser_at_the_same_step_but_not_an_equal
         tmp_path / "equal", [leader, dict(leader)], evidence="scores"
     )
     assert not any(pruned for pruned, _ in decisions.values())
+
+
+def test_rank_rule_prunes_a_trial_far_behind_every_trial_at_its_step_but_not_a_contender(
+    tmp_path,
+):
+    # alpha tiny: the significance rule never fires, so only the rank rule decides.
+    curves = [
+        {1: 1.0, 2: 2.0},
+        {1: 0.9, 2: 1.9},
+        {1: 0.8, 2: 1.8},
+        {1: -1.5, 2: 3.0},  # last of four at step 1, far behind: pruned before step 2
+        {1: 1.0, 2: 2.0},  # level with the leader: plausibly ahead, kept
+    ]
+    rule = {"alpha": 1e-9, "rank_keep": 0.5, "rank_guard": 0.2, "rank_min_peers": 4}
+    decisions, study = _pruning_decisions(tmp_path, curves, **rule)
+    assert decisions[3, 1][0] and (3, 2) not in decisions
+    assert not decisions[4, 1][0] and not decisions[4, 2][0]
+    assert not any(decisions[t, 1][0] for t in range(3))  # fewer than 4 peers, or in the top
+    reason = study.pruner.reason(3)  # now, with trial 4 at step 1 as well
+    assert reason is not None and (reason.rank, reason.peers, reason.kept) == (5, 5, 3)
+    assert str(reason).startswith("pruned at step 1: ranked 5 of 5 trials at this step")
+    # Without the rank rule the same trials all run to the end.
+    plain, _ = _pruning_decisions(tmp_path / "plain", curves, alpha=1e-9)
+    assert not any(pruned for pruned, _ in plain.values())
