@@ -165,11 +165,11 @@ class JudgePruner(BasePruner):
         plausibly ahead of that step's leader; ``None`` otherwise."""
         if self.rank_keep is None or player.step is None:
             return None
-        peers = [p for p in self.arena.players() if p.step == player.step and p.trial is not None]
-        if len(peers) < self.rank_min_peers:
+        standings = self.arena.standings()  # its players: every checkpoint fitted
+        if player.id not in standings.index:
             return None
-        standings = self.arena.standings()
-        if any(p.id not in standings.index for p in peers):
+        peers = [p for p in standings.players if p.step == player.step and p.trial is not None]
+        if len(peers) < self.rank_min_peers:
             return None
         ranked = sorted(peers, key=lambda p: (-standings.score(p), p.id))
         kept = max(1, math.ceil(self.rank_keep * len(ranked)))
