@@ -177,24 +177,23 @@ class JudgePruner(BasePruner):
         if rank <= kept:
             return None
         leader = ranked[0]
-        ahead = 1.0 - _score_test(standings, leader, player)  # P(player's score > leader's)
+        ahead = _score_test(standings, player, leader)  # P(player's score > leader's)
         if ahead >= self.rank_guard:
             return None
         wins, ties, losses = self.arena.match_record(player, leader)
         return PruningReason(
-            player.step,
-            leader.label,
-            leader.step,
-            wins,
-            ties,
-            losses,
-            ahead,
-            self.rank_guard,
-            0,
-            "rank",
-            rank,
-            len(ranked),
-            kept,
+            step=player.step,
+            opponent=leader.label,
+            opponent_step=leader.step,
+            wins=wins,
+            ties=ties,
+            losses=losses,
+            p_value=ahead,
+            alpha=self.rank_guard,
+            test="rank",
+            rank=rank,
+            peers=len(ranked),
+            kept=kept,
         )
 
     def reason(self, trial_number: int) -> PruningReason | None:

@@ -470,3 +470,45 @@ def test_rank_rule_prunes_a_trial_far_behind_every_trial_at_its_step_but_not_a_c
     # Without the rank rule the same trials all run to the end.
     plain, _ = _pruning_decisions(tmp_path / "plain", curves, alpha=1e-9)
     assert not any(pruned for pruned, _ in plain.values())
+
+
+class _RecordingJudge(SimulatedJudge):
+    """SimulatedJudge that remembers the instructions it was asked about, in order."""
+
+    def __init__(self) -> None:
+        super().__init__(seed=3)
+        self.asked: list[str] = []
+
+    def judge(self, requests):
+        self.asked += [r.instruction for r in requests]
+        return super().judge(requests)
+
+
+def test_discriminating_prompt_order_plays_the_prompts_that_follow_the_scores_first(tmp_path):
+    prompts = simulated_prompts(12)
+    judge = _RecordingJudge()
+    options = {"seed": 0, "racing": False, "batch_size": 1, "prompt_order": "discriminating"}
+    arena = Arena(f"sqlite:///{tmp_path / 'order.db'}", "o", judge, prompts, **options)
+    arena.evaluate(0, 1, [simulated_response(0.0, text=f"a{i}") for i in range(12)])
+    arena.evaluate(1, 1, [simulated_response(1.5, text=f"b{i}") for i in range(12)])
+    expected = arena._prompt_priority()
+    assert expected.std() > 0  # some prompts followed the scores, some did not
+    judge.asked.clear()
+    arena.evaluate(2, 1, [simulated_response(0.5, text=f"c{i}") for i in range(12)])
+    position = {p.instruction: k for k, p in enumerate(prompts)}
+    played = [expected[position[text]] for text in judge.asked]
+    assert played == sorted(played, reverse=True)  # highest discrimination first
+    # The default order is the seeded permutation: not sorted by discrimination.
+    judge.asked.clear()
+    plain = Arena(f"sqlite:///{tmp_path / 'plain.db'}", "o", judge, prompts, seed=0, racing=False)
+    plain.evaluate(0, 1, [simulated_response(0.0, text=f"a{i}") for i in range(12)])
+    plain.evaluate(1, 1, [simulated_response(1.5, text=f"b{i}") for i in range(12)])
+    judge.asked.clear()
+    plain.evaluate(2, 1, [simulated_response(0.5, text=f"c{i}") for i in range(12)])
+    unsorted = [expected[position[text]] for text in judge.asked]
+    assert unsorted != sorted(unsorted, reverse=True)
+
+
+def test_prompt_order_must_be_known(tmp_path):
+    with pytest.raises(ValueError, match="prompt_order must be 'random' or 'discriminating'"):
+        Arena("sqlite://", "o", SimulatedJudge(), simulated_prompts(4), prompt_order="best")
