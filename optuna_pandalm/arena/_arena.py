@@ -7,8 +7,6 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
-
 from optuna_pandalm.arena import _trial
 from optuna_pandalm.arena._ledger import Ledger, as_player
 from optuna_pandalm.arena._match_play import (
@@ -17,7 +15,6 @@ from optuna_pandalm.arena._match_play import (
     MatchPlay,
 )
 from optuna_pandalm.arena._players import Player, checkpoint_step, trial_number
-from optuna_pandalm.arena._prompt_order import discrimination
 from optuna_pandalm.arena._result import EvaluationResult
 from optuna_pandalm.arena._standings import LeaderboardRow, Standings, fit_standings
 from optuna_pandalm.arena._votes import Votes
@@ -80,10 +77,6 @@ class Arena(Votes):
         short_match: Fidelity in prompts: a new checkpoint still behind its opponent (more
             losses than wins) after this many games stops its match there; only those level
             with the top play every prompt. ``None``: every match runs to racing's end.
-        prompt_order: ``"random"`` (a seeded permutation per pair of response sets) or
-            ``"discriminating"``: prompts whose stored games best follow the fitted scores
-            first (:func:`~optuna_pandalm.arena._prompt_order.discrimination`), so racing
-            decides sooner. Opt-in: it reads every game per match.
 
     Example:
         >>> from optuna_pandalm.testing import SimulatedJudge, simulated_prompts
@@ -116,13 +109,7 @@ class Arena(Votes):
         judge_retries: int = 3,
         judge_backoff: float = 2.0,
         short_match: int | None = None,
-        prompt_order: str = "random",
     ) -> None:
-        if prompt_order not in ("random", "discriminating"):
-            raise ValueError(
-                f"prompt_order must be 'random' or 'discriminating', got {prompt_order!r}"
-            )
-        self.prompt_order = prompt_order
         self.prompts = (
             load_prompts(prompts)
             if isinstance(prompts, (str, os.PathLike))
@@ -347,17 +334,7 @@ class Arena(Votes):
         """Play a match (see :class:`MatchPlay`); returns the challenger's side of it.
         A new checkpoint's match (``kind="incumbent"``) is short when it falls behind
         (``short_match``)."""
-        priority = self._prompt_priority() if self.prompt_order == "discriminating" else None
-        return self.matches.play(
-            challenger, opponent, kind=kind, short=kind == "incumbent", priority=priority
-        )
-
-    def _prompt_priority(self) -> np.ndarray:
-        """Each prompt's discrimination on the games stored so far (``prompt_order``)."""
-        standings = self.standings()
-        scores = {p.id: standings.score(p) for p in standings.players}
-        counts = self.store.game_counts(self.arena_id, by_prompt=True)
-        return discrimination(counts, scores, len(self.prompts))
+        return self.matches.play(challenger, opponent, kind=kind, short=kind == "incumbent")
 
     def opponent(self, player: Player) -> Player | None:
         """Whom a new checkpoint plays: the incumbent's trial at the same step, else the

@@ -251,21 +251,14 @@ class MatchPlay:
         return request, VerdictKey(prompt.hash, text_hash(first), text_hash(second))
 
     def play(
-        self,
-        challenger: Player,
-        opponent: Player,
-        *,
-        kind: str,
-        short: bool = False,
-        priority: np.ndarray | None = None,
+        self, challenger: Player, opponent: Player, *, kind: str, short: bool = False
     ) -> MatchOutcome:
         """Play the prompts the two have not played yet, in seeded batches, until racing's
         sign test is clear (after ``min_games``) or the prompts run out.
 
         With ``short`` (and ``short_match`` set), a challenger still behind its opponent
         (fewer wins than losses) after ``short_match`` games stops there: only challengers
-        level with their opponent play the whole prompt set. With ``priority`` (one number
-        per prompt), prompts are played highest first, the seeded order breaking ties.
+        level with their opponent play the whole prompt set.
         """
         a, b = (self.store.generations(p.id) for p in (challenger, opponent))
         done = self.store.played_positions(self.arena_id, challenger.id, opponent.id)
@@ -274,8 +267,6 @@ class MatchPlay:
         content = text_hash("\x00".join(a) + "\x01" + "\x00".join(b))
         rng = np.random.default_rng([self.seed, int(content[:15], 16)])
         order = [int(i) for i in rng.permutation(len(self.prompts)) if int(i) not in done]
-        if priority is not None:
-            order.sort(key=lambda i: -float(priority[i]))  # stable: seeded order within ties
         coins = rng.random(len(self.prompts)) < 0.5
         match_id = self.store.start_match(self.arena_id, challenger.id, opponent.id, kind=kind)
         wins = ties = losses = invalid = 0
