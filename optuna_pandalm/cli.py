@@ -10,6 +10,7 @@ import json
 import logging
 import signal
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -531,7 +532,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         # The shutdown that follows must end with 130: a further SIGINT (a second Ctrl-C,
         # or one a library re-sends while it cleans up) would kill the process instead.
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        if threading.current_thread() is threading.main_thread():  # signal's own rule
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
         resume = (
             "; a trial in progress is marked FAIL; run the same command again to resume"
             if args.command in ("tune", "demo")

@@ -98,8 +98,9 @@ class JudgePruner(BasePruner):
             least ``rank_min_peers`` of them) is pruned, as successive halving prunes at a
             rung, unless its chance to be ahead of that step's leader (the score test) is
             at least ``rank_guard``. It needs no significant loss, so it prunes near-equal
-            trials that a weak judge cannot separate (``benchmarks/README.md``: 24% fewer
-            epochs at the same paired regret with ``rank_keep=0.25, rank_guard=0.3``).
+            trials that a weak judge cannot separate. ``rank_keep=0.25, rank_guard=0.3``
+            trained 25% fewer epochs at a paired regret difference of 0.00 at 20 trainings,
+            but lost regret at 40 (``benchmarks/README.md``), hence off by default.
         rank_guard: The rank rule's guard (0..1): a checkpoint that may be ahead of its
             step's leader with at least this probability is kept.
         rank_min_peers: Checkpoints at a step before the rank rule applies there.

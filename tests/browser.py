@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-TIMEOUT = 30.0
+TIMEOUT = 60.0  # pages of a loaded CI machine; the dashboard tests had 60
 
 
 def chromium(profile: Path, *, width: int = 1280, height: int = 1100) -> Any:
@@ -62,9 +62,8 @@ def element(driver: Any, element_id: str, timeout: float = TIMEOUT) -> Any:
     return wait(driver, visible, timeout)
 
 
-def text_becomes(driver: Any, element_id: str, expected: str, timeout: float = TIMEOUT) -> str:
+def text_becomes(driver: Any, element_id: str, expected: str, timeout: float = TIMEOUT) -> None:
     """Wait until the element's text is ``expected`` (after a post the page updates)."""
     from selenium.webdriver.common.by import By
 
     wait(driver, lambda d: d.find_element(By.ID, element_id).text == expected, timeout)
-    return expected

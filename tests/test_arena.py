@@ -467,6 +467,9 @@ def test_rank_rule_prunes_a_trial_far_behind_every_trial_at_its_step_but_not_a_c
     reason = study.pruner.reason(3)  # now, with trial 4 at step 1 as well
     assert reason is not None and (reason.rank, reason.peers, reason.kept) == (5, 5, 3)
     assert str(reason).startswith("pruned at step 1: ranked 5 of 5 trials at this step")
+    # The guard keeps even the last one when no chance of being ahead is small enough.
+    guarded, _ = _pruning_decisions(tmp_path / "guarded", curves, **{**rule, "rank_guard": 1e-15})
+    assert not any(pruned for pruned, _ in guarded.values())
     # Without the rank rule the same trials all run to the end.
     plain, _ = _pruning_decisions(tmp_path / "plain", curves, alpha=1e-9)
     assert not any(pruned for pruned, _ in plain.values())

@@ -47,6 +47,9 @@ def test_smoke_run_prints_one_sane_json_summary():
         assert judge[mode]["pairs"] == gpu_check.SMOKE.judge_pairs
         assert judge[mode]["pairs_per_s"] > 0
     assert judge["likelihood"]["valid"] == judge["likelihood"]["pairs"]  # always a label
+    assert judge["pandalm_pipeline_batch1"]["pairs"] == gpu_check.SMOKE.batch1_pairs
+    assert judge["batched_vs_batch1"] > 0
+    assert judge["batched_generate"]["beam_cache"] is True  # the default on CPU
     cache = summary["beam_cache"]
     assert cache["identical_outputs"] is True and cache["speedup"] > 0
     callback = summary["callback"]
