@@ -8,9 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import signal
 import sys
-import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -509,9 +507,6 @@ Example: optuna-pandalm judge-eval --data pandalm --predictions pandalm-7b-tests
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; the exit status is returned: 0, 2 for bad input (one line),
-    130 after Ctrl-C. After a Ctrl-C, SIGINT stays ignored in this process, so that the
-    shutdown that follows ends with 130."""
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -530,10 +525,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"optuna-pandalm {args.command}: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        # The shutdown that follows must end with 130: a further SIGINT (a second Ctrl-C,
-        # or one a library re-sends while it cleans up) would kill the process instead.
-        if threading.current_thread() is threading.main_thread():  # signal's own rule
-            signal.signal(signal.SIGINT, signal.SIG_IGN)
         resume = (
             "; a trial in progress is marked FAIL; run the same command again to resume"
             if args.command in ("tune", "demo")

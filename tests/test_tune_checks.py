@@ -251,23 +251,10 @@ def _running_trial(database: Path) -> bool:
         return False
 
 
-def _default_sigint() -> None:
-    """In the child: Ctrl-C's default action, as in a terminal. A suite started in the
-    background by a non-interactive shell (``nohup ... &``) inherits SIGINT ignored; Python
-    then installs no KeyboardInterrupt handler, and a signal sent before some library
-    installs one is lost (seen once, on a loaded machine: the trial ran to the end)."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
 def _interrupt(command: list[str], ready, timeout: float = 300) -> subprocess.CompletedProcess:
     """Run ``command``, send SIGINT once ``ready()`` holds, and wait for it to exit."""
     process = subprocess.Popen(
-        command,
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        preexec_fn=_default_sigint,
+        command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
     deadline = time.monotonic() + timeout
     while not ready() and process.poll() is None and time.monotonic() < deadline:
@@ -302,9 +289,7 @@ def test_ctrl_c_in_demo_exits_130_in_one_line(tmp_path):
     env = {**os.environ, "OPTUNA_PANDALM_CACHE": str(tmp_path / "cache")}
     command = [sys.executable, "-m", "optuna_pandalm.cli", "demo", "--out", str(tmp_path)]
     with log.open("w") as stderr:
-        process = subprocess.Popen(
-            command, cwd=ROOT, env=env, stderr=stderr, text=True, preexec_fn=_default_sigint
-        )
+        process = subprocess.Popen(command, cwd=ROOT, env=env, stderr=stderr, text=True)
         deadline = time.monotonic() + 300
         while "preparing the base model" not in log.read_text() and time.monotonic() < deadline:
             time.sleep(0.2)
