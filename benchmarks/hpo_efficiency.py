@@ -22,8 +22,9 @@ Strategies (costs: training epochs actually run, judge calls that reached the ju
   checkpoint has the best metric.
 * ``asha``: ``bt_tpe`` with Optuna's ``SuccessiveHalvingPruner`` (its defaults) on the
   reported Bradley–Terry scores instead of ``JudgePruner``.
-* ``bt_tpe_rank``: ``bt_tpe`` with ``JudgePruner``'s rank rule on (``RANK_RULE``): a
-  candidate default, measured beside today's.
+* ``bt_tpe_lean``: ``bt_tpe`` with the opt-in settings ``LEAN``: ``JudgePruner``'s rank
+  rule and the arena's ``contender_floor`` (a new checkpoint's match ends once its P(best)
+  is below 0.01), measured beside the defaults.
 * ``one_epoch_topk`` and ``winrate_wilcoxon``: see ``hpo_baselines.py``.
 
 Each comparison with ``bt_tpe`` is also reported paired, seed by seed, with a bootstrap 90%
@@ -71,12 +72,12 @@ STRATEGIES = (
     "one_epoch_topk",
     "asha",
     "winrate_wilcoxon",
-    "bt_tpe_rank",
+    "bt_tpe_lean",
 )
 BUDGETS = (10, 20, 40)
 DEFAULT_BUDGET = 20
 POINTWISE_NOISE = 0.5
-RANK_RULE = {"rank_keep": 0.25, "rank_guard": 0.3}  # hpo_levers.py's best of eight
+LEAN = {"arena": {"contender_floor": 0.01}, "pruner": {"rank_keep": 0.25}}
 PROTOCOL_GRID = {
     "learning_rate": (2e-6, 1e-5, 2e-5, 1e-4, 2e-4),
     "optimizer": ("adamw", "sgd"),
@@ -120,7 +121,7 @@ def pandalm_protocol(world: World) -> list[dict]:
 
 def _judge_search(world: World, base: str, pruning: str = "judge") -> list[dict]:
     """``BradleyTerrySampler`` over ``base`` with ``JudgePruner`` (``pruning="judge"``, or
-    ``"rank"`` with its rank rule) or Optuna's ``SuccessiveHalvingPruner`` on the reported
+    ``"lean"`` with ``LEAN``) or Optuna's ``SuccessiveHalvingPruner`` on the reported
     scores (``"asha"``)."""
     import optuna
 
@@ -128,7 +129,15 @@ def _judge_search(world: World, base: str, pruning: str = "judge") -> list[dict]
 
     start = time.perf_counter()
     name = f"hpo-{base}-{world.seed}"
-    arena = Arena("sqlite:///:memory:", name, world.judge, world.prompts, seed=world.seed)
+    lean = pruning == "lean"
+    arena = Arena(
+        "sqlite:///:memory:",
+        name,
+        world.judge,
+        world.prompts,
+        seed=world.seed,
+        **(LEAN["arena"] if lean else {}),
+    )
     sampler = {
         "tpe": lambda: optuna.samplers.TPESampler(seed=world.seed),
         "gp": lambda: optuna.samplers.GPSampler(seed=world.seed),
@@ -141,7 +150,7 @@ def _judge_search(world: World, base: str, pruning: str = "judge") -> list[dict]
         pruner=(
             optuna.pruners.SuccessiveHalvingPruner()
             if pruning == "asha"
-            else JudgePruner(arena, **(RANK_RULE if pruning == "rank" else {}))
+            else JudgePruner(arena, **(LEAN["pruner"] if lean else {}))
         ),
     )
     truth: dict[tuple[int, int], float] = {}
@@ -274,7 +283,7 @@ RUNNERS: dict[str, Callable[[World], list[dict]]] = {
     "one_epoch_topk": one_epoch_topk,
     "asha": lambda w: _judge_search(w, "tpe", pruning="asha"),
     "winrate_wilcoxon": winrate_wilcoxon,
-    "bt_tpe_rank": lambda w: _judge_search(w, "tpe", pruning="rank"),
+    "bt_tpe_lean": lambda w: _judge_search(w, "tpe", pruning="lean"),
 }
 
 
@@ -376,7 +385,7 @@ def main() -> None:
         "preferential_gp": 1,
         "one_epoch_topk": 2,
         "bt_tpe": 3,
-        "bt_tpe_rank": 3,
+        "bt_tpe_lean": 3,
         "asha": 4,
     }
     seeds = range(args.first_seed, args.first_seed + args.seeds)

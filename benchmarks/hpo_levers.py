@@ -1,12 +1,13 @@
 """Measure one default of the library at a time on ``bt_tpe`` (``hpo_efficiency.py``'s world).
 
 Each lever is a set of keyword defaults of ``Arena`` or ``JudgePruner``, changed in the
-worker process before the run; every lever runs the same seeds at 20 trainings (the
-state at 20 is exactly a 20-training run's). The judge is the preset
+worker process before the run (each run starts from the library's defaults); every lever
+runs the same seeds at ``--budget`` trainings (20 by default). The judge is the preset
 ``SimulatedJudge.pandalm_7b()`` fit (no refit per run), lengths with the test set's spread.
 
-    python benchmarks/hpo_levers.py --seeds 4 --jobs 1 base racing_alpha=0.05
-    python benchmarks/hpo_levers.py --seeds 4 "short_games=32"
+    python benchmarks/hpo_levers.py --seeds 20 --jobs 2 base racing_alpha=0.05
+    python benchmarks/hpo_levers.py --seeds 20 --budget 40 "short_match=32"
+    python benchmarks/hpo_levers.py --seeds 20 "rank_keep=None,contender_floor=None"
 
 A lever is ``base`` (today's defaults) or ``name=value[,name=value]`` with names of
 ``Arena`` or ``JudgePruner`` keyword arguments.
@@ -25,6 +26,7 @@ from typing import Any
 
 BUDGET = 20
 LENGTH_LOG_SD = 1.32  # the test set's, as ``calibrate`` measures it
+_ORIGINAL: dict[str, dict[str, Any]] = {}  # per worker: the defaults before any lever
 
 
 def parse(lever: str) -> dict[str, Any]:
@@ -39,8 +41,8 @@ def parse(lever: str) -> dict[str, Any]:
     return out
 
 
-def _run(task: tuple[str, int]) -> dict[str, Any]:
-    lever, seed = task
+def _run(task: tuple[str, int, int]) -> dict[str, Any]:
+    lever, seed, budget = task
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     import hpo_efficiency
     import optuna
@@ -51,14 +53,20 @@ def _run(task: tuple[str, int]) -> dict[str, Any]:
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     warnings.filterwarnings("ignore")
+    # A pool worker runs many tasks: start each from the library's own defaults, or a
+    # lever would inherit the settings of the one the worker ran before.
+    owners = (Arena.__init__, JudgePruner.__init__)
+    for owner in owners:
+        original = _ORIGINAL.setdefault(owner.__qualname__, dict(owner.__kwdefaults__ or {}))
+        owner.__kwdefaults__ = dict(original)
     for name, value in parse(lever).items():
-        for owner in (Arena.__init__, JudgePruner.__init__):
+        for owner in owners:
             if name in (owner.__kwdefaults__ or {}):
                 owner.__kwdefaults__[name] = value
                 break
         else:
             raise SystemExit(f"{name!r} is not a keyword argument of Arena or JudgePruner")
-    hpo_efficiency.BUDGETS = (BUDGET,)
+    hpo_efficiency.BUDGETS = (budget,)
     calibration = {"judge": dict(PANDALM_7B), "length_log_sd": LENGTH_LOG_SD}
     world = World(seed, calibration, load_test_prompts())
     (record,) = hpo_efficiency.RUNNERS["bt_tpe"](world)
@@ -71,10 +79,11 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=4)
     parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--jobs", type=int, default=1)
+    parser.add_argument("--budget", type=int, default=BUDGET, help="trainings per run")
     args = parser.parse_args()
     started = time.perf_counter()
     tasks = [
-        (lever, seed)
+        (lever, seed, args.budget)
         for lever in args.levers
         for seed in range(args.first_seed, args.first_seed + args.seeds)
     ]

@@ -438,6 +438,33 @@ def test_a_short_match_stops_a_challenger_behind_but_one_level_plays_every_promp
     assert level.games == 64 and not level.stopped_early
 
 
+def test_the_contender_floor_ends_a_hopeless_match_but_a_contender_plays_every_prompt(
+    tmp_path,
+):
+    def matches(name, **options):
+        arena = Arena(
+            f"sqlite:///{tmp_path / name}",
+            "s",
+            SimulatedJudge(seed=5),
+            simulated_prompts(64),
+            racing=False,
+            **options,
+        )
+        for trial, quality in enumerate((2.0, 2.0)):
+            arena.evaluate(trial, 1, [simulated_response(quality, text=f"top{trial}")] * 64)
+        hopeless = arena.evaluate(2, 1, [simulated_response(-2.0, text="hopeless")] * 64)
+        contender = arena.evaluate(3, 1, [simulated_response(2.0, text="contender")] * 64)
+        return hopeless, contender
+
+    hopeless, contender = matches("floor.db", contender_floor=0.01)
+    assert hopeless.games == 16 and hopeless.stopped_early
+    assert contender.games == 64 and not contender.stopped_early
+    hopeless, _ = matches("off.db")  # off by default
+    assert hopeless.games == 64
+    with pytest.raises(ValueError, match="contender_floor"):
+        Arena("sqlite://", "s", SimulatedJudge(), simulated_prompts(4), contender_floor=1.0)
+
+
 def test_pruner_on_scores_prunes_a_clear_loser_at_the_same_step_but_not_an_equal(tmp_path):
     leader = {1: 1.0, 2: 2.0, 3: 2.5, 4: 3.0}
     decisions, _ = _pruning_decisions(tmp_path, [leader, {1: -1.0, 2: 0.0}], evidence="scores")
@@ -471,5 +498,33 @@ def test_rank_rule_prunes_a_trial_far_behind_every_trial_at_its_step_but_not_a_c
     guarded, _ = _pruning_decisions(tmp_path / "guarded", curves, **{**rule, "rank_guard": 1e-15})
     assert not any(pruned for pruned, _ in guarded.values())
     # Without the rank rule the same trials all run to the end.
-    plain, _ = _pruning_decisions(tmp_path / "plain", curves, alpha=1e-9)
+    plain, _ = _pruning_decisions(tmp_path / "plain", curves, alpha=1e-9, rank_keep=None)
     assert not any(pruned for pruned, _ in plain.values())
+
+
+def test_rank_rule_judges_only_a_trials_first_checkpoints(tmp_path):
+    field = [{1: 1.0, 2: 2.0, 3: 2.5}, {1: 0.9, 2: 1.9, 3: 2.4}, {1: 0.8, 2: 1.8, 3: 2.3}]
+    early = [*field, {1: -1.5, 2: 3.0, 3: 3.5}]  # far behind the field at its first step
+    rule = {"alpha": 1e-15, "rank_keep": 0.25}  # rank_checkpoints=2 by default
+    decisions, study = _pruning_decisions(tmp_path, early, **rule)
+    assert decisions[3, 1][0] and study.pruner.reason(3).test == "rank"
+    late = [*field, {1: 1.0, 2: 2.0, 3: -1.5}]  # far behind only at its third checkpoint
+    decisions, _ = _pruning_decisions(tmp_path / "late", late, **rule)
+    assert not any(pruned for pruned, _ in decisions.values())
+    decisions, study = _pruning_decisions(tmp_path / "all", late, **rule, rank_checkpoints=3)
+    assert decisions[3, 3][0] and study.pruner.reason(3).test == "rank"
+    # Off by default: the significance rule alone never fires at this alpha.
+    decisions, _ = _pruning_decisions(tmp_path / "off", early, alpha=1e-15)
+    assert not any(pruned for pruned, _ in decisions.values())
+
+
+def test_rank_rule_guards_against_the_last_one_kept_not_the_leader(tmp_path):
+    # Kept: the top half of four, trials 0 and 1. Trial 3 is clearly behind the leader but
+    # level with trial 1, the last one kept: it stays.
+    curves = [{1: 1.8}, {1: 1.0}, {1: -1.0}, {1: 0.9}]
+    rule = {"alpha": 1e-9, "rank_keep": 0.5, "rank_guard": 0.1}
+    decisions, study = _pruning_decisions(tmp_path, curves, **rule)
+    assert not decisions[3, 1][0]
+    standings = study.pruner.arena.standings()
+    ranked = sorted(standings.players, key=lambda p: -standings.score(p))
+    assert [p.trial for p in ranked][:2] == [0, 1] and ranked[3].trial == 2

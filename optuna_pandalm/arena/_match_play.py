@@ -251,14 +251,22 @@ class MatchPlay:
         return request, VerdictKey(prompt.hash, text_hash(first), text_hash(second))
 
     def play(
-        self, challenger: Player, opponent: Player, *, kind: str, short: bool = False
+        self,
+        challenger: Player,
+        opponent: Player,
+        *,
+        kind: str,
+        short: bool = False,
+        go_on: Callable[[], bool] | None = None,
     ) -> MatchOutcome:
         """Play the prompts the two have not played yet, in seeded batches, until racing's
         sign test is clear (after ``min_games``) or the prompts run out.
 
         With ``short`` (and ``short_match`` set), a challenger still behind its opponent
         (fewer wins than losses) after ``short_match`` games stops there: only challengers
-        level with their opponent play the whole prompt set.
+        level with their opponent play the whole prompt set. ``go_on``, asked after each
+        batch once ``min_games`` are played (the batch's games are stored by then), stops
+        the match when it returns ``False``.
         """
         a, b = (self.store.generations(p.id) for p in (challenger, opponent))
         done = self.store.played_positions(self.arena_id, challenger.id, opponent.id)
@@ -323,7 +331,8 @@ class MatchPlay:
                 and played >= self.short_match
                 and wins < losses
             )
-            if decided or behind:
+            moot = go_on is not None and played >= self.min_games and not go_on()
+            if decided or behind or moot:
                 stopped = start + self.batch_size < len(order)
                 break
             tell(False)
