@@ -239,14 +239,18 @@ def test_tune_warns_when_every_game_is_a_tie(write_config, tmp_path):
     assert (tmp_path / "runs" / "report.html").is_file()  # output_dir beside the config
 
 
-def _running_trial(database: Path) -> bool:
+def _training_trial(database: Path) -> bool:
+    """A RUNNING trial whose objective has begun (it records its ``hp_`` attributes first):
+    a trial that is only RUNNING may still be inside Optuna's ``ask``."""
     if not database.is_file():
         return False
     try:
         with sqlite3.connect(database) as connection:
-            return bool(
-                connection.execute("SELECT 1 FROM trials WHERE state='RUNNING'").fetchall()
+            query = (
+                "SELECT 1 FROM trials JOIN trial_user_attributes USING (trial_id) "
+                "WHERE state='RUNNING' AND key LIKE 'hp_%'"
             )
+            return bool(connection.execute(query).fetchall())
     except sqlite3.Error:
         return False
 
@@ -273,7 +277,7 @@ def test_ctrl_c_in_tune_exits_130_in_one_line_and_marks_the_trial(write_config, 
     )
     done = _interrupt(
         [sys.executable, "-m", "optuna_pandalm.cli", "tune", str(path)],
-        lambda: _running_trial(tmp_path / "tune.db"),
+        lambda: _training_trial(tmp_path / "tune.db"),
     )
     assert done.returncode == 130, done.stderr[-3000:]
     assert "Traceback" not in done.stderr
