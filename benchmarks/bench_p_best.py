@@ -18,7 +18,8 @@ from unittest import mock
 
 import numpy as np
 
-from optuna_pandalm import bradley_terry, fit_bradley_terry
+from optuna_pandalm import fit_bradley_terry
+from optuna_pandalm.statistics import bradley_terry
 from optuna_pandalm.testing import ladder_games
 
 

@@ -2,7 +2,7 @@
 
 The workers start at the same instant on an empty database (no study created first), each
 with ``Arena(url, ...)`` and Optuna's storage through
-:class:`~optuna_pandalm.optuna_storage.OutageTolerantStorage` with a heartbeat. While they
+:class:`~optuna_pandalm.study.optuna_storage.OutageTolerantStorage` with a heartbeat. While they
 run, worker 0 is killed with SIGKILL and, later, the PostgreSQL server is stopped for 30 s
 and started again. Printed (one JSON document): trials by state, how long the outage was,
 verdicts lost by the surviving workers (judged but not stored: must be 0), verdicts the
@@ -36,8 +36,8 @@ def _worker(url: str, seed: int, n_trials: int, log: str, barrier) -> None:
     from optuna.storages import RetryHeartbeatStaleTrialCallback
 
     from optuna_pandalm import Arena, BradleyTerrySampler, JudgePruner
-    from optuna_pandalm.optuna_storage import OutageTolerantStorage
     from optuna_pandalm.store import text_hash
+    from optuna_pandalm.study.optuna_storage import OutageTolerantStorage
     from optuna_pandalm.testing import Landscape, SimulatedJudge, simulated_prompts
 
     logging.basicConfig(level=logging.WARNING, format=f"[worker {seed}] %(message)s")
@@ -114,6 +114,7 @@ def main() -> None:
     import optuna
 
     from optuna_pandalm import Arena
+    from optuna_pandalm.study import check_study
 
     admin = sa.create_engine(base, isolation_level="AUTOCOMMIT", pool_pre_ping=True)
     name = f"faults_{uuid.uuid4().hex[:8]}"
@@ -170,7 +171,7 @@ def main() -> None:
             return keys
 
         study = optuna.load_study(study_name="faults", storage=url)
-        problems = Arena.load(url, "faults").check(study)
+        problems = check_study(Arena.load(url, "faults"), study)
         states = [t.state.name for t in study.trials]
         print(
             json.dumps(

@@ -258,7 +258,7 @@ def _train(
     """Seconds to train one epoch (CUDA synchronised at both ends)."""
     import transformers
 
-    from optuna_pandalm.tuning import make_collator
+    from optuna_pandalm.training.tuning import make_collator
 
     args = transformers.TrainingArguments(
         output_dir=folder,
@@ -291,7 +291,7 @@ def check_callback(pairs: list[LabelledPair], tokenizer: Any, sizes: Sizes, devi
     """Training tokens/s with and without JudgeCallback, its share of the time, peak memory."""
     import optuna
 
-    from optuna_pandalm.tuning import InstructionDataset
+    from optuna_pandalm.training.tuning import InstructionDataset
 
     records = [
         {"instruction": p.instruction, "input": p.input, "output": p.response_1}

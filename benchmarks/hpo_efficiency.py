@@ -3,8 +3,9 @@
 Every strategy tunes the same simulated instruction-tuning landscapes
 (``optuna_pandalm.testing.Landscape``; seed ``s`` uses shape ``LANDSCAPES[s % 4]``) with the
 same judge: ``SimulatedJudge`` calibrated, at the start of the run, to PandaLM-7B's verdicts
-on PandaLM's human-annotated test set (``optuna_pandalm.calibration``), on PandaLM's 170 test
-prompts. Responses carry the test set's spread of lengths, so the judge's length pull acts.
+on PandaLM's human-annotated test set (``optuna_pandalm.testing.calibration``), on
+PandaLM's 170 test prompts. Responses carry the test set's spread of lengths, so the judge's
+length pull acts.
 
 Strategies (costs: training epochs actually run, judge calls that reached the judge):
 

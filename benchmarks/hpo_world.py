@@ -37,12 +37,12 @@ def calibrate() -> dict[str, Any]:
 
     if not (SHARED / "testset-v1.json").exists():
         return {"source": "preset (shared data absent)", "judge": dict(PANDALM_7B)}
-    from optuna_pandalm.calibration import calibrate_simulated_judge, replay
     from optuna_pandalm.judges.evaluation import (
         evaluate_predictions,
         load_testset,
         read_predictions,
     )
+    from optuna_pandalm.testing.calibration import calibrate_simulated_judge, replay
 
     pairs = load_testset(SHARED / "testset-v1.json")
     predicted = read_predictions(SHARED / "pandalm-7b-testset-v1.json")

@@ -110,6 +110,7 @@ def main() -> None:
     import optuna
 
     from optuna_pandalm import Arena
+    from optuna_pandalm.study import check_study
 
     admin = sa.create_engine(args.url, isolation_level="AUTOCOMMIT")
     name = f"soak_{uuid.uuid4().hex[:8]}"
@@ -156,7 +157,7 @@ def main() -> None:
         judged = {tuple(key) for _, keys, _ in results for key in keys}
         times = sorted(t for ms, _, _ in results for t in ms)
         study = optuna.load_study(study_name="soak", storage=url)
-        problems = Arena.load(url, "soak").check(study)
+        problems = check_study(Arena.load(url, "soak"), study)
         states = [t.state.name for t in study.trials]
         print(
             json.dumps(

@@ -13,7 +13,7 @@ import argparse
 import optuna
 
 from optuna_pandalm import Arena, BradleyTerrySampler, JudgePruner, PandaLMJudge
-from optuna_pandalm.tuning import SearchSpace, TuneConfig, make_objective
+from optuna_pandalm.training.tuning import SearchSpace, TuneConfig, make_objective
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--base-model", required=True)

@@ -14,7 +14,7 @@ from optuna_pandalm import Arena, BradleyTerrySampler, JudgeCallback, JudgePrune
 from optuna_pandalm.demo.run import DEMO_TEMPLATE, pretrained_base
 from optuna_pandalm.demo.tasks import make_data
 from optuna_pandalm.judges import ReferenceJudge
-from optuna_pandalm.tuning import InstructionDataset, make_collator
+from optuna_pandalm.training.tuning import InstructionDataset, make_collator
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--base-model", default=None)

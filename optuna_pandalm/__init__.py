@@ -10,15 +10,16 @@ the pruner or the statistics does not pay for them.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from optuna_pandalm._lazy import lazy_getattr
 
 __version__ = "0.1.0"
 
 # Public name -> module that defines it.
 _EXPORTS = {
-    "fit_bradley_terry": "optuna_pandalm.bradley_terry",
-    "BradleyTerryResult": "optuna_pandalm.bradley_terry",
+    "fit_bradley_terry": "optuna_pandalm.statistics.bradley_terry",
+    "BradleyTerryResult": "optuna_pandalm.statistics.bradley_terry",
     "Prompt": "optuna_pandalm.prompts",
     "load_prompts": "optuna_pandalm.prompts",
     "PromptFormatError": "optuna_pandalm.prompts",
@@ -32,9 +33,9 @@ _EXPORTS = {
     "EnsembleJudge": "optuna_pandalm.judges.ensemble",
     "Store": "optuna_pandalm.store",
     "Arena": "optuna_pandalm.arena",
-    "BradleyTerrySampler": "optuna_pandalm.sampler",
-    "JudgePruner": "optuna_pandalm.pruner",
-    "JudgeCallback": "optuna_pandalm.callback",
+    "BradleyTerrySampler": "optuna_pandalm.study.sampler",
+    "JudgePruner": "optuna_pandalm.study.pruner",
+    "JudgeCallback": "optuna_pandalm.training.callback",
     "StoreError": "optuna_pandalm.store",
 }
 
@@ -42,8 +43,6 @@ __all__ = sorted([*_EXPORTS, "__version__"])
 
 if TYPE_CHECKING:
     from optuna_pandalm.arena import Arena
-    from optuna_pandalm.bradley_terry import BradleyTerryResult, fit_bradley_terry
-    from optuna_pandalm.callback import JudgeCallback
     from optuna_pandalm.judges.base import JudgeRequest, PairwiseJudge, Verdict
     from optuna_pandalm.judges.ensemble import EnsembleJudge
     from optuna_pandalm.judges.pandalm import PandaLMJudge
@@ -51,18 +50,14 @@ if TYPE_CHECKING:
     from optuna_pandalm.judges.remote import RemoteJudge
     from optuna_pandalm.judges.reward import RewardModelJudge
     from optuna_pandalm.prompts import Prompt, PromptFormatError, load_prompts
-    from optuna_pandalm.pruner import JudgePruner
-    from optuna_pandalm.sampler import BradleyTerrySampler
+    from optuna_pandalm.statistics.bradley_terry import BradleyTerryResult, fit_bradley_terry
     from optuna_pandalm.store import Store, StoreError
+    from optuna_pandalm.study.pruner import JudgePruner
+    from optuna_pandalm.study.sampler import BradleyTerrySampler
+    from optuna_pandalm.training.callback import JudgeCallback
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'optuna_pandalm' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(globals(), _EXPORTS)
 
 
 def __dir__() -> list[str]:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from optuna_pandalm import Arena
-from optuna_pandalm.cli import main
+from optuna_pandalm.commands.cli import main
 from optuna_pandalm.prompts import Prompt, PromptFormatError
 from optuna_pandalm.testing import SimulatedJudge, simulated_prompts
 

@@ -10,7 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
-from optuna_pandalm import bradley_terry, fit_bradley_terry
+from optuna_pandalm import fit_bradley_terry
+from optuna_pandalm.statistics import bradley_terry
 from optuna_pandalm.testing import ladder_games
 from tests.simulation import simulate
 

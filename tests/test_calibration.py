@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from optuna_pandalm.calibration import calibrate_simulated_judge, judge_rates, replay
 from optuna_pandalm.judges.evaluation import load_testset, read_predictions
 from optuna_pandalm.testing import PANDALM_7B, SimulatedJudge
+from optuna_pandalm.testing.calibration import calibrate_simulated_judge, judge_rates, replay
 from tests.pandalm_data import RECORDED_7B
 
 

@@ -11,11 +11,11 @@ import optuna
 import pytest
 
 from optuna_pandalm import Arena
-from optuna_pandalm.callback import JudgeCallback, merge_shards
 from optuna_pandalm.demo.tasks import make_data
-from optuna_pandalm.generation import generate_responses
 from optuna_pandalm.judges import ReferenceJudge
-from optuna_pandalm.tuning import SearchSpace, TuneConfig, make_objective
+from optuna_pandalm.training.callback import JudgeCallback, merge_shards
+from optuna_pandalm.training.generation import generate_responses
+from optuna_pandalm.training.tuning import SearchSpace, TuneConfig, make_objective
 
 DATA = make_data(seed=0, n_train=40, n_judge=6, n_heldout=4)
 

@@ -9,8 +9,8 @@ import optuna
 import pytest
 
 from optuna_pandalm import Arena, Verdict
-from optuna_pandalm.dashboard import LEADERBOARD_ATTR, LEADERBOARD_GRAPH_ID
 from optuna_pandalm.judges import PairwiseJudge
+from optuna_pandalm.publish.dashboard import LEADERBOARD_ATTR, LEADERBOARD_GRAPH_ID
 from optuna_pandalm.testing import simulated_prompts, simulated_response
 
 pytest.importorskip("optuna_dashboard")

@@ -21,8 +21,8 @@ import pytest
 
 from optuna_pandalm import Arena, BradleyTerrySampler, JudgePruner, Verdict
 from optuna_pandalm.attributes import PRUNED_ATTR, SCORE_ATTR
-from optuna_pandalm.dashboard import CARD_HEIGHT_PX, LEADERBOARD_GRAPH_ID
 from optuna_pandalm.judges import PairwiseJudge
+from optuna_pandalm.publish.dashboard import CARD_HEIGHT_PX, LEADERBOARD_GRAPH_ID
 from optuna_pandalm.testing import response_quality, simulated_prompts, simulated_response
 from tests.browser import chromium, wait
 

@@ -20,7 +20,7 @@ N_TRIALS = 3
 
 def _cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "optuna_pandalm.cli", *args],
+        [sys.executable, "-m", "optuna_pandalm.commands.cli", *args],
         capture_output=True,
         text=True,
         timeout=1200,

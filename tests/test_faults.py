@@ -16,9 +16,10 @@ import pytest
 
 from optuna_pandalm import Arena, JudgeRequest
 from optuna_pandalm.arena import JudgeFailedError
-from optuna_pandalm.callback import JudgeCallback, TrainingDivergedError
 from optuna_pandalm.judges import PairwiseJudge
+from optuna_pandalm.study.check import check_study
 from optuna_pandalm.testing import SimulatedJudge, simulated_prompts, simulated_response
+from optuna_pandalm.training.callback import JudgeCallback, TrainingDivergedError
 
 
 class _Failing(PairwiseJudge):
@@ -79,7 +80,7 @@ def test_a_judge_that_keeps_failing_fails_the_trial_with_the_cause_and_keeps_the
     assert "CUDA out of memory" in failed.user_attrs["pandalm_error"]
     assert "failed 4 times" in failed.user_attrs["pandalm_error"]
     assert broken.store.version(broken.arena_id)[0] == games_before  # nothing lost
-    assert not any(broken.check(study).values())
+    assert not any(check_study(broken, study).values())
 
 
 def test_nan_weights_fail_the_trial_clearly_and_never_reach_the_arena(tiny_llama_path, tmp_path):
@@ -117,7 +118,7 @@ def _check(url: str) -> subprocess.CompletedProcess:
         [
             sys.executable,
             "-m",
-            "optuna_pandalm.cli",
+            "optuna_pandalm.commands.cli",
             "check",
             "--storage",
             url,
@@ -179,7 +180,7 @@ def test_non_utf8_responses_are_judged_stored_and_cached_or_refused_clearly(tmp_
     assert arena.trial_players(third.number) == []
     for trial in (first, second, third):
         study.tell(trial, state=optuna.trial.TrialState.FAIL)
-    assert not any(arena.check(study).values())
+    assert not any(check_study(arena, study).values())
 
 
 _WORKER = '''
@@ -270,7 +271,7 @@ def test_heartbeat_fails_a_killed_workers_trial_and_the_retry_reuses_its_verdict
     assert sum(arena.match_record(retry_player, incumbent_player)) == 48
     # The dead trial's games stay as they were, counted once, and the data is sound.
     assert sum(arena.match_record(dead_player, incumbent_player)) == 16
-    assert not any(arena.check(study).values())
+    assert not any(check_study(arena, study).values())
 
 
 def test_a_database_connection_dropped_mid_write_is_retried_and_counts_nothing_twice(caplog):
@@ -311,6 +312,6 @@ def test_a_database_connection_dropped_mid_write_is_retried_and_counts_nothing_t
         assert sum(arena.match_record(result.player, result.opponent)) == 24
         study.tell(first, 0.0)
         study.tell(second, result.score)
-        assert not any(arena.check(study).values())
+        assert not any(check_study(arena, study).values())
     finally:
         next(databases, None)

@@ -22,7 +22,7 @@ PACKAGED = Path(__file__).resolve().parents[1] / "optuna_pandalm" / "data" / "pa
 
 def _cli(*args: str, data: str = "pandalm") -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "optuna_pandalm.cli", "judge-eval", "--data", data, *args],
+        [sys.executable, "-m", "optuna_pandalm.commands.cli", "judge-eval", "--data", data, *args],
         capture_output=True,
         text=True,
         timeout=600,
@@ -101,7 +101,7 @@ def test_an_ensemble_holding_a_reference_judge_is_refused_like_one():
 
 def test_help_says_which_judges_cannot_run_on_pandalms_set_and_what_pandalm_means():
     done = subprocess.run(
-        [sys.executable, "-m", "optuna_pandalm.cli", "judge-eval", "--help"],
+        [sys.executable, "-m", "optuna_pandalm.commands.cli", "judge-eval", "--help"],
         capture_output=True,
         text=True,
         timeout=60,

@@ -96,7 +96,14 @@ def test_on_the_verbose_landscape_length_control_finds_the_optimum(tmp_path):
 def test_the_leaderboard_command_reports_the_length_effect_with_its_interval(tmp_path):
     url = f"sqlite:///{tmp_path / 'db.sqlite'}"
     _leader(url, length_control=True)
-    command = [sys.executable, "-m", "optuna_pandalm.cli", "leaderboard", "--storage", url]
+    command = [
+        sys.executable,
+        "-m",
+        "optuna_pandalm.commands.cli",
+        "leaderboard",
+        "--storage",
+        url,
+    ]
     command += ["--study-name", "s", "--json"]
     plain = json.loads(subprocess.run(command, capture_output=True, check=True).stdout)
     controlled = json.loads(

@@ -9,7 +9,8 @@ import optuna
 import pytest
 
 from optuna_pandalm import Arena, StoreError
-from optuna_pandalm.optuna_storage import OutageTolerantStorage
+from optuna_pandalm.study.check import check_study
+from optuna_pandalm.study.optuna_storage import OutageTolerantStorage
 from optuna_pandalm.testing import SimulatedJudge, simulated_prompts, simulated_response
 from tests.test_store_outage import _server_stopped, postgres_url  # noqa: F401 - fixture
 
@@ -87,4 +88,4 @@ def test_a_worker_rides_out_a_database_restart_and_its_study_goes_on(postgres_ur
     states = [t.state for t in study.get_trials()]
     assert len(states) == 8 and optuna.trial.TrialState.FAIL not in states
     assert optuna.trial.TrialState.RUNNING not in states
-    assert not any(Arena.load(postgres_url, "outage").check(study).values())
+    assert not any(check_study(Arena.load(postgres_url, "outage"), study).values())

@@ -33,11 +33,12 @@ def test_import_does_not_load_torch_or_transformers():
 
 def test_layers_point_one_way_presentation_and_judges_import_no_arena():
     code = (
-        "import sys; import optuna_pandalm.dashboard, optuna_pandalm.visualization, "
-        "optuna_pandalm.report, optuna_pandalm.judges, optuna_pandalm.store, "
-        "optuna_pandalm.bradley_terry; "
+        "import sys; import optuna_pandalm.publish.dashboard, "
+        "optuna_pandalm.publish.visualization, optuna_pandalm.publish.report, "
+        "optuna_pandalm.judges, optuna_pandalm.store, "
+        "optuna_pandalm.statistics.bradley_terry; "
         "up = [m for m in sys.modules if m.startswith(('optuna_pandalm.arena', "
-        "'optuna_pandalm.sampler', 'optuna_pandalm.pruner'))]; "
+        "'optuna_pandalm.study.sampler', 'optuna_pandalm.study.pruner'))]; "
         "assert not up, up"
     )
     done = _run(sys.executable, "-c", code)
@@ -146,7 +147,7 @@ def test_a_built_wheel_carries_the_test_set_and_judge_eval_reproduces_pandalm_7b
     assert (site / "optuna_pandalm/data/pandalm/NOTICE").is_file()
     assert (site / "optuna_pandalm/data/pandalm/LICENSE").is_file()
     code = (
-        "import sys, optuna_pandalm.cli as cli; "
+        "import sys, optuna_pandalm.commands.cli as cli; "
         f"assert cli.__file__.startswith({str(site)!r}), cli.__file__; "
         "sys.exit(cli.main(sys.argv[1:]))"
     )

@@ -8,8 +8,8 @@ import optuna
 import pytest
 
 from optuna_pandalm import Arena, JudgePruner
-from optuna_pandalm.progress import TrialProgress
 from optuna_pandalm.testing import SimulatedJudge, simulated_prompts, simulated_response
+from optuna_pandalm.training.progress import TrialProgress
 
 N_PROMPTS = 8
 

@@ -6,7 +6,7 @@ import pytest
 import sqlalchemy as sa
 
 from optuna_pandalm import Arena
-from optuna_pandalm.cli import main
+from optuna_pandalm.commands.cli import main
 from optuna_pandalm.store import PromptSetMismatchError
 from optuna_pandalm.testing import SimulatedJudge, simulated_prompts
 

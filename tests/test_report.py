@@ -13,9 +13,9 @@ import optuna
 import pytest
 
 from optuna_pandalm import Arena, Verdict
-from optuna_pandalm import visualization as v
 from optuna_pandalm.judges import PairwiseJudge
-from optuna_pandalm.report import render_report, write_report
+from optuna_pandalm.publish import visualization as v
+from optuna_pandalm.publish.report import render_report, write_report
 from optuna_pandalm.testing import response_quality, simulated_prompts, simulated_response
 from tests.browser import chromium, wait
 
@@ -116,7 +116,7 @@ class _TieJudge(PairwiseJudge):
 def _baseline_trial_study(url: str, judge: PairwiseJudge, n_trials: int = 4):
     """As the demo and ``tune`` make it: trial 0 is the enqueued baseline, no fixed
     baseline player, a log-sampled learning rate among other hyperparameters."""
-    from optuna_pandalm.judged_study import open_judged_study
+    from optuna_pandalm.study.judged_study import open_judged_study
 
     prompts = simulated_prompts(12)
     arena = Arena(url, "demo-like", judge, prompts, racing=False, seed=0)
@@ -250,7 +250,7 @@ def test_report_page_in_chromium_shows_anchor_edges_and_aligned_headers(demo_lik
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "optuna_pandalm.cli", *args],
+        [sys.executable, "-m", "optuna_pandalm.commands.cli", *args],
         capture_output=True,
         text=True,
         timeout=300,

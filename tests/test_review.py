@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from optuna_pandalm import Arena
-from optuna_pandalm.cli import build_parser
+from optuna_pandalm.commands.cli import build_parser
 from optuna_pandalm.review import ReviewServer, next_task
 from optuna_pandalm.review._server import open_arena
 from optuna_pandalm.testing import SimulatedJudge, simulated_prompts, simulated_response
@@ -238,7 +238,7 @@ def test_dashboard_preferences_that_name_checkpoints_and_a_prompt_become_votes(s
     from optuna.samplers import RandomSampler
     from optuna_dashboard.preferential import create_study
 
-    from optuna_pandalm.cli import main
+    from optuna_pandalm.commands.cli import main
 
     # Any sampler: Dashboard's default preferential GP needs BoTorch, not installed here.
     prefs = create_study(
@@ -276,7 +276,7 @@ def test_dashboard_preferences_that_name_checkpoints_and_a_prompt_become_votes(s
 
 
 def test_review_on_a_missing_study_is_one_line_and_exit_2(study_url, capsys):
-    from optuna_pandalm.cli import main
+    from optuna_pandalm.commands.cli import main
 
     assert main(["review", "--storage", study_url, "--study-name", "nope"]) == 2
     err = capsys.readouterr().err
@@ -294,9 +294,9 @@ def test_leaderboard_report_and_dashboard_show_votes_and_agreement(study_url, ca
     import optuna_dashboard
     from optuna_dashboard._note import get_note_from_system_attrs
 
-    from optuna_pandalm.cli import main
-    from optuna_pandalm.dashboard import publish
-    from optuna_pandalm.report import render_report
+    from optuna_pandalm.commands.cli import main
+    from optuna_pandalm.publish.dashboard import publish
+    from optuna_pandalm.publish.report import render_report
 
     arena = open_arena(study_url, "review")
     for position in range(N):
@@ -367,7 +367,14 @@ def test_review_serves_and_prints_its_address_with_the_storage_url_masked():
         arena.evaluate(1, 1, [simulated_response(1.0, text=f"b{i}") for i in range(N)])
         arena.store.close()
         secret = sa.make_url(url).set(password="hunter2").render_as_string(hide_password=False)
-        command = [sys.executable, "-m", "optuna_pandalm.cli", "review", "--storage", secret]
+        command = [
+            sys.executable,
+            "-m",
+            "optuna_pandalm.commands.cli",
+            "review",
+            "--storage",
+            secret,
+        ]
         process = subprocess.Popen(
             [*command, "--study-name", "review", "--port", "0"],
             stdout=subprocess.PIPE,

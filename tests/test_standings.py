@@ -33,7 +33,7 @@ def test_p_best_is_the_same_in_every_process_and_command(tmp_path):
         [
             sys.executable,
             "-m",
-            "optuna_pandalm.cli",
+            "optuna_pandalm.commands.cli",
             "leaderboard",
             "--storage",
             url,

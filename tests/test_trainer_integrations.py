@@ -18,12 +18,12 @@ from optuna_pandalm import (
     PairwiseJudge,
     Verdict,
 )
-from optuna_pandalm.callback import JudgeCallback
 from optuna_pandalm.demo.tasks import make_data
 from optuna_pandalm.demo.tiny_model import char_tokenizer, tiny_llama
-from optuna_pandalm.hf_search import judge_objective, judged_hp_space
-from optuna_pandalm.judge_metrics import JUDGE_METRICS
-from optuna_pandalm.tuning import InstructionDataset, make_collator
+from optuna_pandalm.training.callback import JudgeCallback
+from optuna_pandalm.training.hf_search import judge_objective, judged_hp_space
+from optuna_pandalm.training.judge_metrics import JUDGE_METRICS
+from optuna_pandalm.training.tuning import InstructionDataset, make_collator
 
 DATA = make_data(seed=0, n_train=8, n_judge=2, n_heldout=2)
 

@@ -12,15 +12,15 @@ import pytest
 pytest.importorskip("trl")
 
 from optuna_pandalm import Arena, JudgeRequest, PairwiseJudge, Prompt, Verdict
-from optuna_pandalm.callback import JudgeCallback
 from optuna_pandalm.demo.tasks import make_data
 from optuna_pandalm.demo.tiny_model import char_tokenizer, tiny_llama
-from optuna_pandalm.generation import format_prompt
 from optuna_pandalm.judges import ReferenceJudge
-from optuna_pandalm.sft import sft_records
 from optuna_pandalm.testing import SimulatedJudge, simulated_prompts, simulated_response
-from optuna_pandalm.trl_judge import TRLPairwiseJudge, baseline_win_rate
-from optuna_pandalm.tuning import ConfigError, TuneConfig, make_objective
+from optuna_pandalm.training.callback import JudgeCallback
+from optuna_pandalm.training.generation import format_prompt
+from optuna_pandalm.training.sft import sft_records
+from optuna_pandalm.training.trl_judge import TRLPairwiseJudge, baseline_win_rate
+from optuna_pandalm.training.tuning import ConfigError, TuneConfig, make_objective
 from tests.test_callback import _config
 
 DATA = make_data(seed=0, n_train=8, n_judge=2, n_heldout=2)

@@ -13,14 +13,14 @@ import pytest
 import yaml
 
 from optuna_pandalm.demo.tasks import TASKS, exact_match_accuracy, make_data, make_example
-from optuna_pandalm.tuning import ConfigError, TuneConfig
+from optuna_pandalm.training.tuning import ConfigError, TuneConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def _cli(*args: str, env: dict | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "optuna_pandalm.cli", *args],
+        [sys.executable, "-m", "optuna_pandalm.commands.cli", *args],
         capture_output=True,
         text=True,
         timeout=timeout,

@@ -17,10 +17,10 @@ import pytest
 import yaml
 
 from optuna_pandalm import Arena, Prompt
-from optuna_pandalm.cli import main
+from optuna_pandalm.commands.cli import main
 from optuna_pandalm.demo.tasks import make_data
 from optuna_pandalm.judges import ReferenceJudge
-from optuna_pandalm.tuning import TuneConfig
+from optuna_pandalm.training.tuning import TuneConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 PROMPTS = [
@@ -228,7 +228,7 @@ def test_tune_warns_when_every_game_is_a_tie(write_config, tmp_path):
     """Exact match on an untrained model: every answer is wrong, every game a tie."""
     path = write_config(judge="reference:exact", max_new_tokens=2)
     done = subprocess.run(
-        [sys.executable, "-m", "optuna_pandalm.cli", "tune", str(path)],
+        [sys.executable, "-m", "optuna_pandalm.commands.cli", "tune", str(path)],
         capture_output=True,
         text=True,
         timeout=600,
@@ -276,7 +276,7 @@ def test_ctrl_c_in_tune_exits_130_in_one_line_and_marks_the_trial(write_config, 
         search_space={"learning_rate": [1e-4, 1e-2], "epochs": 100, "method": ["full"]}
     )
     done = _interrupt(
-        [sys.executable, "-m", "optuna_pandalm.cli", "tune", str(path)],
+        [sys.executable, "-m", "optuna_pandalm.commands.cli", "tune", str(path)],
         lambda: _training_trial(tmp_path / "tune.db"),
     )
     assert done.returncode == 130, done.stderr[-3000:]
@@ -291,7 +291,7 @@ def test_ctrl_c_in_tune_exits_130_in_one_line_and_marks_the_trial(write_config, 
 def test_ctrl_c_in_demo_exits_130_in_one_line(tmp_path):
     log = tmp_path / "stderr.txt"
     env = {**os.environ, "OPTUNA_PANDALM_CACHE": str(tmp_path / "cache")}
-    command = [sys.executable, "-m", "optuna_pandalm.cli", "demo", "--out", str(tmp_path)]
+    command = [sys.executable, "-m", "optuna_pandalm.commands.cli", "demo", "--out", str(tmp_path)]
     with log.open("w") as stderr:
         process = subprocess.Popen(command, cwd=ROOT, env=env, stderr=stderr, text=True)
         deadline = time.monotonic() + 300

@@ -9,6 +9,7 @@ import optuna
 import pytest
 import sqlalchemy as sa
 
+from optuna_pandalm.study.check import check_study
 from tests.conftest import _postgres_database
 
 
@@ -78,7 +79,7 @@ def test_four_workers_share_one_postgresql_study(postgres_url):
     study = optuna.load_study(study_name="study-0", storage=postgres_url)
     assert len(study.trials) == 16
     arena = Arena.load(postgres_url, "study-0")
-    assert not any(arena.check(study).values())  # no duplicates, orphans; scores reproduce
+    assert not any(check_study(arena, study).values())  # no duplicates, orphans; scores reproduce
     engine = sa.create_engine(postgres_url)
     with engine.connect() as connection:
         verdicts = connection.execute(sa.text("select count(*) from pandalm_verdicts")).scalar()
@@ -140,7 +141,7 @@ def test_a_worker_killed_mid_match_loses_nothing_and_a_restart_finishes(postgres
         == len(states) - 1
     )
     arena = Arena.load(postgres_url, "study-0")
-    problems = arena.check(study)
+    problems = check_study(arena, study)
     killed = next(t.number for t in study.trials if t.state == optuna.trial.TrialState.RUNNING)
     running = problems.pop("trials left RUNNING")  # no heartbeat in this test: check says so
     assert len(running) == 1 and running[0].startswith(f"trial {killed}: RUNNING")

@@ -33,7 +33,7 @@ from optuna_pandalm.arena._standings import (
     Standings,
     length_feature,
 )
-from optuna_pandalm.sign_test import sign_test
+from optuna_pandalm.statistics.sign_test import sign_test
 
 __all__ = [
     "HUMAN_PREFIX",

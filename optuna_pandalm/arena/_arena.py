@@ -484,26 +484,14 @@ class Arena(Votes):
         return value
 
     # --- what happened, for people -------------------------------------------------------------
-    def check(
-        self, study: Any = None, *, tolerance: float = 1e-6, grace_period: float = 180.0
-    ) -> dict[str, list[str]]:
-        """Integrity problems of the stored data, by kind (all lists empty when sound).
-
-        Duplicates, orphans, games counting invalid verdicts, stored winners outside 0, 1,
-        2 and NULL, players without their generations; with the Optuna ``study``: players of
-        trials the study does not have, trials left RUNNING, and the scores last published
-        to the study against a refit from scratch on the same games. A RUNNING trial is a
-        problem when no heartbeat reached Optuna's storage in the last ``grace_period``
-        seconds (or it never had one): its worker is probably gone.
+    def check(self) -> dict[str, list[str]]:
+        """Integrity problems of the stored data, by kind (all lists empty when sound):
+        duplicates, orphans, games counting invalid verdicts, stored winners outside 0, 1,
+        2 and NULL, players without their generations. What the Optuna study adds
+        (unknown trials, trials left RUNNING, published scores against a refit) is
+        :func:`optuna_pandalm.study.check_study`'s.
         """
-        from optuna_pandalm.arena._check import study_problems
-
-        problems = self.store.integrity(self.arena_id, len(self.prompts))
-        if study is not None:
-            problems.update(
-                study_problems(self, study, tolerance=tolerance, grace_period=grace_period)
-            )
-        return problems
+        return self.store.integrity(self.arena_id, len(self.prompts))
 
     def match_record(self, player: Player, opponent: Player) -> tuple[int, int, int]:
         """(wins, ties, losses) of ``player`` against ``opponent`` over all their games."""

@@ -32,7 +32,7 @@ from optuna_pandalm.judges.base import (
     canonical_verdict,
 )
 from optuna_pandalm.prompts import Prompt
-from optuna_pandalm.sign_test import sign_test
+from optuna_pandalm.statistics.sign_test import sign_test
 from optuna_pandalm.store import (
     HUMAN_PREFIX,
     GameRecord,

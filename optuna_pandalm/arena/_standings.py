@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from optuna_pandalm.arena._players import Player
-from optuna_pandalm.bradley_terry import BradleyTerryResult, fit_bradley_terry
+from optuna_pandalm.statistics.bradley_terry import BradleyTerryResult, fit_bradley_terry
 from optuna_pandalm.store import GameCounts
 
 __all__ = [

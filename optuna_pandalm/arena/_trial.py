@@ -71,10 +71,10 @@ def current_scores(arena: Arena) -> dict[int, dict[str, Any]]:
 def publish(arena: Arena, trial: Any, *, pruned: str | None = None) -> None:
     """Publish the standings to the trial's study: the trial's own current score, every
     finished trial's current score (its user attributes, refreshed in place), and the
-    leaderboard, figure and note (:mod:`optuna_pandalm.dashboard`)."""
+    leaderboard, figure and note (:mod:`optuna_pandalm.publish.dashboard`)."""
     if not hasattr(trial, "study"):
         return
-    from optuna_pandalm.dashboard import publish as publish_to_study
+    from optuna_pandalm.publish.dashboard import publish as publish_to_study
 
     scores = current_scores(arena)
     for key, value in scores.get(trial.number, {}).items():

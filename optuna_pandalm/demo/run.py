@@ -57,7 +57,7 @@ def DEMO_TEMPLATE(instruction: str, input: str) -> str:
 
 
 def demo_space() -> Any:
-    from optuna_pandalm.tuning import SearchSpace
+    from optuna_pandalm.training.tuning import SearchSpace
 
     return SearchSpace(
         learning_rate=(1e-4, 3e-2),
@@ -94,7 +94,7 @@ def pretrained_base(cache: Path | None = None, *, seed: int = 0) -> Path:
     import transformers
 
     from optuna_pandalm.demo.tiny_model import char_tokenizer, tiny_llama
-    from optuna_pandalm.tuning import InstructionDataset, make_collator
+    from optuna_pandalm.training.tuning import InstructionDataset, make_collator
 
     key = hashlib.sha256(f"{BASE_VERSION}:{seed}:{torch.__version__}".encode()).hexdigest()[:12]
     folder = (cache or _cache_dir()) / f"{BASE_VERSION}-{key}"
@@ -172,12 +172,12 @@ def run_demo(
 
     from optuna_pandalm.arena import Arena
     from optuna_pandalm.attributes import BASELINE_ATTR
-    from optuna_pandalm.generation import generate_responses
-    from optuna_pandalm.judged_study import open_judged_study, optimize, trials_to_run
     from optuna_pandalm.judges import ReferenceJudge
-    from optuna_pandalm.progress import quiet_third_party
-    from optuna_pandalm.report import write_report
-    from optuna_pandalm.tuning import TuneConfig, make_objective
+    from optuna_pandalm.publish.report import write_report
+    from optuna_pandalm.study.judged_study import open_judged_study, optimize, trials_to_run
+    from optuna_pandalm.training.generation import generate_responses
+    from optuna_pandalm.training.progress import quiet_third_party
+    from optuna_pandalm.training.tuning import TuneConfig, make_objective
 
     def say(message: str) -> None:
         if progress is not None:

@@ -11,8 +11,9 @@ Imported lazily, so the CLI's parser does not load the arena.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from optuna_pandalm._lazy import lazy_getattr
 
 _EXPORTS = {
     "TOKEN_ENV": "optuna_pandalm.review._server",
@@ -40,10 +41,4 @@ if TYPE_CHECKING:
     from optuna_pandalm.review._tasks import Task, next_task
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'optuna_pandalm.review' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(globals(), _EXPORTS)

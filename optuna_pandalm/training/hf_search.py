@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from optuna_pandalm.callback import JudgeCallback
+    from optuna_pandalm.training.callback import JudgeCallback
 
 __all__ = ["judge_objective", "judged_hp_space"]
 

@@ -13,11 +13,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from optuna_pandalm.generation import format_prompt, user_message
 from optuna_pandalm.prompts import Prompt
+from optuna_pandalm.training.generation import format_prompt, user_message
 
 if TYPE_CHECKING:
-    from optuna_pandalm.generation import PromptTemplate
+    from optuna_pandalm.training.generation import PromptTemplate
 
 __all__ = ["TRL_MISSING", "sft_records", "sft_trainer"]
 

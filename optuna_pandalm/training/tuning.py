@@ -19,14 +19,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from optuna_pandalm.attributes import ERROR_ATTR
-from optuna_pandalm.judged_study import INTERRUPTED
-from optuna_pandalm.sft import TRL_MISSING
+from optuna_pandalm.study.judged_study import INTERRUPTED
+from optuna_pandalm.training.sft import TRL_MISSING
 
 if TYPE_CHECKING:
     import torch
 
     from optuna_pandalm.arena import Arena
-    from optuna_pandalm.generation import PromptTemplate
+    from optuna_pandalm.training.generation import PromptTemplate
 
 __all__ = [
     "ConfigError",
@@ -232,7 +232,7 @@ class TuneConfig:
             ):
                 raise ConfigError(f"config.{key}: expected an integer >= {low}, got {value!r}")
         if "template" in values:
-            from optuna_pandalm.generation import check_template
+            from optuna_pandalm.training.generation import check_template
 
             try:
                 check_template(values["template"])
@@ -346,8 +346,8 @@ class InstructionDataset:
         template: PromptTemplate,
         max_length: int,
     ) -> None:
-        from optuna_pandalm.generation import format_prompt
         from optuna_pandalm.prompts import Prompt
+        from optuna_pandalm.training.generation import format_prompt
 
         self.items: list[dict[str, list[int]]] = []
         for r in records:
@@ -401,13 +401,13 @@ def make_objective(
 
     ``on_trial_end(trial, model, tokenizer)`` runs after training (for example to measure a
     held-out metric) before ``arena.finalize``. ``progress``: live progress on stderr and
-    one line per finished trial (:class:`~optuna_pandalm.progress.TrialProgress`), with
+    one line per finished trial (:class:`~optuna_pandalm.training.progress.TrialProgress`), with
     transformers' and Optuna's per-trial noise silenced. Ctrl-C during a trial records why in its
     ``pandalm_error`` user attribute (Optuna marks it FAIL) and propagates.
     """
     import contextlib
 
-    from optuna_pandalm.progress import TrialProgress, quiet_third_party
+    from optuna_pandalm.training.progress import TrialProgress, quiet_third_party
 
     records = (
         list(train_records) if train_records is not None else load_train_data(config.train_data)
@@ -427,7 +427,7 @@ def make_objective(
         import torch
         import transformers
 
-        from optuna_pandalm.callback import JudgeCallback
+        from optuna_pandalm.training.callback import JudgeCallback
 
         params = config.search_space.suggest(trial)
         for key, value in params.items():
@@ -486,7 +486,7 @@ def make_objective(
         shown = TrialProgress(arena, trial) if progress else None
         callbacks: list[Any] = [shown.trainer_callback(), callback] if shown else [callback]
         if config.trainer == "sft":
-            from optuna_pandalm.sft import sft_trainer
+            from optuna_pandalm.training.sft import sft_trainer
 
             trainer = sft_trainer(
                 model,

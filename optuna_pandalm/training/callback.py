@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 from transformers import TrainerCallback
 
 from optuna_pandalm.attributes import ERROR_ATTR
-from optuna_pandalm.generation import PromptTemplate, generate_responses
-from optuna_pandalm.judge_metrics import eval_metrics, judge_metrics
+from optuna_pandalm.training.generation import PromptTemplate, generate_responses
+from optuna_pandalm.training.judge_metrics import eval_metrics, judge_metrics
 
 if TYPE_CHECKING:
     import torch
@@ -96,7 +96,7 @@ class JudgeCallback(TrainerCallback):
         progress: Show tqdm progress bars for generation and judging.
         trainer: The ``Trainer`` (or TRL ``SFTTrainer``) this callback is added to, or set
             ``callback.trainer`` later: the judge's figures (``judge/score`` and the rest of
-            :data:`~optuna_pandalm.judge_metrics.JUDGE_METRICS`) are then logged through
+            :data:`~optuna_pandalm.training.judge_metrics.JUDGE_METRICS`) are then logged through
             ``trainer.log`` at each judged checkpoint, so every ``report_to`` logger gets
             them. Without it they reach only evaluation metrics (``eval_judge/score``).
 

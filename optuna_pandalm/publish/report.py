@@ -2,7 +2,7 @@
 
 One file that opens without a network: a summary (best configuration, its score against the
 baseline, trials, pruned, verdicts, invalid verdicts, position and tie parameters), the
-figures of :mod:`optuna_pandalm.visualization` (plotly.js inlined once), the leaderboard
+figures of :mod:`optuna_pandalm.publish.visualization` (plotly.js inlined once), the leaderboard
 table, and for each top trial a few prompts with both responses and the judge's reason and
 reference. Every text that came from a model or a judge is HTML-escaped.
 """
@@ -59,7 +59,7 @@ def _table(
 
 
 def _figures(arena: Arena, study: Any) -> str:
-    from optuna_pandalm import visualization as v
+    from optuna_pandalm.publish import visualization as v
 
     figures = [
         ("leaderboard-figure", v.plot_leaderboard(arena, study=study)),

@@ -16,12 +16,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from optuna_pandalm.tuning import ConfigError, load_train_data
+from optuna_pandalm.training.tuning import ConfigError, load_train_data
 
 if TYPE_CHECKING:
-    from optuna_pandalm.generation import PromptTemplate
     from optuna_pandalm.prompts import Prompt
-    from optuna_pandalm.tuning import TuneConfig
+    from optuna_pandalm.training.generation import PromptTemplate
+    from optuna_pandalm.training.tuning import TuneConfig
 
 __all__ = ["Preflight", "check_context", "model_context", "preflight"]
 
@@ -83,7 +83,7 @@ def _prompt_lengths(
     prompts: Sequence[Prompt], tokenizer: Any, template: PromptTemplate
 ) -> list[int]:
     """Tokens of each prompt as the trainee sees it (in the template)."""
-    from optuna_pandalm.generation import format_prompt
+    from optuna_pandalm.training.generation import format_prompt
 
     try:
         texts = [format_prompt(p, template, tokenizer) for p in prompts]

@@ -20,7 +20,7 @@ def require_maximize(study: Study, component: str) -> None:
 
     Example:
         >>> import optuna
-        >>> from optuna_pandalm.study_direction import require_maximize
+        >>> from optuna_pandalm.study.direction import require_maximize
         >>> require_maximize(optuna.create_study(direction="maximize"), "JudgePruner")
         >>> require_maximize(optuna.create_study(), "JudgePruner")  # doctest: +ELLIPSIS
         Traceback (most recent call last):

@@ -7,9 +7,28 @@ from typing import TYPE_CHECKING, Any
 from optuna_pandalm.attributes import SNAPSHOT_ATTR
 
 if TYPE_CHECKING:
-    from optuna_pandalm.arena._arena import Arena
+    from optuna_pandalm.arena import Arena
 
-__all__ = ["study_problems"]
+__all__ = ["check_study", "study_problems"]
+
+
+def check_study(
+    arena: Arena, study: Any = None, *, tolerance: float = 1e-6, grace_period: float = 180.0
+) -> dict[str, list[str]]:
+    """Every integrity problem of a study's arena, by kind (all lists empty when sound).
+
+    The arena's own (:meth:`Arena.check <optuna_pandalm.Arena.check>`: duplicates, orphans,
+    invalid verdicts counted as games, players without generations) and, with the Optuna
+    ``study``, :func:`study_problems`. A RUNNING trial is a problem when no heartbeat
+    reached Optuna's storage in the last ``grace_period`` seconds (or it never had one):
+    its worker is probably gone.
+    """
+    problems = arena.check()
+    if study is not None:
+        problems.update(
+            study_problems(arena, study, tolerance=tolerance, grace_period=grace_period)
+        )
+    return problems
 
 
 def study_problems(

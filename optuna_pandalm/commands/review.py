@@ -10,7 +10,7 @@ __all__ = ["add_review_command"]
 
 
 def _run(args: argparse.Namespace) -> int:
-    from optuna_pandalm.cli import CommandError
+    from optuna_pandalm.errors import CommandError
     from optuna_pandalm.review import TOKEN_ENV, ReviewServer, open_arena
     from optuna_pandalm.store import StoreError
     from optuna_pandalm.url_masking import mask_url

@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING
 
 from optuna.pruners import BasePruner
 
-from optuna_pandalm.sign_test import sign_test
-from optuna_pandalm.study_direction import require_maximize
+from optuna_pandalm.statistics.sign_test import sign_test
+from optuna_pandalm.study.direction import require_maximize
 
 if TYPE_CHECKING:
     import optuna

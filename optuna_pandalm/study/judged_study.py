@@ -29,8 +29,8 @@ def open_judged_study(
     gets ``baseline_params`` enqueued as its first trial, marked ``baseline``."""
     import optuna
 
-    from optuna_pandalm.pruner import JudgePruner
-    from optuna_pandalm.sampler import BradleyTerrySampler
+    from optuna_pandalm.study.pruner import JudgePruner
+    from optuna_pandalm.study.sampler import BradleyTerrySampler
 
     study = optuna.create_study(
         study_name=arena.study_name,
@@ -62,7 +62,7 @@ def optimize(
     """``study.optimize`` that leaves no trial of this process RUNNING on Ctrl-C.
 
     Optuna marks a trial FAIL when Ctrl-C stops its objective (the objective of
-    :func:`~optuna_pandalm.tuning.make_objective` then records why in ``pandalm_error``),
+    :func:`~optuna_pandalm.training.tuning.make_objective` then records why in ``pandalm_error``),
     but not when it comes while the trial is being sampled: that trial is marked FAIL here,
     with the same reason. ``KeyboardInterrupt`` then propagates.
     """

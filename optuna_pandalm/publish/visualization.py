@@ -130,7 +130,7 @@ def plot_comparison_graph(arena: Arena, *, top: int = 10, alpha: float = 0.05) -
     ranking graph with the leader on top, like PandaLM's Figure 7."""
     import plotly.graph_objects as go
 
-    from optuna_pandalm.sign_test import sign_test
+    from optuna_pandalm.statistics.sign_test import sign_test
 
     rows, records = _top_records(arena, top)
     figure = go.Figure()

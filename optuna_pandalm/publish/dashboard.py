@@ -4,7 +4,7 @@ A finished trial's value can never change, but study user attributes can: after 
 finished trial (complete or pruned) the study gets a compact leaderboard
 (``pandalm_leaderboard``). When ``optuna-dashboard`` is installed, the leaderboard is also
 saved as a plotly figure (one id, overwritten) sized to the dashboard's card, and the trial
-gets a note (:mod:`optuna_pandalm.trial_notes`). Generated text is HTML-escaped in notes.
+gets a note (:mod:`optuna_pandalm.publish.trial_notes`). Generated text is HTML-escaped in notes.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ def leaderboard_figure(arena: Arena, *, top: int = _TOP, study: Any = None) -> A
         >>> len(figure.data[0].y), figure.layout.height <= CARD_HEIGHT_PX
         (20, True)
     """
-    from optuna_pandalm.visualization import plot_leaderboard
+    from optuna_pandalm.publish.visualization import plot_leaderboard
 
     figure = plot_leaderboard(arena, top=top, study=study)
     rows = len(figure.data[0].y or ())
@@ -77,7 +77,7 @@ def publish(
         import optuna_dashboard
     except ImportError:
         return
-    from optuna_pandalm.trial_notes import trial_note
+    from optuna_pandalm.publish.trial_notes import trial_note
 
     optuna_dashboard.save_plotly_graph_object(
         study, leaderboard_figure(arena, study=study), graph_object_id=LEADERBOARD_GRAPH_ID

@@ -14,12 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from optuna_pandalm import __version__
+from optuna_pandalm.errors import CommandError
 
 _logger = logging.getLogger(__name__)
-
-
-class CommandError(Exception):
-    """A user error: printed to stderr without a traceback, exit code 2."""
 
 
 def _prompts(args: argparse.Namespace) -> int:
@@ -176,12 +173,13 @@ def _load_study(args: argparse.Namespace) -> Any:
 
 def _check(args: argparse.Namespace) -> int:
     from optuna_pandalm.attributes import SNAPSHOT_ATTR
+    from optuna_pandalm.study.check import check_study
 
     arena = _load_arena(args)
     study = _load_study(args)
     if study is None:
         print(f"note: no Optuna study {args.study_name!r} in that storage; trial checks skipped")
-    problems = arena.check(study, grace_period=args.grace_period)
+    problems = check_study(arena, study, grace_period=args.grace_period)
     total = sum(len(found) for found in problems.values())
     standings = arena.standings()
     games = int(standings.counts.count.sum())
@@ -215,7 +213,7 @@ def _upgrade(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from optuna_pandalm.report import write_report
+    from optuna_pandalm.publish.report import write_report
 
     if not Path(args.out).parent.is_dir():
         raise CommandError(f"--out {args.out}: no such folder {Path(args.out).parent}")
@@ -242,8 +240,8 @@ def _warn_if_every_game_tied(standings: Any, study_name: str) -> None:
 
 
 def _tune(args: argparse.Namespace) -> int:
-    from optuna_pandalm.preflight import preflight
-    from optuna_pandalm.tuning import ConfigError, TuneConfig
+    from optuna_pandalm.commands.preflight import preflight
+    from optuna_pandalm.training.tuning import ConfigError, TuneConfig
     from optuna_pandalm.url_masking import mask_url
 
     try:
@@ -275,11 +273,11 @@ def _tune(args: argparse.Namespace) -> int:
     import optuna
 
     from optuna_pandalm.arena import Arena
-    from optuna_pandalm.judged_study import open_judged_study, optimize, trials_to_run
     from optuna_pandalm.judges.spec import judge_from_spec
-    from optuna_pandalm.report import write_report
+    from optuna_pandalm.publish.report import write_report
     from optuna_pandalm.store import StoreError
-    from optuna_pandalm.tuning import make_objective
+    from optuna_pandalm.study.judged_study import open_judged_study, optimize, trials_to_run
+    from optuna_pandalm.training.tuning import make_objective
 
     try:
         judge = judge_from_spec(config.judge)
@@ -500,7 +498,7 @@ Example: optuna-pandalm judge-eval --data pandalm --predictions pandalm-7b-tests
     judge_eval.add_argument("--json", action="store_true", help="print one JSON document")
     judge_eval.set_defaults(handler=_judge_eval)
 
-    from optuna_pandalm.review._command import add_review_command
+    from optuna_pandalm.commands.review import add_review_command
 
     add_review_command(commands, _study_arguments)
     return parser

@@ -9,7 +9,7 @@ pruner, budgets) against a known truth before spending GPU hours.
   errors of its own and invalid outputs, all configurable. It is deterministic: the same
   request always gets the same verdict (as a cached judge would), and a seed changes every
   verdict. :meth:`SimulatedJudge.pandalm_7b` is calibrated to PandaLM-7B's verdicts on
-  PandaLM's human-annotated test set (see :mod:`optuna_pandalm.calibration`).
+  PandaLM's human-annotated test set (see :mod:`optuna_pandalm.testing.calibration`).
 * :class:`Landscape` maps PandaLM's search space (learning rate 2e-6..2e-4, optimizer,
   scheduler, LoRA rank, warmup, weight decay; epochs as checkpoints) to a true quality per
   checkpoint, with shapes that trouble searches: a narrow learning-rate optimum,
@@ -217,7 +217,7 @@ class SimulatedJudge(PairwiseJudge):
     def pandalm_7b(cls, *, seed: int = 0, **overrides: float) -> SimulatedJudge:
         """A judge with PandaLM-7B's error profile on PandaLM's human test set.
 
-        Fitted by :func:`optuna_pandalm.calibration.calibrate_simulated_judge` on the 999
+        Fitted by :func:`optuna_pandalm.testing.calibration.calibrate_simulated_judge` on the 999
         human-labelled pairs and PandaLM-7B's recorded verdicts (3-way accuracy 0.668, ties
         10.7%, 17% of verdicts flipping when the responses trade places, a 0.17 log-odds
         pull per unit log length ratio beyond the human label). A test refits it from the
@@ -479,7 +479,7 @@ class Landscape:
 LANDSCAPES = ("narrow_lr", "interacting", "dips", "plateau")
 
 #: :meth:`SimulatedJudge.pandalm_7b`'s settings, as fitted by
-#: :func:`optuna_pandalm.calibration.calibrate_simulated_judge` on PandaLM's test set
+#: :func:`optuna_pandalm.testing.calibration.calibrate_simulated_judge` on PandaLM's test set
 #: (``tests/test_calibration.py`` refits them and compares).
 PANDALM_7B: dict[str, float] = {
     "noise": 0.0,

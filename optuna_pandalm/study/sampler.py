@@ -19,7 +19,7 @@ from optuna.samplers import BaseSampler
 from optuna.study import Study
 from optuna.trial import FrozenTrial, TrialState
 
-from optuna_pandalm.study_direction import require_maximize
+from optuna_pandalm.study.direction import require_maximize
 
 if TYPE_CHECKING:
     from optuna.distributions import BaseDistribution

@@ -1,0 +1,14 @@
+"""Training: where checkpoints come from and how they are asked to answer.
+
+* ``callback``: :class:`JudgeCallback`, the transformers ``TrainerCallback``.
+* ``judge_metrics``: the judge's figures as the flat metrics a Trainer logs.
+* ``generation``: batched generation of the prompt set's answers.
+* ``tuning``: ``tune``'s config and objective (Trainer + peft).
+* ``sft``: training with TRL's ``SFTTrainer``.
+* ``progress``: live progress on the terminal.
+* ``hf_search``: ``Trainer.hyperparameter_search(backend="optuna")`` with the judge.
+* ``trl_judge``: TRL's removed pairwise-judge shape over our judges.
+
+Imports the arena, the Optuna wing and ``publish``; never review or command code. torch
+and transformers are imported inside functions, so the package imports without them.
+"""
