@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import json
 import math
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
 from optuna_pandalm import Arena
 from optuna_pandalm.arena import length_feature
+from optuna_pandalm.commands.cli import main
+from optuna_pandalm.review import open_arena
+from optuna_pandalm.store import PromptSetMismatchError
 from optuna_pandalm.testing import (
     Landscape,
     SimulatedJudge,
@@ -35,9 +36,15 @@ def _texts(trial: int, quality: float, length: int) -> list[str]:
     ]
 
 
+def _study(length_control: bool) -> str:
+    """The study of each setting (a study is scored one way: the setting is stored)."""
+    return "controlled" if length_control else "plain"
+
+
 def _leader(url: str, *, length_control: bool) -> tuple[int | None, Arena]:
     judge = SimulatedJudge(seed=1, length_bias=1.5, noise=0.3)  # prefers the longer answer
-    arena = Arena(url, "s", judge, PROMPTS, seed=0, racing=False, length_control=length_control)
+    study = _study(length_control)
+    arena = Arena(url, study, judge, PROMPTS, seed=0, racing=False, length_control=length_control)
     for trial, (quality, length) in enumerate(PLAYERS):
         arena.evaluate(trial, 1, _texts(trial, quality, length))
     for trial in (1, 4):  # a few more matches so every player meets the verbose one
@@ -49,7 +56,7 @@ def _leader(url: str, *, length_control: bool) -> tuple[int | None, Arena]:
 def test_a_longer_worse_checkpoint_leads_without_length_control_and_not_with_it(tmp_path):
     url = f"sqlite:///{tmp_path / 'db.sqlite'}"
     plain, _ = _leader(url, length_control=False)
-    # The same games (the verdict cache answers), fitted with the length term.
+    # The same verdicts (the cache answers), in a study fitted with the length term.
     controlled, arena = _leader(url, length_control=True)
     assert plain == 3
     assert controlled == 2
@@ -73,11 +80,15 @@ def _landscape_leader(url: str, *, length_control: bool) -> float:
     landscape = Landscape("verbose", length_spread=0.4)
     prompts = simulated_prompts(32, seed=8)
     judge = SimulatedJudge(seed=3, length_bias=1.5, noise=0.3)
-    arena = Arena(url, "v", judge, prompts, seed=0, racing=False, length_control=length_control)
+    study = f"v-{_study(length_control)}"
+    arena = Arena(url, study, judge, prompts, seed=0, racing=False, length_control=length_control)
     rates = [2e-5, 6e-6, 4e-5, 8e-5, 2e-4]
-    for trial, rate in enumerate(rates):
-        texts = landscape.generations({"learning_rate": rate}, 4, prompts, key=trial)
-        arena.evaluate(trial, 4, texts)
+    # Two rounds: in the second each checkpoint meets the incumbent of then, so the top is
+    # linked by direct games (after one, 2e-5 and 4e-5 are level within 0.02 log-odds).
+    for _ in range(2):
+        for trial, rate in enumerate(rates):
+            texts = landscape.generations({"learning_rate": rate}, 4, prompts, key=trial)
+            arena.evaluate(trial, 4, texts)
     leader = arena.incumbent()
     assert leader is not None and leader.trial is not None
     return rates[leader.trial]
@@ -93,23 +104,59 @@ def test_on_the_verbose_landscape_length_control_finds_the_optimum(tmp_path):
     assert _landscape_leader(url, length_control=True) == 2e-5
 
 
-def test_the_leaderboard_command_reports_the_length_effect_with_its_interval(tmp_path):
+def _leaderboard(url: str, study: str, capsys, *flags: str) -> dict:
+    assert main(["leaderboard", "--storage", url, "--study-name", study, "--json", *flags]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_the_leaderboard_command_reports_the_length_effect_with_its_interval(tmp_path, capsys):
     url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    _leader(url, length_control=False)
     _leader(url, length_control=True)
-    command = [
-        sys.executable,
-        "-m",
-        "optuna_pandalm.commands.cli",
-        "leaderboard",
-        "--storage",
-        url,
-    ]
-    command += ["--study-name", "s", "--json"]
-    plain = json.loads(subprocess.run(command, capture_output=True, check=True).stdout)
-    controlled = json.loads(
-        subprocess.run([*command, "--length-control"], capture_output=True, check=True).stdout
-    )
+    plain = _leaderboard(url, "plain", capsys)
+    controlled = _leaderboard(url, "controlled", capsys)  # no option: the study's setting
     assert plain["length_effect"] is None
     effect = controlled["length_effect"]
     assert effect["low"] < effect["estimate"] < effect["high"]
     assert controlled["rows"][0]["trial"] == 2 and plain["rows"][0]["trial"] == 3
+
+
+def test_every_reader_scores_a_length_controlled_study_as_its_workers(tmp_path, capsys):
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    _, worker = _leader(url, length_control=True)
+    scores = {p.id: s for p, s in worker.scores().items()}
+    loaded = Arena.load(url, "controlled")
+    assert {p.id: s for p, s in loaded.scores().items()} == pytest.approx(scores, abs=1e-6)
+    rows = _leaderboard(url, "controlled", capsys)["rows"]
+    assert {r["player_id"]: r["score"] for r in rows} == pytest.approx(scores, abs=1e-6)
+    review = open_arena(url, "controlled")  # what the review page fits its contenders with
+    assert {p.id: s for p, s in review.scores().items()} == pytest.approx(scores, abs=1e-6)
+    assert worker.length_control and loaded.length_control and review.length_control
+
+
+def test_a_worker_that_leaves_length_control_unset_fits_the_studys_setting(tmp_path):
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    Arena(url, "s", SimulatedJudge(), PROMPTS, length_control=True)
+    assert Arena(url, "s", SimulatedJudge(), PROMPTS).length_control is True
+    assert Arena(url, "new", SimulatedJudge(), PROMPTS).length_control is False
+
+
+def test_a_worker_with_another_length_control_is_refused(tmp_path):
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    Arena(url, "s", SimulatedJudge(), PROMPTS, length_control=True)
+    message = r"study 's' in 'sqlite:///.*db\.sqlite' uses length_control=True, not False"
+    with pytest.raises(PromptSetMismatchError, match=message):
+        Arena(url, "s", SimulatedJudge(), PROMPTS, length_control=False)
+
+
+def test_the_old_length_control_flag_is_refused_on_a_study_without_it(tmp_path, capsys):
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    _leader(url, length_control=False)
+    _leader(url, length_control=True)
+    argv = ["leaderboard", "--storage", url, "--json", "--length-control"]
+    assert main([*argv, "--study-name", "plain"]) == 2
+    error = capsys.readouterr().err
+    assert "study 'plain' is not length-controlled" in error and "Traceback" not in error
+    assert _leaderboard(url, "controlled", capsys, "--length-control") == _leaderboard(
+        url, "controlled", capsys
+    )

@@ -53,6 +53,31 @@ def test_a_refused_prompt_set_writes_nothing(tmp_path):
     engine.dispose()
 
 
+def _every_row(url: str) -> dict[str, list[tuple]]:
+    """Every row of every table of the database."""
+    engine = sa.create_engine(url)
+    with engine.connect() as connection:
+        rows = {
+            name: sorted(map(tuple, connection.execute(sa.text(f"SELECT * FROM {name}"))))
+            for name in sa.inspect(connection).get_table_names()
+        }
+    engine.dispose()
+    return rows
+
+
+@pytest.mark.parametrize("setting", ["length_control", "robust_errors"])
+def test_a_worker_with_another_scoring_setting_is_refused_and_writes_nothing(tmp_path, setting):
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    prompts = simulated_prompts(4, seed=0)
+    Arena(url, "s", SimulatedJudge(), prompts, **{setting: True}).store.close()
+    before = _every_row(url)
+    message = rf"study 's' in 'sqlite:///.*' uses {setting}=True, not False"
+    with pytest.raises(PromptSetMismatchError, match=message):
+        Arena(url, "s", SimulatedJudge(), prompts, **{setting: False})
+    assert _every_row(url) == before
+    assert getattr(Arena.load(url, "s"), setting) is True
+
+
 def test_upgrade_migrates_a_version_0_database_and_says_what_it_did(tmp_path, capsys):
     import shutil
     from pathlib import Path
@@ -61,9 +86,9 @@ def test_upgrade_migrates_a_version_0_database_and_says_what_it_did(tmp_path, ca
     shutil.copy(Path(__file__).parent / "data" / "schema_v0.sqlite", path)
     url = f"sqlite:///{path}"
     assert main(["upgrade", "--storage", url]) == 0
-    assert "schema 0 -> 2, every row kept" in capsys.readouterr().out
+    assert "schema 0 -> 3, every row kept" in capsys.readouterr().out
     assert main(["upgrade", "--storage", url]) == 0
-    assert "schema 2, up to date" in capsys.readouterr().out
+    assert "schema 3, up to date" in capsys.readouterr().out
 
 
 def test_upgrade_on_a_mistyped_path_creates_nothing(tmp_path, capsys):

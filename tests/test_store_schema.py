@@ -11,13 +11,40 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 
-from optuna_pandalm import Prompt, Store, StoreError
-from optuna_pandalm.store import SCHEMA_VERSION, GameRecord, StoredVerdict, VerdictKey, mask_url
+from optuna_pandalm import Arena, Prompt, Store, StoreError
+from optuna_pandalm.commands.cli import main
+from optuna_pandalm.store import (
+    SCHEMA_VERSION,
+    GameRecord,
+    PromptSetMismatchError,
+    StoredVerdict,
+    VerdictKey,
+    mask_url,
+)
+from optuna_pandalm.testing import SimulatedJudge
 from tests.conftest import _postgres_database
 
 DATA = Path(__file__).parent / "data"
 V0_SQLITE = DATA / "schema_v0.sqlite"  # written by Store at d149ad1 (before versioning)
 V0_POSTGRESQL_DDL = DATA / "schema_v0_postgresql.sql"
+# Written by Arena and Store at 925ebde (schema 2): study "v2-study", 4 checkpoints whose
+# lengths differ, judged by SimulatedJudge(length_bias=1.5) on 12 prompts, 48 games.
+V2_SQLITE = DATA / "schema_v2.sqlite"
+V2_POSTGRESQL_DDL = DATA / "schema_v2_postgresql.sql"
+# Its scores as 925ebde computed them: Arena.load(url, "v2-study"), and the same with
+# length_control=True (which that version did not store).
+V2_SCORES = {
+    "trial/0/step/1": 0.0,
+    "trial/1/step/1": 0.168726,
+    "trial/2/step/1": 0.919074,
+    "trial/3/step/1": -1.092762,
+}
+V2_LENGTH_CONTROLLED_SCORES = {
+    "trial/0/step/1": 0.0,
+    "trial/1/step/1": 0.053062,
+    "trial/2/step/1": -0.279058,
+    "trial/3/step/1": -1.692855,
+}
 # The tables of schema 0 in an order that respects their foreign keys.
 TABLES = [
     "pandalm_prompt_sets",
@@ -31,27 +58,37 @@ TABLES = [
 ]
 
 
-def _v0_rows() -> dict[str, list[dict[str, Any]]]:
-    """Every row of the version-0 fixture, by table, without the dropped column."""
-    with sqlite3.connect(V0_SQLITE) as connection:
+def _fixture_rows(path: Path, tables: list[str]) -> dict[str, list[dict[str, Any]]]:
+    """Every row of a SQLite fixture's tables, by table, without the column schema 1
+    dropped."""
+    with sqlite3.connect(path) as connection:
         connection.row_factory = sqlite3.Row
         return {
             table: [
                 {k: row[k] for k in row.keys() if k != "length_diff"}  # noqa: SIM118
                 for row in connection.execute(f"SELECT * FROM {table} ORDER BY id")
             ]
-            for table in TABLES
+            for table in tables
         }
 
 
+def _v0_rows() -> dict[str, list[dict[str, Any]]]:
+    """Every row of the version-0 fixture, by table, without the dropped column."""
+    return _fixture_rows(V0_SQLITE, TABLES)
+
+
+# Columns later schemas added: not in the fixtures' rows.
+_ADDED = ("length_diff", "annotator", "length_control", "robust_errors")
+
+
 def _rows(url: str) -> dict[str, list[dict[str, Any]]]:
-    """Every row of the ``pandalm_`` data tables, by table (without the column schema 1
-    dropped)."""
+    """Every row of the ``pandalm_`` data tables, by table (without the columns schema 1
+    dropped and later schemas added)."""
     engine = sa.create_engine(url)
     with engine.connect() as connection:
         rows = {
             table: [
-                {k: v for k, v in row._mapping.items() if k not in ("length_diff", "annotator")}
+                {k: v for k, v in row._mapping.items() if k not in _ADDED}
                 for row in connection.execute(sa.text(f"SELECT * FROM {table} ORDER BY id"))
             ]
             for table in TABLES
@@ -84,14 +121,13 @@ def v0_sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{path}"
 
 
-@pytest.fixture
-def v0_postgresql_url() -> Any:
-    """A PostgreSQL database with schema 0 and the fixture's rows, as main wrote them."""
+def _postgresql_copy(ddl: Path, fixture: dict[str, list[dict[str, Any]]]) -> Any:
+    """A PostgreSQL database with an old schema (its DDL) and a SQLite fixture's rows."""
     for url in _postgres_database():
         engine = sa.create_engine(url)
         with engine.begin() as connection:
-            connection.exec_driver_sql(V0_POSTGRESQL_DDL.read_text())
-            for table, rows in _v0_rows().items():
+            connection.exec_driver_sql(ddl.read_text())
+            for table, rows in fixture.items():
                 if rows:
                     columns = ", ".join(rows[0])
                     values = ", ".join(f":{c}" for c in rows[0])
@@ -106,6 +142,35 @@ def v0_postgresql_url() -> Any:
                 )
         engine.dispose()
         yield url
+
+
+@pytest.fixture
+def v0_postgresql_url() -> Any:
+    """A PostgreSQL database with schema 0 and the fixture's rows, as main wrote them."""
+    yield from _postgresql_copy(V0_POSTGRESQL_DDL, _v0_rows())
+
+
+@pytest.fixture
+def v2_sqlite_url(tmp_path: Path) -> str:
+    path = tmp_path / "v2.db"
+    shutil.copy(V2_SQLITE, path)
+    return f"sqlite:///{path}"
+
+
+@pytest.fixture
+def v2_postgresql_url() -> Any:
+    """A PostgreSQL database with schema 2 and the v2 fixture's rows."""
+    yield from _postgresql_copy(
+        V2_POSTGRESQL_DDL, _fixture_rows(V2_SQLITE, [*TABLES, "pandalm_version"])
+    )
+
+
+def _scores(url: str) -> dict[str, float]:
+    """The v2 fixture's scores as every reader sees them (``Arena.load``), rounded."""
+    arena = Arena.load(url, "v2-study")
+    scores = {p.key: round(s, 6) for p, s in arena.scores().items()}
+    arena.store.close()
+    return scores
 
 
 def _assert_the_fixture_reads_back(store: Store) -> None:
@@ -155,7 +220,7 @@ def test_opening_a_version_0_database_migrates_it_keeping_every_row(backend, req
     url = request.getfixturevalue(f"v0_{backend}_url")
     before = _v0_rows()
     store = Store(url)
-    assert store.schema_version() == SCHEMA_VERSION == 2
+    assert store.schema_version() == SCHEMA_VERSION == 3
     assert _rows(url) == before  # every prompt, player, generation, verdict and game
     assert "length_diff" not in _columns(url, "pandalm_games")
     assert {r.annotator for r in _table(url, "pandalm_games")} == {"judge"}
@@ -182,9 +247,9 @@ def test_opening_a_version_0_database_migrates_it_keeping_every_row(backend, req
 
 def test_upgrade_reports_the_versions_and_is_idempotent(v0_sqlite_url):
     store = Store(v0_sqlite_url)
-    assert store.upgrade() == (0, 2)
-    assert store.upgrade() == (2, 2)
-    assert Store(v0_sqlite_url).upgrade() == (2, 2)
+    assert store.upgrade() == (0, 3)
+    assert store.upgrade() == (3, 3)
+    assert Store(v0_sqlite_url).upgrade() == (3, 3)
 
 
 def test_a_database_of_a_newer_schema_is_refused_with_what_to_do(tmp_path):
@@ -192,11 +257,68 @@ def test_a_database_of_a_newer_schema_is_refused_with_what_to_do(tmp_path):
     Store(url).close()
     with sqlite3.connect(tmp_path / "new.db") as connection:
         connection.execute("UPDATE pandalm_version SET schema_version = 99")
-    message = r"newer optuna-pandalm \(schema 99, this one knows 2\); upgrade optuna-pandalm"
+    message = r"newer optuna-pandalm \(schema 99, this one knows 3\); upgrade optuna-pandalm"
     with pytest.raises(StoreError, match=message):
         Store(url)
     with pytest.raises(StoreError, match=message):
         Store(url, read_only=True)
+
+
+def test_the_v2_fixture_is_a_version_2_database_of_a_study_a_length_term_changes():
+    with sqlite3.connect(V2_SQLITE) as connection:
+        version = connection.execute("SELECT schema_version FROM pandalm_version").fetchall()
+        columns = {r[1] for r in connection.execute("PRAGMA table_info(pandalm_arenas)")}
+    assert version == [(2,)] and "length_control" not in columns
+    assert max(V2_SCORES, key=V2_SCORES.__getitem__) == "trial/2/step/1"  # the verbose one
+    assert max(V2_LENGTH_CONTROLLED_SCORES, key=V2_LENGTH_CONTROLLED_SCORES.__getitem__) == (
+        "trial/1/step/1"
+    )
+
+
+@pytest.mark.parametrize(
+    "backend", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+)
+def test_upgrade_migrates_a_version_2_database_whose_arena_scores_as_before(
+    backend, request, capsys
+):
+    url = request.getfixturevalue(f"v2_{backend}_url")
+    before = _rows(url)
+    assert main(["upgrade", "--storage", url]) == 0
+    assert "schema 2 -> 3, every row kept" in capsys.readouterr().out
+    assert _rows(url) == before
+    # Schema 2 did not record how the study was scored: "not recorded", read as off.
+    store = Store(url, read_only=True)
+    settings = store.arena_settings("v2-study")
+    assert settings is not None
+    assert (settings["length_control"], settings["robust_errors"]) == (None, None)
+    store.close()
+    arena = Arena.load(url, "v2-study")
+    assert (arena.position, arena.length_control, arena.robust_errors) == ("random", False, False)
+    arena.store.close()
+    assert _scores(url) == V2_SCORES
+
+
+def test_a_migrated_arena_records_the_first_scoring_setting_a_worker_gives(v2_sqlite_url):
+    prompts = Arena.load(v2_sqlite_url, "v2-study").prompts
+    Arena(v2_sqlite_url, "v2-study", SimulatedJudge(), prompts, length_control=True)
+    store = Store(v2_sqlite_url, read_only=True)
+    settings = store.arena_settings("v2-study")
+    assert settings is not None and settings["length_control"] is True
+    assert settings["robust_errors"] is None  # not given: still not recorded
+    store.close()
+    assert _scores(v2_sqlite_url) == V2_LENGTH_CONTROLLED_SCORES
+    with pytest.raises(PromptSetMismatchError, match="uses length_control=True, not False"):
+        Arena(v2_sqlite_url, "v2-study", SimulatedJudge(), prompts, length_control=False)
+
+
+def test_read_only_reads_a_version_2_database_without_migrating_it(v2_sqlite_url):
+    assert _scores(v2_sqlite_url) == V2_SCORES
+    store = Store(v2_sqlite_url, read_only=True)
+    settings = store.arena_settings("v2-study")
+    assert settings is not None and settings["length_control"] is None
+    assert store.schema_version() == 2
+    assert "length_control" not in _columns(v2_sqlite_url, "pandalm_arenas")
+    store.close()
 
 
 def test_read_only_on_a_missing_sqlite_file_creates_nothing(tmp_path):

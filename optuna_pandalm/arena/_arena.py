@@ -10,6 +10,7 @@ from typing import Any
 from optuna_pandalm.arena import _trial
 from optuna_pandalm.arena._ledger import Ledger, as_player
 from optuna_pandalm.arena._match_play import (
+    POSITIONS,
     JudgeFailedError,
     MatchOutcome,
     MatchPlay,
@@ -21,7 +22,13 @@ from optuna_pandalm.arena._votes import Votes
 from optuna_pandalm.attributes import BEST_STEP_ATTR, ERROR_ATTR
 from optuna_pandalm.judges.base import JudgeRequest, PairwiseJudge, Verdict
 from optuna_pandalm.prompts import Prompt, load_prompts, prompt_set_hash
-from optuna_pandalm.store import PromptSetMismatchError, Store, text_hash
+from optuna_pandalm.store import (
+    SCORING_DEFAULTS,
+    PromptSetMismatchError,
+    Store,
+    refuse_other_settings,
+    text_hash,
+)
 
 __all__ = ["Arena", "refuse_another_prompt_set"]
 
@@ -41,11 +48,16 @@ class Arena(Votes):
         storage: SQLAlchemy URL (the Optuna study's or a separate one) or a :class:`Store`.
             Given a URL, the arena also prepares Optuna's own tables there, under the lock
             that guards ours, so many workers can start at once on an empty database.
-        study_name: The Optuna study this arena scores. A study is bound to one prompt set;
-            another set raises ``PromptSetMismatchError`` and stores nothing.
+        study_name: The Optuna study this arena scores. A study is bound to one prompt set
+            and to the settings that change its scores (``position``, ``length_control``,
+            ``robust_errors``), stored with it: another prompt set, or a setting given
+            explicitly that differs from the stored one, raises ``PromptSetMismatchError``
+            and stores nothing. Left unset (``None``), a setting is the study's, or the
+            default for a new study.
         judge: Any :class:`~optuna_pandalm.judges.PairwiseJudge`.
         prompts: ``Prompt`` list or a path for :func:`~optuna_pandalm.load_prompts`.
-        position: Who is shown first. ``"random"`` (default): a seeded coin per game, and
+        position: Who is shown first. ``"random"`` (a new study's default): a seeded coin
+            per game, and
             the fit estimates the first-shown advantage. ``"swap"``: both orders are judged
             and conflicting verdicts are a tie (PandaLM's maintainers' rule; twice the
             calls). ``"fixed"``: the challenger is always shown first.
@@ -62,16 +74,16 @@ class Arena(Votes):
         p_best_threshold: In :meth:`finalize`, extra matches are played when the trial's best
             checkpoint has at least this probability of being the best.
         max_extra_matches: At most this many extra matches per finalize.
-        robust_errors: Cluster-robust (per prompt) errors in the fit. Off by default: with
-            fewer prompts than players the sandwich is rank-deficient.
+        robust_errors: Cluster-robust (per prompt) errors in the fit. Off for a new study by
+            default: with fewer prompts than players the sandwich is rank-deficient.
         length_control: Fit a length term ``beta * (a - b) / (a + b)`` for every game (``a``,
             ``b``: the first- and second-shown responses' lengths in characters, Arena-Hard's
             style-control covariate), so scores are at equal length and a checkpoint cannot
             win by verbosity alone; :meth:`Standings.length_effect` reports ``beta`` with
             its interval. Off by default: on PandaLM's human test set people prefer the
             longer answer at least as much as PandaLM-7B does (docs/statistics.md), so the
-            term would also remove length that people value. Every worker and reader of a
-            study must use the same setting.
+            term would also remove length that people value. Stored with the study, so
+            every worker and reader (:meth:`load`, the commands) fits the same way.
         judge_retries: Attempts after the judge fails to answer, with exponential backoff
             from ``judge_backoff`` seconds; then :class:`JudgeFailedError`.
         short_match: Fidelity in prompts: a new checkpoint still behind its opponent (more
@@ -84,6 +96,10 @@ class Arena(Votes):
             lets contenders play on. ``None`` (the default): every match runs to racing's
             end. 0.01 with the pruner's rank rule used 40% fewer judge calls at 20
             trainings but lost regret there (``benchmarks/README.md``), hence opt-in.
+
+    Attributes:
+        position, length_control, robust_errors: The study's stored settings, which this
+            arena plays and fits with.
 
     Example:
         >>> from optuna_pandalm.testing import SimulatedJudge, simulated_prompts
@@ -102,7 +118,7 @@ class Arena(Votes):
         judge: PairwiseJudge,
         prompts: Sequence[Prompt] | str | os.PathLike[str],
         *,
-        position: str = "random",
+        position: str | None = None,
         racing: bool = True,
         seed: int | None = None,
         baseline: tuple[str, Sequence[str]] | None = None,
@@ -111,8 +127,8 @@ class Arena(Votes):
         racing_alpha: float = 0.01,
         p_best_threshold: float = 0.2,
         max_extra_matches: int = 2,
-        robust_errors: bool = False,
-        length_control: bool = False,
+        robust_errors: bool | None = None,
+        length_control: bool | None = None,
         judge_retries: int = 3,
         judge_backoff: float = 2.0,
         short_match: int | None = None,
@@ -126,35 +142,42 @@ class Arena(Votes):
         self.store = storage if isinstance(storage, Store) else Store(storage, prepare_optuna=True)
         self.study_name = study_name
         self.judge = judge
-        self.position = position
         self.seed = 0 if seed is None else seed
         self.p_best_threshold = p_best_threshold
         self.max_extra_matches = max_extra_matches
-        self.robust_errors = robust_errors
-        self.length_control = length_control
         if contender_floor is not None and not 0 <= contender_floor < 1:
             raise ValueError(f"contender_floor must be in [0, 1), got {contender_floor}")
+        if position is not None and position not in POSITIONS:
+            raise ValueError(f"position must be one of {POSITIONS}, got {position!r}")
         self.contender_floor = contender_floor
-        self._refuse_another_prompt_set(position)
-        if self.store.read_only:  # an arena on a read-only store only reads
-            settings = self.store.arena_settings(study_name)
-            if settings is None:
-                raise ValueError(
-                    f"no optuna-pandalm arena for study {study_name!r} in "
-                    f"{self.store.masked_url!r}"
-                )
-            self.prompt_set_id, self.arena_id = settings["prompt_set_id"], settings["id"]
-        else:
-            self.prompt_set_id = self.store.save_prompt_set(self.prompts)
-            self.arena_id = self.store.bind_study(
-                study_name, self.prompt_set_id, position=position
+        given: dict[str, Any] = {
+            "position": position,
+            "length_control": length_control,
+            "robust_errors": robust_errors,
+        }
+        refuse_another_prompt_set(self.store, study_name, self.prompts, **given)
+        if not self.store.read_only:  # an arena on a read-only store only reads
+            self.store.bind_study(study_name, self.store.save_prompt_set(self.prompts), **given)
+        settings = self.store.arena_settings(study_name)
+        if settings is None:
+            raise ValueError(
+                f"no optuna-pandalm arena for study {study_name!r} in {self.store.masked_url!r}"
             )
+        self.prompt_set_id, self.arena_id = settings["prompt_set_id"], settings["id"]
+        # The study's settings; one an old arena has not recorded is the default.
+        scoring = {
+            name: default if settings[name] is None else settings[name]
+            for name, default in SCORING_DEFAULTS.items()
+        }
+        self.position: str = scoring["position"]
+        self.length_control: bool = bool(scoring["length_control"])
+        self.robust_errors: bool = bool(scoring["robust_errors"])
         self.matches = MatchPlay(
             self.store,
             self.arena_id,
             judge,
             self.prompts,
-            position=position,
+            position=self.position,
             seed=self.seed,
             racing=racing,
             batch_size=batch_size,
@@ -176,10 +199,11 @@ class Arena(Votes):
             self.baseline = next((p for p in self.players() if p.name is not None), None)
 
     @classmethod
-    def load(cls, storage: str | Store, study_name: str, *, length_control: bool = False) -> Arena:
-        """Open a study's arena read-only (leaderboards, reports, checks): prompts, position
-        mode and baseline come from the store; nothing is written and judging raises.
-        ``length_control`` must be the study's (it is not stored).
+    def load(cls, storage: str | Store, study_name: str) -> Arena:
+        """Open a study's arena read-only (leaderboards, reports, checks): prompts, baseline
+        and every setting that changes scores (position, length control, robust errors) come
+        from the store, so it scores as the study's workers do; nothing is written and
+        judging raises.
 
         Raises:
             StoreError: the storage does not exist or has no optuna-pandalm tables.
@@ -195,23 +219,13 @@ class Arena(Votes):
             Prompt(r["instruction"], r["input"], r["reference"], r["user_id"])
             for r in store.study_prompts(study_name)
         ]
-        return cls(
-            store,
-            study_name,
-            _ReadOnlyJudge(),
-            prompts,
-            position=settings["position"],
-            length_control=length_control,
-        )
+        return cls(store, study_name, _ReadOnlyJudge(), prompts)
 
     def __repr__(self) -> str:
         return (
             f"Arena(study={self.study_name!r}, judge={self.judge.name!r}, "
             f"prompts={len(self.prompts)})"
         )
-
-    def _refuse_another_prompt_set(self, position: str) -> None:
-        refuse_another_prompt_set(self.store, self.study_name, self.prompts, position=position)
 
     # --- counters and settings kept on the facade for users ----------------------------------
     @property
@@ -518,12 +532,20 @@ class Arena(Votes):
 
 
 def refuse_another_prompt_set(
-    store: Store, study_name: str, prompts: Sequence[Prompt], *, position: str = "random"
+    store: Store,
+    study_name: str,
+    prompts: Sequence[Prompt],
+    *,
+    position: str | None = None,
+    length_control: bool | None = None,
+    robust_errors: bool | None = None,
 ) -> None:
-    """Refuse, before anything is written, a study bound to other prompts or order.
+    """Refuse, before anything is written, a study bound to other prompts, or to another
+    value of a scoring setting given here (``None``: the study's, accepted).
 
     Raises:
-        PromptSetMismatchError: naming the study, the storage and both prompt set hashes.
+        PromptSetMismatchError: naming the study, the storage and both prompt set hashes,
+            or both values of the setting.
     """
     settings = store.arena_settings(study_name)
     if settings is None:
@@ -536,12 +558,12 @@ def refuse_another_prompt_set(
             f"set {stored[:12]}, not {given[:12]} ({len(prompts)} prompts); "
             "use the same prompts or another study name"
         )
-    if settings["position"] != position:
-        raise PromptSetMismatchError(
-            f"study {study_name!r} in {store.masked_url!r} uses "
-            f"position={settings['position']!r}, not {position!r}; every worker must "
-            "show responses the same way"
-        )
+    scoring = {
+        "position": position,
+        "length_control": length_control,
+        "robust_errors": robust_errors,
+    }
+    refuse_other_settings(study_name, store.masked_url, settings, scoring)
 
 
 class _ReadOnlyJudge(PairwiseJudge):

@@ -14,6 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from optuna_pandalm import __version__
+from optuna_pandalm.commands._study_options import (
+    add_study_arguments,
+    refuse_another_length_control,
+)
 from optuna_pandalm.errors import CommandError
 
 _logger = logging.getLogger(__name__)
@@ -106,11 +110,11 @@ def _load_arena(args: argparse.Namespace) -> Any:
     from optuna_pandalm.store import StoreError
 
     try:
-        return Arena.load(
-            args.storage, args.study_name, length_control=getattr(args, "length_control", False)
-        )
+        arena = Arena.load(args.storage, args.study_name)
     except (StoreError, ValueError) as error:
         raise CommandError(str(error)) from None
+    refuse_another_length_control(args, arena)
+    return arena
 
 
 def _leaderboard(args: argparse.Namespace) -> int:
@@ -353,17 +357,6 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def _study_arguments(command: argparse.ArgumentParser) -> None:
-    """``--storage`` and ``--study-name``, which every command on a stored study takes."""
-    command.add_argument("--storage", required=True, help="SQLAlchemy URL")
-    command.add_argument("--study-name", required=True)
-    command.add_argument(
-        "--length-control",
-        action="store_true",
-        help="score with the length term, as a study run with Arena(length_control=True)",
-    )
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="optuna-pandalm",
@@ -406,7 +399,7 @@ def build_parser() -> argparse.ArgumentParser:
     leaderboard = commands.add_parser(
         "leaderboard", help="the study's players by judge score, with intervals and P(best)"
     )
-    _study_arguments(leaderboard)
+    add_study_arguments(leaderboard)
     leaderboard.add_argument("--top", type=int, default=0, help="only the K best")
     leaderboard.add_argument("--json", action="store_true", help="print one JSON document")
     leaderboard.set_defaults(handler=_leaderboard)
@@ -419,7 +412,7 @@ def build_parser() -> argparse.ArgumentParser:
         "RUNNING without a heartbeat, and published scores against a refit from scratch. "
         "Read-only: creates nothing.",
     )
-    _study_arguments(check)
+    add_study_arguments(check)
     check.add_argument(
         "--grace-period",
         type=float,
@@ -440,7 +433,7 @@ def build_parser() -> argparse.ArgumentParser:
     upgrade.set_defaults(handler=_upgrade)
 
     report = commands.add_parser("report", help="write a self-contained HTML report")
-    _study_arguments(report)
+    add_study_arguments(report)
     report.add_argument("--out", required=True, help="the HTML file to write")
     report.set_defaults(handler=_report)
 
@@ -500,7 +493,7 @@ Example: optuna-pandalm judge-eval --data pandalm --predictions pandalm-7b-tests
 
     from optuna_pandalm.commands.review import add_review_command
 
-    add_review_command(commands, _study_arguments)
+    add_review_command(commands, add_study_arguments)
     return parser
 
 

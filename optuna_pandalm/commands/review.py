@@ -10,6 +10,7 @@ __all__ = ["add_review_command"]
 
 
 def _run(args: argparse.Namespace) -> int:
+    from optuna_pandalm.commands._study_options import refuse_another_length_control
     from optuna_pandalm.errors import CommandError
     from optuna_pandalm.review import TOKEN_ENV, ReviewServer, open_arena
     from optuna_pandalm.store import StoreError
@@ -19,6 +20,7 @@ def _run(args: argparse.Namespace) -> int:
         arena = open_arena(args.storage, args.study_name)
     except (StoreError, ValueError) as error:
         raise CommandError(str(error)) from None
+    refuse_another_length_control(args, arena)
     where = f"study {args.study_name!r} in {mask_url(args.storage)!r}"
     if args.import_dashboard is not None:
         from optuna_pandalm.review._dashboard import import_dashboard_votes

@@ -16,7 +16,13 @@ This package is the only code that writes SQL. Its parts, one concept each:
 
 from __future__ import annotations
 
-from optuna_pandalm.store._arena_tables import GameCounts, GameRecord, PlayerRecord
+from optuna_pandalm.store._arena_tables import (
+    SCORING_DEFAULTS,
+    GameCounts,
+    GameRecord,
+    PlayerRecord,
+    refuse_other_settings,
+)
 from optuna_pandalm.store._audit import VoteRecord
 from optuna_pandalm.store._engine import mask_url
 from optuna_pandalm.store._errors import PromptSetMismatchError, StoreError
@@ -30,6 +36,7 @@ __all__ = [
     "HUMAN_PREFIX",
     "JUDGE_ANNOTATOR",
     "SCHEMA_VERSION",
+    "SCORING_DEFAULTS",
     "GameCounts",
     "GameRecord",
     "PlayerRecord",
@@ -40,5 +47,6 @@ __all__ = [
     "VerdictKey",
     "VoteRecord",
     "mask_url",
+    "refuse_other_settings",
     "text_hash",
 ]

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from types import MappingProxyType
 from typing import Any, Protocol
 
 import numpy as np
@@ -33,7 +34,60 @@ from optuna_pandalm.store._schema import (
 )
 from optuna_pandalm.store._texts import storable, text_hash
 
-__all__ = ["ArenaTables", "GameCounts", "GameRecord", "PlayerRecord"]
+__all__ = [
+    "SCORING_DEFAULTS",
+    "ArenaTables",
+    "GameCounts",
+    "GameRecord",
+    "PlayerRecord",
+    "refuse_other_settings",
+]
+
+SCORING_DEFAULTS: Mapping[str, Any] = MappingProxyType(
+    {"position": "random", "length_control": False, "robust_errors": False}
+)
+"""The settings stored with a study's arena that change its scores, with a new study's
+values: who is shown first (it decides whether the fit estimates an order effect), the
+length term, and per-prompt clustered errors. Every worker and reader of a study uses the
+stored ones."""
+
+# Why a setting must be the study's, for the refusal.
+_SAME = {
+    "position": "every worker must show responses the same way",
+    "length_control": "every worker and reader must fit the study's scores the same way",
+    "robust_errors": "every worker and reader must fit the study's intervals the same way",
+}
+
+
+def refuse_other_settings(
+    study_name: str, masked_url: str, stored: Mapping[str, Any], given: Mapping[str, Any]
+) -> None:
+    """Refuse a scoring setting given explicitly that differs from the study's stored one.
+
+    ``None`` given means "the study's"; ``None`` stored means "not recorded" (an arena
+    migrated from schema 2), which accepts any value.
+
+    Raises:
+        PromptSetMismatchError: naming the study, the storage and both values.
+
+    Example:
+        >>> refuse_other_settings("s", "sqlite://", {"position": "swap"}, {"position": None})
+        >>> refuse_other_settings("s", "sqlite://", {"length_control": True},
+        ...                       {"length_control": False})
+        Traceback (most recent call last):
+        ...
+        optuna_pandalm.store._errors.PromptSetMismatchError: study 's' in 'sqlite://' uses \
+length_control=True, not False; every worker and reader must fit the study's scores the same \
+way (leave it unset to use the study's, or use another study name)
+    """
+    for name, value in given.items():
+        if value is None or stored.get(name) is None or stored[name] == value:
+            continue
+        raise PromptSetMismatchError(
+            f"study {study_name!r} in {masked_url!r} uses {name}={stored[name]!r}, "
+            f"not {value!r}; {_SAME[name]} (leave it unset to use the study's, or use "
+            "another study name)"
+        )
 
 
 class _PromptLike(Protocol):
@@ -151,13 +205,30 @@ class ArenaTables(Database):
             )
 
     @database_operation(writes=True)
-    def bind_study(self, study_name: str, prompt_set_id: int, *, position: str = "random") -> int:
-        """Return the arena id of a study, binding it to the prompt set on first use.
+    def bind_study(
+        self,
+        study_name: str,
+        prompt_set_id: int,
+        *,
+        position: str | None = None,
+        length_control: bool | None = None,
+        robust_errors: bool | None = None,
+    ) -> int:
+        """Return the arena id of a study, binding it to the prompt set and the scoring
+        settings on first use (``None``: the study's setting, or
+        :data:`SCORING_DEFAULTS`' for a new study). A setting an arena migrated from schema
+        2 has not recorded is recorded when given here.
 
         Raises:
             PromptSetMismatchError: the study already uses a different prompt set, or a
-                different position mode.
+                setting given differs from the stored one.
         """
+        given = {
+            "position": position,
+            "length_control": length_control,
+            "robust_errors": robust_errors,
+        }
+        new = {k: SCORING_DEFAULTS[k] if v is None else v for k, v in given.items()}
         with self._writer.begin() as connection:
             self._insert_ignore(
                 connection,
@@ -166,16 +237,25 @@ class ArenaTables(Database):
                     {
                         "study_name": study_name,
                         "prompt_set_id": prompt_set_id,
-                        "position": position,
+                        **new,
                         "created_at": time.time(),
                     }
                 ],
             )
+            for name in ("length_control", "robust_errors"):
+                if given[name] is not None:  # record it where schema 2 did not
+                    connection.execute(
+                        arenas.update()
+                        .where(arenas.c.study_name == study_name, arenas.c[name].is_(None))
+                        .values({name: given[name]})
+                    )
             row = connection.execute(
                 sa.select(
                     arenas.c.id,
                     arenas.c.prompt_set_id,
                     arenas.c.position,
+                    arenas.c.length_control,
+                    arenas.c.robust_errors,
                     prompt_sets.c.hash,
                     prompt_sets.c.n_prompts,
                 )
@@ -189,21 +269,19 @@ class ArenaTables(Database):
                 f"not {self.prompt_set_hash(prompt_set_id)[:12]}; "
                 "use the same prompts or another study name"
             )
-        if row.position != position:
-            raise PromptSetMismatchError(
-                f"study {study_name!r} in {self.masked_url!r} uses position={row.position!r}, "
-                f"not {position!r}; every worker must show responses the same way"
-            )
+        refuse_other_settings(study_name, self.masked_url, dict(row._mapping), given)
         return int(row.id)
 
     @database_operation(writes=False)
     def arena_settings(self, study_name: str) -> dict[str, Any] | None:
-        """``{"id", "prompt_set_id", "position"}`` of a study's arena, or ``None``."""
+        """``{"id", "prompt_set_id", "position", "length_control", "robust_errors"}`` of a
+        study's arena, or ``None``. A scoring setting is ``None`` when not recorded (an
+        arena migrated from schema 2): read it as :data:`SCORING_DEFAULTS`' value."""
         with self.engine.connect() as connection:
             row = connection.execute(
-                sa.select(arenas.c.id, arenas.c.prompt_set_id, arenas.c.position).where(
-                    arenas.c.study_name == study_name
-                )
+                sa.select(
+                    arenas.c.id, arenas.c.prompt_set_id, arenas.c.position, *self._arena_scoring()
+                ).where(arenas.c.study_name == study_name)
             ).one_or_none()
         return None if row is None else dict(row._mapping)
 

@@ -42,6 +42,16 @@ class Database:
             return sa.literal_column(f"'{JUDGE_ANNOTATOR}'", sa.String)
         return games.c.annotator
 
+    def _arena_scoring(self) -> list[Any]:
+        """The arenas' scoring columns (schema 3); "not recorded" (NULL) for every arena of
+        a database read read-only at an older schema (which has no such columns)."""
+        from optuna_pandalm.store._schema import arenas
+
+        names = ("length_control", "robust_errors")
+        if self._found_version is not None and self._found_version < 3 and self.read_only:
+            return [sa.null().label(name) for name in names]
+        return [arenas.c[name] for name in names]
+
     def _bind(self, engine: sa.Engine) -> None:
         self.engine = engine
         self._writer = engine.execution_options(**{WRITE: True})

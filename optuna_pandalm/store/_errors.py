@@ -14,4 +14,5 @@ class StoreError(RuntimeError):
 
 
 class PromptSetMismatchError(StoreError):
-    """A study already uses another prompt set (or position mode) than the one given."""
+    """A study already uses another prompt set, or another value of a setting that changes
+    its scores (position, length control, robust errors), than the one given."""

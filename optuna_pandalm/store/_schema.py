@@ -13,6 +13,11 @@ schema 0. Versions:
 * **2**: ``pandalm_games.annotator`` (``"judge"`` for the judge's games, ``"human:NAME"``
   for a person's votes), part of the games' unique key, so a pair already judged on a
   prompt can also get one vote per person there.
+* **3**: ``pandalm_arenas.length_control`` and ``pandalm_arenas.robust_errors``: how the
+  study's scores are fitted, stored so that every worker and reader fits alike (as
+  ``position`` already was). Arenas migrated from schema 2 get NULL, "not recorded": they
+  are read as off (False), what every reader that passed no setting used, and the first
+  worker that passes a setting explicitly records it.
 
 Creating and migrating happen under one lock, so processes that open an empty or old database
 at the same instant do it once: :func:`schema_lock` (a PostgreSQL advisory lock, or on a SQLite
@@ -53,7 +58,7 @@ __all__ = [
 
 _logger = logging.getLogger("optuna_pandalm.store")
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """The schema version this code writes and reads (see the module docstring)."""
 
 # PostgreSQL advisory lock keys: the session-level lock held by schema_lock, and the
@@ -112,6 +117,10 @@ arenas = sa.Table(
     # so every worker (and every reader) must use the same.
     sa.Column("position", sa.String(16), nullable=False, server_default="random"),
     sa.Column("created_at", sa.Float, nullable=False),
+    # How the fit scores (schema 3), for the same reason; NULL: not recorded (an arena
+    # migrated from schema 2), read as off.
+    sa.Column("length_control", sa.Boolean),
+    sa.Column("robust_errors", sa.Boolean),
 )
 
 players = sa.Table(
@@ -327,9 +336,17 @@ def _migrate_1_to_2(connection: sa.Connection) -> None:
     connection.execute(sa.text("DROP TABLE pandalm_games_v1"))
 
 
+def _migrate_2_to_3(connection: sa.Connection) -> None:
+    # NULL, not False: schema 2 did not record how a study was scored, so the first worker
+    # that says so explicitly records it (see ArenaTables.bind_study).
+    for column in ("length_control", "robust_errors"):
+        connection.execute(sa.text(f"ALTER TABLE pandalm_arenas ADD COLUMN {column} BOOLEAN"))
+
+
 _MIGRATIONS: dict[int, Callable[[sa.Connection], None]] = {
     0: _migrate_0_to_1,
     1: _migrate_1_to_2,
+    2: _migrate_2_to_3,
 }
 
 

@@ -78,7 +78,7 @@ class Store(VerdictCache, ArenaTables, Audit, OptunaHeartbeats, OptunaTrialAttri
         >>> store.player(arena, trial=0, step=10) == store.player(arena, trial=0, step=10)
         True
         >>> store.schema_version()
-        2
+        3
     """
 
     def __init__(
@@ -199,7 +199,7 @@ file of 'sqlite:////no/such/dir/x.db'
 
         Example:
             >>> Store("sqlite://").schema_version()
-            2
+            3
         """
         with self.engine.connect() as connection:
             return read_schema_version(connection) or 0
@@ -214,7 +214,7 @@ file of 'sqlite:////no/such/dir/x.db'
 
         Example:
             >>> Store("sqlite://").upgrade()
-            (2, 2)
+            (3, 3)
         """
         found, now = upgrade_schema(self.engine, self.masked_url)
         old = self._found_version if self._found_version is not None else found
