@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from optuna_pandalm import Arena, Prompt
+from optuna_pandalm import Arena, Prompt, load_prompts
 from optuna_pandalm.commands.cli import main
 from optuna_pandalm.demo.tasks import make_data
 from optuna_pandalm.judges import ReferenceJudge
@@ -125,6 +125,7 @@ def _unreadable_model_config(tmp_path: Path) -> dict:
         (_unreadable_model_config, r"config\.base_model: cannot read '.*model/config\.json'"),
         (lambda _: {"template": "Q: {question}"}, r"config\.template: .*unknown field"),
         (lambda _: {"max_length": 1024}, r"config\.max_length: 1024 is more than .* 512"),
+        (lambda _: {"length_control": "yes"}, r"config\.length_control: true, false or null"),
     ],
     ids=[
         "broken-json-line-3",
@@ -137,6 +138,7 @@ def _unreadable_model_config(tmp_path: Path) -> dict:
         "unreadable-model-config",
         "template-field",
         "max-length-beyond-context",
+        "length-control-not-a-boolean",
     ],
 )
 def test_dry_run_refuses_what_the_real_run_would_fail_on(
@@ -200,6 +202,21 @@ def test_a_study_on_other_prompts_is_refused_by_the_dry_run_and_the_run(
         line = _one_line_error(code, capsys.readouterr().err)
         assert "config.storage: study 'optuna-pandalm' in" in line
         assert "already uses prompt set" in line
+
+
+def test_a_config_with_another_length_control_than_the_studys_is_refused_before_training(
+    write_config, tmp_path, capsys
+):
+    path = write_config(length_control=False)
+    prompts = load_prompts(tmp_path / "prompts.jsonl")
+    url = f"sqlite:///{tmp_path / 'tune.db'}"
+    Arena(url, "optuna-pandalm", ReferenceJudge("char_ratio"), prompts, length_control=True)
+    for extra in (["--dry-run"], []):
+        code = main(["tune", str(path), *extra])
+        line = _one_line_error(code, capsys.readouterr().err)
+        assert "config.storage: study 'optuna-pandalm' in" in line
+        assert "uses length_control=True, not False" in line
+    assert not (tmp_path / "runs").exists()  # nothing trained
 
 
 @pytest.mark.parametrize(

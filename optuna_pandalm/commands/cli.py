@@ -286,7 +286,12 @@ def _tune(args: argparse.Namespace) -> int:
     try:
         judge = judge_from_spec(config.judge)
         arena = Arena(
-            config.storage, config.study_name, judge, checked.eval_prompts, seed=config.seed
+            config.storage,
+            config.study_name,
+            judge,
+            checked.eval_prompts,
+            seed=config.seed,
+            length_control=config.length_control,
         )
         study = open_judged_study(
             arena,

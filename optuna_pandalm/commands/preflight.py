@@ -190,7 +190,9 @@ def _storage(config: TuneConfig, prompts: Sequence[Prompt]) -> str:
         if store is None:
             return "new"
         try:
-            refuse_another_prompt_set(store, config.study_name, prompts)
+            refuse_another_prompt_set(
+                store, config.study_name, prompts, length_control=config.length_control
+            )
             exists = store.arena_settings(config.study_name) is not None
         finally:
             store.close()

@@ -199,6 +199,7 @@ class TuneConfig:
     seed: int = 0
     trust_remote_code: bool = False
     save_best: bool = False
+    length_control: bool | None = None
 
     @classmethod
     def from_mapping(
@@ -247,6 +248,11 @@ class TuneConfig:
             raise ConfigError(f"config.trainer: 'trainer' or 'sft', got {values['trainer']!r}")
         if values.get("trainer") == "sft" and importlib.util.find_spec("trl") is None:
             raise ConfigError(f"config.trainer: {TRL_MISSING}")
+        if values.get("length_control") not in (None, True, False):
+            raise ConfigError(
+                "config.length_control: true, false or null (the study's setting), "
+                f"got {values['length_control']!r}"
+            )
         baseline = values.get("baseline")
         if baseline is not None and not isinstance(baseline, Mapping):
             raise ConfigError("config.baseline: expected a mapping of hyperparameters")
