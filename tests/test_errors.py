@@ -39,18 +39,17 @@ def exception_classes(root: Path) -> dict[str, list[str]]:
                 bases = [_base_name(base) for base in node.bases]
                 classes.append((path.relative_to(root).as_posix(), node.name, bases))
 
-    def builtin_exception(name: str) -> bool:
+    def exception_name(name: str, known: set[str]) -> bool:
         value = getattr(builtins, name, None)
-        return isinstance(value, type) and issubclass(value, BaseException)
+        builtin = isinstance(value, type) and issubclass(value, BaseException)
+        return builtin or name in known or name.endswith(_EXCEPTION_SUFFIXES)
 
     names: set[str] = set()
     while True:  # until no class joins: a subclass of a subclass counts too
         found = {
             name
             for _, name, bases in classes
-            if any(
-                b in names or b.endswith(_EXCEPTION_SUFFIXES) or builtin_exception(b) for b in bases
-            )
+            if any(exception_name(base, names) for base in bases)
         }
         if found == names:
             break
