@@ -22,7 +22,7 @@ _EXPORTS = {
     "BradleyTerryResult": "optuna_pandalm.statistics.bradley_terry",
     "Prompt": "optuna_pandalm.prompts",
     "load_prompts": "optuna_pandalm.prompts",
-    "PromptFormatError": "optuna_pandalm.prompts",
+    "PromptFormatError": "optuna_pandalm.errors",
     "JudgeRequest": "optuna_pandalm.judges.base",
     "Verdict": "optuna_pandalm.judges.base",
     "PairwiseJudge": "optuna_pandalm.judges.base",
@@ -36,22 +36,24 @@ _EXPORTS = {
     "BradleyTerrySampler": "optuna_pandalm.study.sampler",
     "JudgePruner": "optuna_pandalm.study.pruner",
     "JudgeCallback": "optuna_pandalm.training.callback",
-    "StoreError": "optuna_pandalm.store",
+    "StoreError": "optuna_pandalm.errors",
+    "PandaLMError": "optuna_pandalm.errors",
 }
 
 __all__ = sorted([*_EXPORTS, "__version__"])
 
 if TYPE_CHECKING:
     from optuna_pandalm.arena import Arena
+    from optuna_pandalm.errors import PandaLMError, PromptFormatError, StoreError
     from optuna_pandalm.judges.base import JudgeRequest, PairwiseJudge, Verdict
     from optuna_pandalm.judges.ensemble import EnsembleJudge
     from optuna_pandalm.judges.pandalm import PandaLMJudge
     from optuna_pandalm.judges.reference import ReferenceJudge
     from optuna_pandalm.judges.remote import RemoteJudge
     from optuna_pandalm.judges.reward import RewardModelJudge
-    from optuna_pandalm.prompts import Prompt, PromptFormatError, load_prompts
+    from optuna_pandalm.prompts import Prompt, load_prompts
     from optuna_pandalm.statistics.bradley_terry import BradleyTerryResult, fit_bradley_terry
-    from optuna_pandalm.store import Store, StoreError
+    from optuna_pandalm.store import Store
     from optuna_pandalm.study.pruner import JudgePruner
     from optuna_pandalm.study.sampler import BradleyTerrySampler
     from optuna_pandalm.training.callback import JudgeCallback

@@ -17,6 +17,8 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Union
 
+from optuna_pandalm.errors import PromptFormatError
+
 __all__ = ["Prompt", "PromptFormatError", "load_prompts", "prompt_set_hash"]
 
 _logger = logging.getLogger(__name__)
@@ -26,10 +28,6 @@ PromptSource = Union[str, "os.PathLike[str]", Iterable[Union["Prompt", Mapping[s
 # Accepted names of each field; the first is ours, the rest come from Alpaca and PandaLM.
 _ID_FIELDS = ("id", "idx")
 _REFERENCE_FIELDS = ("reference", "output")
-
-
-class PromptFormatError(ValueError):
-    """A prompt source that cannot be read; the message names the file, line and field."""
 
 
 @dataclasses.dataclass(frozen=True)

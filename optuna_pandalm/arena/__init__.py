@@ -26,14 +26,9 @@ from optuna_pandalm.arena._match_play import (
 )
 from optuna_pandalm.arena._players import Player
 from optuna_pandalm.arena._result import EvaluationResult
-from optuna_pandalm.arena._standings import (
-    HUMAN_PREFIX,
-    Effect,
-    LeaderboardRow,
-    Standings,
-    length_feature,
-)
+from optuna_pandalm.arena._standings import Effect, LeaderboardRow, Standings, length_feature
 from optuna_pandalm.statistics.sign_test import sign_test
+from optuna_pandalm.store import HUMAN_PREFIX
 
 __all__ = [
     "HUMAN_PREFIX",

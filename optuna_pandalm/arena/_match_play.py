@@ -23,14 +23,9 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from optuna_pandalm.arena._players import Player
-from optuna_pandalm.judges.base import (
-    InvalidVerdictError,
-    JudgeRequest,
-    JudgeUnavailableError,
-    PairwiseJudge,
-    Verdict,
-    canonical_verdict,
-)
+from optuna_pandalm.errors import InvalidVerdictError, JudgeFailedError, JudgeUnavailableError
+from optuna_pandalm.judges.base import JudgeRequest, PairwiseJudge, Verdict, canonical_verdict
+from optuna_pandalm.outcomes import Side, check_winner, outcome_of, side
 from optuna_pandalm.prompts import Prompt
 from optuna_pandalm.statistics.sign_test import sign_test
 from optuna_pandalm.store import (
@@ -47,15 +42,6 @@ __all__ = ["POSITIONS", "JudgeFailedError", "MatchOutcome", "MatchPlay", "MatchP
 _logger = logging.getLogger(__name__)
 
 POSITIONS = ("random", "swap", "fixed")
-
-
-class JudgeFailedError(RuntimeError):
-    """The judge failed to answer on every attempt (CUDA out of memory, HTTP 500, a
-    timeout...).
-
-    Games committed before the failure stay valid and nothing was cached for the failed
-    requests; the trial fails with this cause in its user attribute ``pandalm_error``.
-    """
 
 
 @dataclasses.dataclass(frozen=True)
@@ -144,12 +130,14 @@ class MatchPlay:
         self._save_unsaved()
         cached = self.store.find_verdicts(self.judge.name, keys)
         for verdict in cached.values():
-            if verdict.winner not in (None, 0, 1, 2) or isinstance(verdict.winner, bool):
+            try:
+                check_winner(verdict.winner)
+            except ValueError:
                 raise InvalidVerdictError(
                     f"cached verdict {verdict.id} of judge {self.judge.name!r} has winner "
                     f"{verdict.winner!r}, not 0, 1, 2 or NULL (written by an older version "
                     "from a judge returning numpy or bool values): run `optuna-pandalm check`"
-                )
+                ) from None
         missing = [i for i, key in enumerate(keys) if key not in cached]
         self.cache_hits += len(keys) - len(missing)
         if missing:
@@ -299,10 +287,11 @@ class MatchPlay:
                 for p, first in shown
             ]
             verdicts = self.verdicts([r for r, _ in built], [k for _, k in built])
-            # Outcome from the challenger's side: +1 win, 0 tie, -1 loss, None invalid.
-            results: dict[int, list[tuple[int | None, int | None]]] = {}
+            # The challenger's side of each verdict (None: invalid), with the verdict's id.
+            results: dict[int, list[tuple[Side | None, int | None]]] = {}
             for (p, first), verdict in zip(shown, verdicts, strict=True):
-                results.setdefault(p, []).append((_side(verdict.winner, first), verdict.id))
+                ours = None if verdict.winner is None else side(verdict.winner, shown_first=first)
+                results.setdefault(p, []).append((ours, verdict.id))
             records = []
             for p, seen in results.items():
                 valid = [(s, v) for s, v in seen if s is not None]
@@ -310,17 +299,18 @@ class MatchPlay:
                 if not valid:
                     continue
                 sides = {s for s, _ in valid}
-                side = valid[0][0] if len(sides) == 1 else 0  # conflicting orders: a tie
+                # Conflicting orders: a tie.
+                result = valid[0][0] if len(sides) == 1 else Side.TIE
                 challenger_first = self.position != "random" or bool(coins[p])
-                outcome = 0 if side == 0 else (1 if (side == 1) == challenger_first else 2)
+                outcome = outcome_of(result, shown_first=challenger_first)
                 pair = (challenger.id, opponent.id)
                 first_id, second_id = pair if challenger_first else pair[::-1]
                 verdict_id = valid[0][1]
                 assert verdict_id is not None  # stored verdicts have ids
                 records.append(GameRecord(p, first_id, second_id, verdict_id, outcome))
-                wins += side == 1
-                ties += side == 0
-                losses += side == -1
+                wins += result == Side.WIN
+                ties += result == Side.TIE
+                losses += result == Side.LOSS
             self.store.save_games(self.arena_id, match_id, records)
             p_value = sign_test(wins, ties, losses)
             played = wins + ties + losses
@@ -346,14 +336,6 @@ class MatchPlay:
         if self.position == "fixed":
             return (True,)
         return (coin,)
-
-
-def _side(winner: int | None, challenger_first: bool) -> int | None:
-    if winner is None:
-        return None
-    if winner == 0:
-        return 0
-    return 1 if (winner == 1) == challenger_first else -1
 
 
 def _stored(verdict: Verdict, latency: float) -> StoredVerdict:

@@ -17,11 +17,11 @@ from typing import Any
 import numpy as np
 
 from optuna_pandalm.arena._players import Player
+from optuna_pandalm.outcomes import Side, side, sides
 from optuna_pandalm.statistics.bradley_terry import BradleyTerryResult, fit_bradley_terry
-from optuna_pandalm.store import GameCounts
+from optuna_pandalm.store import HUMAN_PREFIX, GameCounts
 
 __all__ = [
-    "HUMAN_PREFIX",
     "P_BEST_SAMPLES",
     "Effect",
     "LeaderboardRow",
@@ -35,8 +35,8 @@ __all__ = [
 # arena's seed, unknown to a read-only reader) made the same games give different P(best).
 P_BEST_SAMPLES = 4000
 _P_BEST_SEED = 0
-HUMAN_PREFIX = "human:"
-"""Annotators named ``human:NAME`` are people: their votes define what better means."""
+# A player's record is (wins, ties, losses): the column of each side.
+_RECORD_COLUMN = {Side.WIN: 0, Side.TIE: 1, Side.LOSS: 2}
 # The length feature is rounded to this step so that games aggregate into few rows.
 _LENGTH_STEP = 0.02
 
@@ -109,10 +109,10 @@ def tally(
                [0., 1., 1.]])
     """
     records = np.zeros((n, 3))
-    for who, won in ((first, 1), (second, 2)):
-        np.add.at(records[:, 0], who, count * (outcome == won))
-        np.add.at(records[:, 1], who, count * (outcome == 0))
-        np.add.at(records[:, 2], who, count * (outcome == 3 - won))
+    for who, shown_first in ((first, True), (second, False)):
+        seen = sides(outcome, shown_first=shown_first)
+        for result, column in _RECORD_COLUMN.items():
+            np.add.at(records[:, column], who, count * (seen == result))
     return records
 
 
@@ -267,13 +267,8 @@ class Standings:
             c.first[keep], c.second[keep], c.outcome[keep], c.count[keep], strict=True
         ):
             i, j = where[int(a)], where[int(b)]
-            if outcome == 0:
-                records[i, j, 1] += n
-                records[j, i, 1] += n
-            else:
-                winner, loser = (i, j) if outcome == 1 else (j, i)
-                records[winner, loser, 0] += n
-                records[loser, winner, 2] += n
+            records[i, j, _RECORD_COLUMN[side(outcome, shown_first=True)]] += n
+            records[j, i, _RECORD_COLUMN[side(outcome, shown_first=False)]] += n
         return records
 
     def snapshot(self) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from optuna_pandalm.arena._ledger import as_player
 from optuna_pandalm.arena._players import Player
+from optuna_pandalm.outcomes import FIRST_WON, SECOND_WON, TIE, check_outcome
 from optuna_pandalm.store import HUMAN_PREFIX, GameRecord, StoredVerdict, VerdictKey, text_hash
 
 if TYPE_CHECKING:
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
 
 __all__ = ["OUTCOMES", "JudgeAgreement", "Votes", "annotator_name"]
 
-OUTCOMES = {"first": 1, "tie": 0, "second": 2}
+OUTCOMES = {"first": FIRST_WON, "tie": TIE, "second": SECOND_WON}
 """A vote's outcome by name, as stored (1 first-shown won, 0 tie, 2 second-shown won)."""
 
 _NAME_LENGTH = 64
@@ -51,10 +52,12 @@ def annotator_name(name: str) -> str:
 def _outcome(outcome: Any) -> int:
     if isinstance(outcome, str) and outcome in OUTCOMES:
         return OUTCOMES[outcome]
-    integral = isinstance(outcome, numbers.Integral) and not isinstance(outcome, bool)
-    if integral and int(outcome) in (0, 1, 2):
-        return int(outcome)
-    raise ValueError(f"vote outcome must be 'first', 'tie' or 'second', got {outcome!r}")
+    try:
+        return check_outcome(outcome)
+    except ValueError:
+        raise ValueError(
+            f"vote outcome must be 'first', 'tie' or 'second', got {outcome!r}"
+        ) from None
 
 
 @dataclasses.dataclass(frozen=True)

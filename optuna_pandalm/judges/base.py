@@ -5,9 +5,11 @@ from __future__ import annotations
 import abc
 import dataclasses
 import math
-import numbers
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
+
+from optuna_pandalm.errors import InvalidVerdictError, JudgeUnavailableError
+from optuna_pandalm.outcomes import check_winner, mirrored
 
 __all__ = [
     "InvalidVerdictError",
@@ -18,25 +20,6 @@ __all__ = [
     "canonical_verdict",
     "mirrored",
 ]
-
-
-class JudgeUnavailableError(RuntimeError):
-    """The judge could not answer (a refused connection, a timeout, HTTP 503, CUDA out of
-    memory): a transient failure, retried and never cached.
-
-    ``completed`` holds the verdicts of the requests that did get an answer, by request
-    index, so that a batch cut short by an outage keeps what it already paid for.
-    """
-
-    def __init__(self, message: str, *, completed: Mapping[int, Verdict] | None = None):
-        super().__init__(message)
-        self.completed: dict[int, Verdict] = dict(completed or {})
-
-
-class InvalidVerdictError(TypeError):
-    """A judge returned something that is not a verdict (a winner of 7, ``True`` or
-    ``"1"``, NaN probabilities, the wrong number of verdicts): a bug in the judge, not a
-    transient failure, so it is never retried."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,8 +41,10 @@ class Verdict:
     """A judge's answer to one :class:`JudgeRequest`.
 
     Attributes:
-        winner: 1 or 2 for that response, 0 for a tie, ``None`` for an invalid verdict
-            (unparseable output or a failed call). Invalid is never silently a tie.
+        winner: 1 or 2 for that response, 0 for a tie (:mod:`optuna_pandalm.outcomes`),
+            ``None`` for an invalid verdict (unparseable output or a failed call). Invalid
+            is never silently a tie. A NumPy integer becomes ``int``; anything else
+            (``True``, ``7``, ``"1"``) raises ``ValueError``.
         probabilities: Optional ``(tie, 1, 2)`` probabilities, each in 0..1, summing to 1.
         reason: The judge's explanation, if it gives one.
         reference: The judge's reference answer, if it gives one.
@@ -79,7 +64,7 @@ class Verdict:
     raw: str = ""
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "winner", _winner(self.winner))
+        object.__setattr__(self, "winner", check_winner(self.winner))
         object.__setattr__(self, "probabilities", _probabilities(self.probabilities))
         for field in ("reason", "reference", "raw"):
             if not isinstance(getattr(self, field), str):
@@ -90,18 +75,6 @@ class Verdict:
     @property
     def is_valid(self) -> bool:
         return self.winner is not None
-
-
-def _winner(value: Any) -> int | None:
-    """``None`` or the int 0, 1 or 2; numpy integers become ``int``, anything else
-    (``True``, ``7``, ``"1"``, ``1.0``) is refused: stored as is, it would replay wrongly."""
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise ValueError(f"winner must be 0, 1, 2 or None, got {value!r} ({type(value).__name__})")
-    if int(value) not in (0, 1, 2):
-        raise ValueError(f"winner must be 0, 1, 2 or None, got {value!r}")
-    return int(value)
 
 
 def _probabilities(value: Any) -> tuple[float, float, float] | None:
@@ -157,17 +130,6 @@ def canonical_verdict(verdict: Any, *, judge: str, index: int) -> Verdict:
 
 
 _MISSING: Any = object()
-
-
-def mirrored(winner: int) -> int:
-    """The label a verdict would have with the two responses shown the other way round
-    (0 stays a tie, 1 and 2 swap).
-
-    Example:
-        >>> [mirrored(w) for w in (0, 1, 2)]
-        [0, 2, 1]
-    """
-    return (0, 2, 1)[winner]
 
 
 class PairwiseJudge(abc.ABC):

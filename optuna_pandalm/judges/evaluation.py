@@ -28,6 +28,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from optuna_pandalm.errors import EvaluationInputError
 from optuna_pandalm.judges.base import JudgeRequest, PairwiseJudge, mirrored
 from optuna_pandalm.judges.pandalm import LABEL_OF
 
@@ -47,10 +48,6 @@ _STRING_LABELS = {"0": 0, **LABEL_OF}  # recorded predictions also write a tie a
 PACKAGED_TESTSET = "pandalm"
 """The name that :func:`load_testset` and ``judge-eval --data`` read as the packaged copy of
 PandaLM's human-annotated test set (999 pairs)."""
-
-
-class EvaluationInputError(ValueError):
-    """A test set or prediction file that cannot be used; the message names file and row."""
 
 
 @dataclasses.dataclass(frozen=True)

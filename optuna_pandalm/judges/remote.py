@@ -29,7 +29,13 @@ import urllib.request
 from collections.abc import Sequence
 from typing import Any
 
-from optuna_pandalm.judges.base import JudgeRequest, JudgeUnavailableError, PairwiseJudge, Verdict
+from optuna_pandalm.errors import (
+    JudgeRefusedError,
+    JudgeUnavailableError,
+    NoTokenizeEndpointError,
+    RemoteJudgeError,
+)
+from optuna_pandalm.judges.base import JudgeRequest, PairwiseJudge, Verdict
 from optuna_pandalm.judges.pandalm import LABELS, build_pandalm_prompt, parse_pandalm_output
 from optuna_pandalm.url_masking import mask_url
 
@@ -37,23 +43,6 @@ __all__ = ["RemoteJudge", "RemoteJudgeError"]
 
 _logger = logging.getLogger(__name__)
 _RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
-
-
-class RemoteJudgeError(JudgeUnavailableError):
-    """Requests that failed for good (after retries, or with a non-retryable status): the
-    server did not answer, so nothing is cached and the arena retries later."""
-
-
-class _Refused(RemoteJudgeError):
-    """A non-retryable HTTP status (400, 404, 422...): the server refused this request."""
-
-    def __init__(self, message: str, status: int) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-class _NoTokenize(RemoteJudgeError):
-    """The server has no vLLM-style ``/tokenize`` (404, or a reply of another shape)."""
 
 
 _EVALUATION_TAIL = "### Evaluation:\n"  # how every PandaLM prompt ends
@@ -191,7 +180,7 @@ class RemoteJudge(PairwiseJudge):
             except urllib.error.HTTPError as error:
                 last = f"HTTP {error.code} from {mask_url(url)}"
                 if error.code not in _RETRY_STATUS:
-                    raise _Refused(last, error.code) from None
+                    raise JudgeRefusedError(last, error.code) from None
                 retry_after = error.headers.get("Retry-After") if error.headers else None
                 if retry_after and retry_after.replace(".", "", 1).isdigit():
                     wait = min(float(retry_after), 30.0)
@@ -215,13 +204,15 @@ class RemoteJudge(PairwiseJudge):
             reply = self._post(
                 {"model": self.model, "prompt": text, "add_special_tokens": special}, "/tokenize"
             )
-        except _Refused as error:
+        except JudgeRefusedError as error:
             if error.status in (404, 405):
-                raise _NoTokenize(str(error)) from None
+                raise NoTokenizeEndpointError(str(error)) from None
             raise
         tokens = reply.get("tokens")
         if not isinstance(tokens, list) or not all(isinstance(t, int) for t in tokens):
-            raise _NoTokenize(f"unexpected /tokenize reply from {mask_url(self.base_url)}")
+            raise NoTokenizeEndpointError(
+                f"unexpected /tokenize reply from {mask_url(self.base_url)}"
+            )
         return tokens
 
     def _local_tokenizer(self) -> Any:
@@ -241,7 +232,7 @@ class RemoteJudge(PairwiseJudge):
                     _continuation(tail, self._tokenize(_EVALUATION_TAIL + label, special=False))
                     for label in LABELS
                 )
-            except _NoTokenize as error:
+            except NoTokenizeEndpointError as error:
                 _logger.warning(
                     "no tokenizer given and no /tokenize (%s): likelihood mode sums the "
                     "first token's alternatives that start a label",
@@ -295,7 +286,7 @@ class RemoteJudge(PairwiseJudge):
                 # The completions API's logprobs is a count (chat's is a boolean); with
                 # logprob_token_ids it only has to be set.
                 choice = self._completion({**body, "logprobs": 1, "logprob_token_ids": wanted})
-            except _Refused as error:
+            except JudgeRefusedError as error:
                 if error.status not in (400, 422):
                     raise
                 choice = None

@@ -14,6 +14,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from optuna_pandalm.outcomes import FIRST_WON, TIE
+
 if TYPE_CHECKING:
     from optuna_pandalm.arena import Arena
 
@@ -78,9 +80,9 @@ def _figures(arena: Arena, study: Any) -> str:
 def _verdict(game: dict[str, Any], first: str, second: str) -> str:
     """The verdict in words, with who won by name."""
     outcome = game["outcome"]
-    if outcome == 0:
+    if outcome == TIE:
         return "tie"
-    return f"{first if outcome == 1 else second} won"
+    return f"{first if outcome == FIRST_WON else second} won"
 
 
 def _examples(arena: Arena, rows: list[Any], n_trials: int = 3) -> str:

@@ -14,6 +14,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from optuna_pandalm.attributes import SCORE_ATTR
+from optuna_pandalm.outcomes import Side, side
 
 if TYPE_CHECKING:
     from optuna_pandalm.arena import Arena, Player
@@ -23,6 +24,7 @@ __all__ = ["from_trials_side", "trial_note"]
 _RESPONSE = re.compile(r"\b([Rr])esponse\s*([12])\b")
 _EXAMPLES = 3
 _REASON_CHARS = 300
+_RESULT = {Side.WIN: "won", Side.TIE: "tie", Side.LOSS: "lost"}
 
 
 def from_trials_side(reason: str, *, trial_shown_first: bool) -> str:
@@ -44,8 +46,7 @@ def from_trials_side(reason: str, *, trial_shown_first: bool) -> str:
 
 def _game_line(arena: Arena, player: Player, game: dict[str, Any]) -> str:
     first = game["first_player_id"] == player.id
-    outcome = int(game["outcome"])
-    result = "tie" if outcome == 0 else ("won" if (outcome == 1) == first else "lost")
+    result = _RESULT[side(int(game["outcome"]), shown_first=first)]
     ours = game["first_text"] if first else game["second_text"]
     theirs = game["second_text"] if first else game["first_text"]
     instruction = arena.prompts[int(game["prompt_position"])].instruction
@@ -69,8 +70,7 @@ def _examples(arena: Arena, player: Player, opponent: Player, *, losses_first: b
 
     def lost(game: dict[str, Any]) -> bool:
         first = game["first_player_id"] == player.id
-        outcome = int(game["outcome"])
-        return outcome != 0 and (outcome == 1) != first
+        return side(int(game["outcome"]), shown_first=first) is Side.LOSS
 
     if losses_first:
         games.sort(key=lambda g: not lost(g))

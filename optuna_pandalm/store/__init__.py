@@ -16,6 +16,7 @@ This package is the only code that writes SQL. Its parts, one concept each:
 
 from __future__ import annotations
 
+from optuna_pandalm.errors import PromptSetMismatchError, StoreError
 from optuna_pandalm.store._arena_tables import (
     SCORING_DEFAULTS,
     GameCounts,
@@ -25,7 +26,6 @@ from optuna_pandalm.store._arena_tables import (
 )
 from optuna_pandalm.store._audit import VoteRecord
 from optuna_pandalm.store._engine import mask_url
-from optuna_pandalm.store._errors import PromptSetMismatchError, StoreError
 from optuna_pandalm.store._schema import HUMAN_PREFIX, JUDGE_ANNOTATOR, SCHEMA_VERSION
 from optuna_pandalm.store._store import DEFAULT_OUTAGE_TIMEOUT_S, Store
 from optuna_pandalm.store._texts import text_hash

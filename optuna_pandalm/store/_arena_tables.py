@@ -18,8 +18,9 @@ from typing import Any, Protocol
 import numpy as np
 import sqlalchemy as sa
 
+from optuna_pandalm.errors import PromptSetMismatchError
+from optuna_pandalm.outcomes import Side, check_outcome, side
 from optuna_pandalm.store._database import Database
-from optuna_pandalm.store._errors import PromptSetMismatchError
 from optuna_pandalm.store._outage import database_operation
 from optuna_pandalm.store._schema import (
     JUDGE_ANNOTATOR,
@@ -76,7 +77,7 @@ def refuse_other_settings(
         ...                       {"length_control": False})
         Traceback (most recent call last):
         ...
-        optuna_pandalm.store._errors.PromptSetMismatchError: study 's' in 'sqlite://' uses \
+        optuna_pandalm.errors.PromptSetMismatchError: study 's' in 'sqlite://' uses \
 length_control=True, not False; every worker and reader must fit the study's scores the same \
 way (leave it unset to use the study's, or use another study name)
     """
@@ -462,9 +463,8 @@ class ArenaTables(Database):
             }
             for g in records
         ]
-        for g in records:
-            if g.outcome not in (0, 1, 2):
-                raise ValueError(f"game outcome must be 0, 1 or 2, got {g.outcome!r}")
+        for row in rows:
+            row["outcome"] = check_outcome(row["outcome"], what="game outcome")
         with self._writer.begin() as connection:
             return self._insert_ignore(connection, games, rows)
 
@@ -568,16 +568,11 @@ class ArenaTables(Database):
             .where(games.c.arena_id == arena_id, pair)
             .group_by(games.c.first_player_id, games.c.outcome)
         )
-        wins = ties = losses = 0
+        record = dict.fromkeys(Side, 0)
         with self.engine.connect() as connection:
             for first, outcome, count in connection.execute(query):
-                if outcome == 0:
-                    ties += count
-                elif (outcome == 1) == (first == player_id):
-                    wins += count
-                else:
-                    losses += count
-        return wins, ties, losses
+                record[side(outcome, shown_first=first == player_id)] += count
+        return record[Side.WIN], record[Side.TIE], record[Side.LOSS]
 
     @database_operation(writes=False)
     def played_positions(self, arena_id: int, player_id: int, opponent_id: int) -> set[int]:

@@ -8,6 +8,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from optuna_pandalm.outcomes import mirrored
 from optuna_pandalm.store._database import Database
 from optuna_pandalm.store._outage import database_operation
 from optuna_pandalm.store._schema import (
@@ -274,6 +275,6 @@ class Audit(Database):
 
 def _seen_from(outcome: int | None, same_order: bool) -> int | None:
     """A game's outcome (0 tie, 1 first won, 2 second won) with the order swapped or not."""
-    if outcome is None or outcome == 0 or same_order:
+    if outcome is None or same_order:
         return outcome
-    return 3 - int(outcome)
+    return mirrored(outcome)

@@ -17,7 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 
-from optuna_pandalm.store._errors import StoreError
+from optuna_pandalm.errors import StoreError
 from optuna_pandalm.url_masking import mask_url
 
 __all__ = ["WRITE", "create_engine", "driver_url", "mask_url", "sqlite_path"]

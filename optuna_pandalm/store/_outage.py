@@ -22,7 +22,7 @@ from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import exc as sa_exc
 
-from optuna_pandalm.store._errors import StoreError
+from optuna_pandalm.errors import StoreError
 
 __all__ = ["database_operation", "describe", "is_transient", "ride_out"]
 

@@ -34,8 +34,8 @@ from collections.abc import Callable, Iterator
 
 import sqlalchemy as sa
 
+from optuna_pandalm.errors import StoreError
 from optuna_pandalm.store._engine import WRITE, sqlite_path
-from optuna_pandalm.store._errors import StoreError
 
 __all__ = [
     "HUMAN_PREFIX",
@@ -70,7 +70,8 @@ JUDGE_NAME_LENGTH = 512
 JUDGE_ANNOTATOR = "judge"
 """The annotator of the games the study's judge played (people are ``human:NAME``)."""
 HUMAN_PREFIX = "human:"
-"""What a person's annotator name starts with; no judge may be named so."""
+"""What a person's annotator name starts with (``human:NAME``); no judge may be named so.
+People's votes define what better means: the fit measures the judges against them."""
 
 metadata = sa.MetaData()
 

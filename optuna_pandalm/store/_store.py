@@ -7,10 +7,10 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from optuna_pandalm.errors import StoreError
 from optuna_pandalm.store._arena_tables import ArenaTables
 from optuna_pandalm.store._audit import Audit
 from optuna_pandalm.store._engine import create_engine, driver_url, mask_url, sqlite_path
-from optuna_pandalm.store._errors import StoreError
 from optuna_pandalm.store._optuna_heartbeats import OptunaHeartbeats
 from optuna_pandalm.store._optuna_trial_attrs import OptunaTrialAttributes
 from optuna_pandalm.store._outage import database_operation, ride_out
@@ -121,7 +121,7 @@ class Store(VerdictCache, ArenaTables, Audit, OptunaHeartbeats, OptunaTrialAttri
             >>> Store.probe("sqlite:////no/such/dir/x.db")
             Traceback (most recent call last):
             ...
-            optuna_pandalm.store._errors.StoreError: no folder '/no/such/dir' for the SQLite \
+            optuna_pandalm.errors.StoreError: no folder '/no/such/dir' for the SQLite \
 file of 'sqlite:////no/such/dir/x.db'
             >>> Store.probe("sqlite://") is None  # reachable, and new
             True

@@ -8,13 +8,12 @@ The first verdict stored for a key wins; concurrent writers never store two.
 from __future__ import annotations
 
 import dataclasses
-import operator
 import time
 from collections.abc import Iterable, Sequence
-from typing import Any
 
 import sqlalchemy as sa
 
+from optuna_pandalm.outcomes import check_winner
 from optuna_pandalm.store._database import Database, chunks
 from optuna_pandalm.store._outage import database_operation
 from optuna_pandalm.store._schema import JUDGE_NAME_LENGTH, verdicts
@@ -46,22 +45,6 @@ class StoredVerdict:
     raw: str = ""
     latency_s: float | None = None
     id: int | None = None
-
-
-def _winner(value: Any) -> int | None:
-    """``value`` as a plain ``int`` in {0, 1, 2} or ``None``; a numpy integer is converted
-    (SQLite would store it as an 8-byte blob), anything else is refused."""
-    if value is None:
-        return None
-    try:
-        if isinstance(value, bool):
-            raise TypeError
-        winner = operator.index(value)
-    except TypeError:
-        raise ValueError(f"verdict winner must be 0, 1, 2 or None, got {value!r}") from None
-    if winner not in (0, 1, 2):
-        raise ValueError(f"verdict winner must be 0, 1, 2 or None, got {value!r}")
-    return int(winner)
 
 
 class VerdictCache(Database):
@@ -119,7 +102,7 @@ class VerdictCache(Database):
         """
         if len(judge_name) > JUDGE_NAME_LENGTH:
             raise ValueError(f"judge name longer than {JUDGE_NAME_LENGTH} characters")
-        items = [(key, dataclasses.replace(v, winner=_winner(v.winner))) for key, v in items]
+        items = [(key, dataclasses.replace(v, winner=check_winner(v.winner))) for key, v in items]
         now = time.time()
         rows = [
             {

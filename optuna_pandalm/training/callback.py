@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from transformers import TrainerCallback
 
 from optuna_pandalm.attributes import ERROR_ATTR
+from optuna_pandalm.errors import TrainingDivergedError
 from optuna_pandalm.training.generation import PromptTemplate, generate_responses
 from optuna_pandalm.training.judge_metrics import eval_metrics, judge_metrics
 
@@ -30,11 +31,6 @@ if TYPE_CHECKING:
 __all__ = ["JudgeCallback", "TrainingDivergedError", "merge_shards", "shard"]
 
 _logger = logging.getLogger(__name__)
-
-
-class TrainingDivergedError(RuntimeError):
-    """The loss or the weights became NaN or infinite: the trial fails with this reason
-    (in its user attribute ``pandalm_error``) and nothing is sent to the arena."""
 
 
 def _all_finite(model: Any) -> bool:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from optuna_pandalm.attributes import ERROR_ATTR
+from optuna_pandalm.errors import ConfigError
 from optuna_pandalm.study.judged_study import INTERRUPTED
 from optuna_pandalm.training.sft import TRL_MISSING
 
@@ -45,10 +46,6 @@ OPTIMIZERS = {"adamw": "adamw_torch", "sgd": "sgd", "adafactor": "adafactor"}
 SCHEDULERS = ("cosine", "linear", "constant", "constant_with_warmup", "polynomial")
 METHODS = ("lora", "full")
 TRAINERS = ("trainer", "sft")  # transformers.Trainer, trl.SFTTrainer
-
-
-class ConfigError(ValueError):
-    """A configuration that cannot run; the message names the key and, where it can, a fix."""
 
 
 def _unknown(keys: Sequence[str], allowed: Sequence[str], where: str) -> None:
