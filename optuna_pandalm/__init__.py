@@ -36,6 +36,7 @@ _EXPORTS = {
     "BradleyTerrySampler": "optuna_pandalm.study.sampler",
     "JudgePruner": "optuna_pandalm.study.pruner",
     "JudgeCallback": "optuna_pandalm.training.callback",
+    "PublishCallback": "optuna_pandalm.publish.callback",
     "StoreError": "optuna_pandalm.store",
 }
 
@@ -50,6 +51,7 @@ if TYPE_CHECKING:
     from optuna_pandalm.judges.remote import RemoteJudge
     from optuna_pandalm.judges.reward import RewardModelJudge
     from optuna_pandalm.prompts import Prompt, PromptFormatError, load_prompts
+    from optuna_pandalm.publish.callback import PublishCallback
     from optuna_pandalm.statistics.bradley_terry import BradleyTerryResult, fit_bradley_terry
     from optuna_pandalm.store import Store, StoreError
     from optuna_pandalm.study.pruner import JudgePruner

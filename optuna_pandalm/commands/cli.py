@@ -295,6 +295,7 @@ def _tune(args: argparse.Namespace) -> int:
     optimize(
         study,
         make_objective(config, arena),
+        arena=arena,
         n_trials=trials_to_run(study, n_trials),
         timeout=timeout,
     )
