@@ -104,7 +104,7 @@ def test_a_trials_score_attribute_is_its_score_as_of_its_finish(tmp_path):
     assert any(t.user_attrs[SCORE_ATTR] != now[t.number] for t in complete), (
         "scores moved after some trial finished, so some frozen score must differ from now"
     )
-    rows = {(row["trial"], row["step"]): row["score"] for row in study.user_attrs[LEADERBOARD_ATTR]}
+    rows = {(r["trial"], r["step"]): r["score"] for r in study.user_attrs[LEADERBOARD_ATTR]}
     best = arena.best_checkpoint(complete[0].number)
     assert rows[(best.trial, best.step)] == now[complete[0].number]  # current: the leaderboard
     pruned = next(t for t in stored if t.state == optuna.trial.TrialState.PRUNED)
