@@ -294,8 +294,8 @@ def test_leaderboard_report_and_dashboard_show_votes_and_agreement(study_url, ca
     import optuna_dashboard
     from optuna_dashboard._note import get_note_from_system_attrs
 
+    from optuna_pandalm import PublishCallback
     from optuna_pandalm.commands.cli import main
-    from optuna_pandalm.publish.dashboard import publish
     from optuna_pandalm.publish.report import render_report
 
     arena = open_arena(study_url, "review")
@@ -316,7 +316,8 @@ def test_leaderboard_report_and_dashboard_show_votes_and_agreement(study_url, ca
     page = render_report(arena, study)
     assert "<th class='num'>human votes</th>" in page
     assert f"<td class='num'>{N}</td>" in page and agreement.summary() in page
-    publish(arena, study, trial)
+    study.tell(trial, 0.0)
+    PublishCallback(arena)(study, study.trials[0])  # as study.optimize calls it
     assert study.user_attrs["pandalm_judge_agreement"]["agree"] == agreement.agree
     assert {r["human_votes"] for r in study.user_attrs["pandalm_leaderboard"]} == {0, N}
     system_attrs = study._storage.get_study_system_attrs(study._study_id)

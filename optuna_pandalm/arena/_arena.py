@@ -18,7 +18,7 @@ from optuna_pandalm.arena._players import Player, checkpoint_step, trial_number
 from optuna_pandalm.arena._result import EvaluationResult
 from optuna_pandalm.arena._standings import LeaderboardRow, Standings, fit_standings
 from optuna_pandalm.arena._votes import Votes
-from optuna_pandalm.attributes import BEST_STEP_ATTR, ERROR_ATTR
+from optuna_pandalm.attributes import ERROR_ATTR
 from optuna_pandalm.judges.base import JudgeRequest, PairwiseJudge, Verdict
 from optuna_pandalm.prompts import Prompt, load_prompts, prompt_set_hash
 from optuna_pandalm.store import PromptSetMismatchError, Store, text_hash
@@ -35,7 +35,8 @@ class Arena(Votes):
 
     A facade over three parts: match play (shown order, racing, the verdict cache and what a
     judge failure means), :class:`Standings` (the scores, a pure function of the stored
-    games) and the Optuna glue (reports, pruning, publishing).
+    games) and the Optuna glue (reports, pruning, the trial's own attributes). It publishes
+    nothing: :class:`~optuna_pandalm.publish.PublishCallback` does, after each trial.
 
     Args:
         storage: SQLAlchemy URL (the Optuna study's or a separate one) or a :class:`Store`.
@@ -460,15 +461,21 @@ class Arena(Votes):
     def finalize(self, trial: Any) -> float:
         """The trial's value: the current score of its best checkpoint.
 
-        Raises ``optuna.TrialPruned`` when the study's pruner prunes the trial. When the
-        best checkpoint may be the study's best (P(best) >= ``p_best_threshold``), plays up
-        to ``max_extra_matches`` extra matches against the other contenders with the highest
-        P(best), so the leader is settled without a round robin. The chosen step is stored
-        in the trial's user attribute ``pandalm_best_step``.
+        Raises ``optuna.TrialPruned`` when the study's pruner prunes the trial (after
+        recording why in its user attribute ``pandalm_pruned``). When the best checkpoint
+        may be the study's best (P(best) >= ``p_best_threshold``), plays up to
+        ``max_extra_matches`` extra matches against the other contenders with the highest
+        P(best), so the leader is settled without a round robin.
+
+        While the trial runs, its user attributes ``pandalm_best_step`` and ``pandalm_score``
+        get the chosen checkpoint and its score as of now; Optuna freezes them with the
+        trial, so they keep that meaning as scores move. Nothing is published to the study
+        here: pass :class:`~optuna_pandalm.publish.PublishCallback` to ``study.optimize``
+        for the leaderboard and the trial's note.
         """
         number = trial_number(trial)
-        _trial.raise_if_pruned(self, trial, number)
         own = self.trial_players(number)
+        _trial.raise_if_pruned(trial, number, own, self.standings)
         if not own:
             raise ValueError(f"trial {number} has no evaluated checkpoint: call evaluate() first")
         best = self.standings().best_of(own)
@@ -478,10 +485,9 @@ class Arena(Votes):
                 break
             self.play(best, rival, kind="top")
             best = self.standings().best_of(own)
-        value = self.standings().score(best)
-        _trial.record(trial, BEST_STEP_ATTR, best.step)
-        _trial.publish(self, trial)
-        return value
+        standings = self.standings()
+        _trial.record_finish(trial, standings, best)
+        return standings.score(best)
 
     # --- what happened, for people -------------------------------------------------------------
     def check(self) -> dict[str, list[str]]:

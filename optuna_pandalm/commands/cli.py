@@ -191,7 +191,10 @@ def _check(args: argparse.Namespace) -> int:
         if len(found) > 10:
             print(f"          ... and {len(found) - 10} more")
     if study is not None and SNAPSHOT_ATTR not in study.user_attrs:
-        print("  note  no published scores yet (no trial finalized): score check skipped")
+        print(
+            "  note  no published scores yet (no trial finished with PublishCallback): "
+            "score check skipped"
+        )
     print("problems found" if total else "no problems found")
     return 1 if total else 0
 
@@ -295,6 +298,7 @@ def _tune(args: argparse.Namespace) -> int:
     optimize(
         study,
         make_objective(config, arena),
+        arena=arena,
         n_trials=trials_to_run(study, n_trials),
         timeout=timeout,
     )

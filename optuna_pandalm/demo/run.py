@@ -241,7 +241,7 @@ def run_demo(
     # Finished trials only: a new study's enqueued baseline is waiting, and runs now.
     before = {t.number for t in study.get_trials(deepcopy=False) if t.state.is_finished()}
     say(f"running {remaining} trials" + (f" (the study has {len(before)})" if before else ""))
-    optimize(study, objective, n_trials=remaining)
+    optimize(study, objective, arena=arena, n_trials=remaining)
     this_run = [t for t in study.get_trials(deepcopy=False) if t.number not in before]
 
     rows = arena.standings().leaderboard()

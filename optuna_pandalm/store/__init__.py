@@ -10,7 +10,8 @@ This package is the only code that writes SQL. Its parts, one concept each:
 * ``_arena_tables``: prompt sets, arenas, players, generations, matches and games.
 * ``_audit``: read-only queries for reports and ``check`` (reasons, examples, integrity).
 * ``_optuna_heartbeats``: Optuna's trial heartbeats, read for ``check``.
-* ``_optuna_trial_attrs``: our ``pandalm_*`` user attributes on finished Optuna trials.
+* ``_optuna_tables``: the columns of Optuna's tables read here; Optuna's rows are never
+  written here (a finished trial stays as Optuna left it).
 * ``_store``: :class:`Store`, which opens a database and offers both.
 """
 

@@ -12,7 +12,6 @@ from optuna_pandalm.store._arena_tables import ArenaTables
 from optuna_pandalm.store._audit import Audit
 from optuna_pandalm.store._engine import create_engine, driver_url, mask_url, sqlite_path
 from optuna_pandalm.store._optuna_heartbeats import OptunaHeartbeats
-from optuna_pandalm.store._optuna_trial_attrs import OptunaTrialAttributes
 from optuna_pandalm.store._outage import database_operation, ride_out
 from optuna_pandalm.store._schema import (
     SCHEMA_VERSION,
@@ -28,7 +27,7 @@ __all__ = ["DEFAULT_OUTAGE_TIMEOUT_S", "Store"]
 DEFAULT_OUTAGE_TIMEOUT_S = 60.0
 
 
-class Store(VerdictCache, ArenaTables, Audit, OptunaHeartbeats, OptunaTrialAttributes):
+class Store(VerdictCache, ArenaTables, Audit, OptunaHeartbeats):
     """Typed access to the ``pandalm_`` tables: the verdict cache and the per-arena tables.
 
     Tables are prefixed ``pandalm_`` and can live in the same database as the Optuna study

@@ -131,8 +131,8 @@ class TrialProgress:
         if self._value is not None:
             where = f" at step {best.step}" if best is not None else ""
             head += (
-                f": value {self._value:+.3f}{where} (its score now; Optuna freezes it, the "
-                f"current one is the user attribute {SCORE_ATTR})"
+                f": value {self._value:+.3f}{where} (its score now, as is its {SCORE_ATTR}; "
+                "Optuna freezes both, current scores: optuna-pandalm leaderboard)"
             )
         leader = self.arena.incumbent()
         if leader is not None:
