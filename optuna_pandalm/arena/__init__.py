@@ -7,8 +7,10 @@ One concept per module:
   validation and retries; the only code that calls the judge.
 * ``_standings``: :class:`Standings`, the immutable scores every other layer reads.
 * ``_ledger``: incremental reads of stored players and game counts for the fits.
-* ``_trial``: the Optuna glue, the only code that touches a trial.
-* ``_check``: what ``check`` finds against the Optuna study.
+* ``_votes``: people's votes beside the judge's games.
+* ``_trial``: the Optuna trial glue (report, user attributes, ``TrialPruned``), the only
+  code that touches a running trial. Publishing is ``optuna_pandalm.publish``'s, after
+  the trial (:class:`~optuna_pandalm.PublishCallback`).
 * ``_arena``: :class:`Arena`, the facade users call.
 
 Every verdict goes through the store's cache, every game is committed as it is judged, and
