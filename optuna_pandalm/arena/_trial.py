@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from optuna_pandalm.attributes import BEST_STEP_ATTR, PRUNED_ATTR, SCORE_ATTR
+from optuna_pandalm.store import Store
 
 if TYPE_CHECKING:
     from optuna_pandalm.arena._arena import Arena
@@ -79,6 +80,6 @@ def publish(arena: Arena, trial: Any, *, pruned: str | None = None) -> None:
     scores = current_scores(arena)
     for key, value in scores.get(trial.number, {}).items():
         record(trial, key, value)
-    if not arena.store.read_only:
+    if isinstance(arena.store, Store) and not arena.store.read_only:
         arena.store.refresh_trial_attrs(arena.study_name, scores)
     publish_to_study(arena, trial.study, trial, pruned=pruned)
