@@ -11,9 +11,9 @@ import pytest
 from scipy import stats
 
 from optuna_pandalm import Arena, JudgeRequest, Verdict
-from optuna_pandalm.arena import JudgeFailedError
+from optuna_pandalm.arena import JudgeFailedError, MatchRules
 from optuna_pandalm.judges import PairwiseJudge
-from optuna_pandalm.store import PromptSetMismatchError
+from optuna_pandalm.store import PromptSetMismatchError, Store
 from optuna_pandalm.testing import Landscape, SimulatedJudge, simulated_prompts, simulated_response
 from tests.studies import run_study
 
@@ -309,6 +309,45 @@ def test_a_study_refuses_another_prompt_set(tmp_path):
     Arena(url, "s", SimulatedJudge(), simulated_prompts(10))
     with pytest.raises(PromptSetMismatchError, match="already uses prompt set"):
         Arena(url, "s", SimulatedJudge(), simulated_prompts(11))
+
+
+def test_the_arenas_rules_are_its_match_settings(tmp_path):
+    arena = Arena(
+        f"sqlite:///{tmp_path / 'r.db'}",
+        "s",
+        SimulatedJudge(),
+        simulated_prompts(4),
+        position="swap",
+        seed=np.int64(7),
+        batch_size=8,
+        racing_alpha=0.05,
+        short_match=2,
+    )
+    assert arena.rules == MatchRules(
+        position="swap", seed=7, batch_size=8, racing_alpha=0.05, short_match=2
+    )
+    assert type(arena.rules.seed) is int  # numpy integers are canonicalised once
+
+
+@pytest.mark.parametrize(
+    ("rule", "message"),
+    [
+        ({"position": "both"}, "position must be one of"),
+        ({"batch_size": 0}, "batch_size must be >= 1"),
+        ({"min_games": -1}, "min_games must be >= 0"),
+        ({"racing_alpha": 1.5}, "racing_alpha must be in"),
+        ({"judge_retries": -1}, "judge_retries must be >= 0"),
+        ({"judge_backoff": float("nan")}, "judge_backoff must be >= 0"),
+        ({"short_match": 0}, "short_match must be >= 1"),
+        ({"seed": -1}, "seed must be >= 0"),
+    ],
+)
+def test_a_bad_match_rule_is_refused_before_the_study_is_bound(tmp_path, rule, message):
+    url = f"sqlite:///{tmp_path / 'bad.db'}"
+    with pytest.raises(ValueError, match=message):
+        Arena(url, "s", SimulatedJudge(), simulated_prompts(4), **rule)
+    assert Store(url).arena_settings("s") is None  # a valid worker can still bind it
+    Arena(url, "s", SimulatedJudge(), simulated_prompts(4))
 
 
 def test_generations_must_match_the_prompt_set(tmp_path):

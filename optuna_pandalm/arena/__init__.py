@@ -3,6 +3,8 @@
 One concept per module:
 
 * ``_players``: :class:`Player`, the checkpoints and baselines of a study.
+* ``_rules``: :class:`MatchRules`, the rules match play follows (shown order, seed,
+  racing, batch size, retries), checked once.
 * ``_match_play``: :class:`MatchPlay`, shown order, racing, the verdict cache, judge
   validation and retries; the only code that calls the judge.
 * ``_standings``: :class:`Standings`, the immutable scores every other layer reads.
@@ -28,6 +30,7 @@ from optuna_pandalm.arena._match_play import (
 )
 from optuna_pandalm.arena._players import Player
 from optuna_pandalm.arena._result import EvaluationResult
+from optuna_pandalm.arena._rules import MatchRules
 from optuna_pandalm.arena._standings import Effect, LeaderboardRow, Standings, length_feature
 from optuna_pandalm.statistics.sign_test import sign_test
 from optuna_pandalm.store import HUMAN_PREFIX
@@ -42,6 +45,7 @@ __all__ = [
     "MatchOutcome",
     "MatchPlay",
     "MatchProgress",
+    "MatchRules",
     "Player",
     "Standings",
     "length_feature",

@@ -16,12 +16,13 @@ from optuna_pandalm.arena._match_play import (
 )
 from optuna_pandalm.arena._players import Player, checkpoint_step, trial_number
 from optuna_pandalm.arena._result import EvaluationResult
+from optuna_pandalm.arena._rules import MatchRules
 from optuna_pandalm.arena._standings import LeaderboardRow, Standings, fit_standings
 from optuna_pandalm.arena._votes import Votes
 from optuna_pandalm.attributes import ERROR_ATTR
 from optuna_pandalm.judges.base import JudgeRequest, PairwiseJudge, Verdict
 from optuna_pandalm.prompts import Prompt, load_prompts, prompt_set_hash
-from optuna_pandalm.store import PromptSetMismatchError, Store, text_hash
+from optuna_pandalm.store import ArenaStore, PromptSetMismatchError, Store, text_hash
 
 __all__ = ["Arena", "refuse_another_prompt_set"]
 
@@ -39,7 +40,8 @@ class Arena(Votes):
     nothing: :class:`~optuna_pandalm.publish.PublishCallback` does, after each trial.
 
     Args:
-        storage: SQLAlchemy URL (the Optuna study's or a separate one) or a :class:`Store`.
+        storage: SQLAlchemy URL (the Optuna study's or a separate one), or a :class:`Store`
+            (any :class:`~optuna_pandalm.store.ArenaStore`).
             Given a URL, the arena also prepares Optuna's own tables there, under the lock
             that guards ours, so many workers can start at once on an empty database.
         study_name: The Optuna study this arena scores. A study is bound to one prompt set;
@@ -83,8 +85,14 @@ class Arena(Votes):
             would tell nothing about the top. Most matches are between near-equal
             checkpoints that racing cannot separate; this ends those of non-contenders and
             lets contenders play on. ``None`` (the default): every match runs to racing's
-            end. 0.01 with the pruner's rank rule used 40% fewer judge calls at 20
-            trainings but lost regret there (``benchmarks/README.md``), hence opt-in.
+            end. Opt-in: with the pruner's rank rule it saved judge calls but lost regret at
+            10 and 20 trainings (figures: ``benchmarks/README.md``, ``bt_tpe_lean``).
+
+    Attributes:
+        rules: The :class:`~optuna_pandalm.arena.MatchRules` built from ``position``,
+            ``seed``, ``racing``, ``batch_size``, ``min_games``, ``racing_alpha``,
+            ``judge_retries``, ``judge_backoff`` and ``short_match``, checked before anything
+            is stored; immutable, and what :class:`MatchPlay` plays by.
 
     Example:
         >>> from optuna_pandalm.testing import SimulatedJudge, simulated_prompts
@@ -98,7 +106,7 @@ class Arena(Votes):
 
     def __init__(
         self,
-        storage: str | Store,
+        storage: str | ArenaStore,
         study_name: str,
         judge: PairwiseJudge,
         prompts: Sequence[Prompt] | str | os.PathLike[str],
@@ -124,7 +132,7 @@ class Arena(Votes):
             if isinstance(prompts, (str, os.PathLike))
             else load_prompts(list(prompts))
         )
-        self.store = storage if isinstance(storage, Store) else Store(storage, prepare_optuna=True)
+        self.store = _open_store(storage, prepare_optuna=True)
         self.study_name = study_name
         self.judge = judge
         self.position = position
@@ -136,6 +144,18 @@ class Arena(Votes):
         if contender_floor is not None and not 0 <= contender_floor < 1:
             raise ValueError(f"contender_floor must be in [0, 1), got {contender_floor}")
         self.contender_floor = contender_floor
+        # Checked before anything is written: a bad rule must not bind the study.
+        self.rules = MatchRules(
+            position=self.position,
+            seed=self.seed,
+            racing=racing,
+            batch_size=batch_size,
+            min_games=min_games,
+            racing_alpha=racing_alpha,
+            judge_retries=judge_retries,
+            judge_backoff=judge_backoff,
+            short_match=short_match,
+        )
         self._refuse_another_prompt_set(position)
         if self.store.read_only:  # an arena on a read-only store only reads
             settings = self.store.arena_settings(study_name)
@@ -150,21 +170,7 @@ class Arena(Votes):
             self.arena_id = self.store.bind_study(
                 study_name, self.prompt_set_id, position=position
             )
-        self.matches = MatchPlay(
-            self.store,
-            self.arena_id,
-            judge,
-            self.prompts,
-            position=position,
-            seed=self.seed,
-            racing=racing,
-            batch_size=batch_size,
-            min_games=min_games,
-            racing_alpha=racing_alpha,
-            judge_retries=judge_retries,
-            judge_backoff=judge_backoff,
-            short_match=short_match,
-        )
+        self.matches = MatchPlay(self.store, self.arena_id, judge, self.prompts, self.rules)
         self._ledger = self._new_ledger()
         self._standings: tuple[tuple[int, int, int, int], Standings] | None = None
         self.baseline: Player | None = None
@@ -177,7 +183,9 @@ class Arena(Votes):
             self.baseline = next((p for p in self.players() if p.name is not None), None)
 
     @classmethod
-    def load(cls, storage: str | Store, study_name: str, *, length_control: bool = False) -> Arena:
+    def load(
+        cls, storage: str | ArenaStore, study_name: str, *, length_control: bool = False
+    ) -> Arena:
         """Open a study's arena read-only (leaderboards, reports, checks): prompts, position
         mode and baseline come from the store; nothing is written and judging raises.
         ``length_control`` must be the study's (it is not stored).
@@ -186,7 +194,7 @@ class Arena(Votes):
             StoreError: the storage does not exist or has no optuna-pandalm tables.
             ValueError: the storage has no arena for this study.
         """
-        store = storage if isinstance(storage, Store) else Store(storage, read_only=True)
+        store = _open_store(storage, read_only=True)
         settings = store.arena_settings(study_name)
         if settings is None:
             raise ValueError(
@@ -523,8 +531,17 @@ class Arena(Votes):
         return [by_id[i] for i in ids]
 
 
+def _open_store(storage: str | ArenaStore, **options: bool) -> ArenaStore:
+    """The store at a URL (opened with ``options``), or the store given."""
+    if isinstance(storage, str):
+        return Store(storage, **options)
+    if not isinstance(storage, ArenaStore):
+        raise TypeError(f"storage must be a URL or a Store, got {type(storage).__name__}")
+    return storage
+
+
 def refuse_another_prompt_set(
-    store: Store, study_name: str, prompts: Sequence[Prompt], *, position: str = "random"
+    store: ArenaStore, study_name: str, prompts: Sequence[Prompt], *, position: str = "random"
 ) -> None:
     """Refuse, before anything is written, a study bound to other prompts or order.
 

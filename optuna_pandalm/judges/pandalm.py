@@ -133,9 +133,8 @@ class PandaLMJudge(PairwiseJudge):
         max_length: Context length in tokens; default from the model config.
         beam_cache: Generate mode with beams: decode on the preallocated beam search cache
             (:mod:`~optuna_pandalm.judges.beam_cache`; identical outputs). Default ``None``:
-            on CPU only, where it was 1.33x faster on a batch of 16; on an H200 it decoded
-            0.31x as fast as transformers' default cache with 1.9x the memory
-            (``benchmarks/README.md``).
+            on CPU only, where it is faster; on a GPU it decoded slower than transformers'
+            default cache, with more memory (figures: ``benchmarks/README.md``).
         name: Override the cache key (default: model path or id, mode and settings).
         progress: Show a tqdm progress bar.
 

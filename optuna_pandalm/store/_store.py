@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
@@ -21,6 +21,9 @@ from optuna_pandalm.store._schema import (
     upgrade_schema,
 )
 from optuna_pandalm.store._verdict_cache import VerdictCache
+
+if TYPE_CHECKING:
+    from optuna_pandalm.store._interface import ArenaStore
 
 __all__ = ["DEFAULT_OUTAGE_TIMEOUT_S", "Store"]
 
@@ -250,3 +253,9 @@ file of 'sqlite:////no/such/dir/x.db'
                     f"{type(error).__name__}: {error}"
                 ) from None
             storage.engine.dispose()
+
+
+if TYPE_CHECKING:
+
+    def _offers_arena_store(store: Store) -> ArenaStore:
+        return store  # mypy: Store has every method of ArenaStore, with compatible types
