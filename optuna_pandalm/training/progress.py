@@ -4,7 +4,8 @@ Per trial, a tqdm bar over its training steps shows the epoch and the match bein
 (games so far of the match's budget, and the record); when the trial ends, one line says
 how: complete with its value, or pruned with the loss that pruned it, or failed with why.
 Bars are drawn on a terminal only (tqdm's rule); the end-of-trial lines are always written.
-Like tqdm, this writes to a stream (stderr by default), never to stdout.
+Like tqdm, this writes to a stream (stderr by default), never to stdout. tqdm, Optuna and
+transformers are imported inside the functions that use them.
 
 Example:
     >>> import io
