@@ -10,7 +10,7 @@ import optuna
 import pytest
 from scipy import stats
 
-from optuna_pandalm import Arena, JudgeRequest, Verdict
+from optuna_pandalm import Arena, BradleyTerrySampler, JudgePruner, JudgeRequest, Verdict
 from optuna_pandalm.arena import JudgeFailedError, MatchRules
 from optuna_pandalm.judges import PairwiseJudge
 from optuna_pandalm.store import PromptSetMismatchError, Store
@@ -59,11 +59,30 @@ def test_top_rows_of_the_leaderboard_are_the_full_leaderboards_first_rows(studie
         assert quick.ci_high == pytest.approx(row.ci_high, rel=1e-6)
 
 
+class _Seeing(optuna.samplers.RandomSampler):
+    """A base sampler that keeps the trials the wrapper showed it."""
+
+    def __init__(self) -> None:
+        super().__init__(seed=0)
+        self.shown: list[optuna.trial.FrozenTrial] = []
+
+    def infer_relative_search_space(self, study, trial):
+        self.shown = study.get_trials(deepcopy=False)
+        return {}
+
+
+def _trials_the_base_sampler_sees(run) -> list[optuna.trial.FrozenTrial]:
+    seeing = _Seeing()
+    wrapper = BradleyTerrySampler(run.arena, seeing)
+    wrapper.infer_relative_search_space(run.study, run.study.trials[-1])
+    return seeing.shown
+
+
 def test_trial_scores_track_the_truth(studies):
     correlations = []
     for run in studies.values():
-        proxy = run.study.sampler._proxy(run.study)
-        complete = proxy.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
+        shown = _trials_the_base_sampler_sees(run)
+        complete = [t for t in shown if t.state == optuna.trial.TrialState.COMPLETE]
         seen = [t.value for t in complete]
         true = [
             max(q for (trial, _), q in run.truth.items() if trial == t.number) for t in complete
@@ -100,7 +119,7 @@ def test_completed_trial_values_in_storage_are_never_rewritten(studies):
     stored = {
         t.number: t.value for t in run.study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
     }
-    proxy = {t.number: t.value for t in run.study.sampler._proxy(run.study).get_trials()}
+    proxy = {t.number: t.value for t in _trials_the_base_sampler_sees(run)}
     fresh = optuna.load_study(study_name=run.study.study_name, storage=run.study._storage)
     assert {
         t.number: t.value for t in fresh.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
@@ -395,7 +414,6 @@ def test_parallel_jobs_share_one_arena(tmp_path):
 
 def _pruning_decisions(tmp_path, curves: list[dict[int, float]], **pruner_options):
     """Run one trial per curve ({step: quality}); returns {(trial, step): should_prune}."""
-    from optuna_pandalm import JudgePruner
 
     tmp_path.mkdir(parents=True, exist_ok=True)
     url = f"sqlite:///{tmp_path / 'prune.db'}"

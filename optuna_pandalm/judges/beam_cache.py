@@ -12,6 +12,8 @@ Outputs are identical to the default cache's.
 Used by :class:`~optuna_pandalm.judges.PandaLMJudge` in generate mode with beams, for
 models whose layers are all full attention (LLaMA, PandaLM); anything else keeps the
 default cache.
+
+torch and transformers are imported inside the functions, so this module imports without them.
 """
 
 from __future__ import annotations
