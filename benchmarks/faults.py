@@ -35,7 +35,7 @@ def _worker(url: str, seed: int, n_trials: int, log: str, barrier) -> None:
     import optuna
     from optuna.storages import RetryHeartbeatStaleTrialCallback
 
-    from optuna_pandalm import Arena, BradleyTerrySampler, JudgePruner
+    from optuna_pandalm import Arena, BradleyTerrySampler, JudgePruner, PublishCallback
     from optuna_pandalm.store import text_hash
     from optuna_pandalm.study.optuna_storage import OutageTolerantStorage
     from optuna_pandalm.testing import Landscape, SimulatedJudge, simulated_prompts
@@ -83,7 +83,7 @@ def _worker(url: str, seed: int, n_trials: int, log: str, barrier) -> None:
                 raise optuna.TrialPruned()
         return arena.finalize(trial)
 
-    study.optimize(objective, n_trials=n_trials)
+    study.optimize(objective, n_trials=n_trials, callbacks=[PublishCallback(arena)])
 
 
 def _pg_ctl(action: str) -> None:

@@ -126,7 +126,7 @@ def _judge_search(world: World, base: str, pruning: str = "judge") -> list[dict]
     scores (``"asha"``)."""
     import optuna
 
-    from optuna_pandalm import Arena, BradleyTerrySampler, JudgePruner
+    from optuna_pandalm import Arena, BradleyTerrySampler, JudgePruner, PublishCallback
 
     start = time.perf_counter()
     name = f"hpo-{base}-{world.seed}"
@@ -192,7 +192,7 @@ def _judge_search(world: World, base: str, pruning: str = "judge") -> list[dict]
             record["best_trial_pruned"] = top in {t.number for t in pruned}
             records.append(record)
 
-    study.optimize(objective, n_trials=max(BUDGETS), callbacks=[at_budget])
+    study.optimize(objective, n_trials=max(BUDGETS), callbacks=[PublishCallback(arena), at_budget])
     return records
 
 

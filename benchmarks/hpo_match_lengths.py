@@ -22,7 +22,7 @@ _MATCHES: list[tuple[str, int | None, int, int]] = []  # per worker: kind, step,
 
 
 def _run(task: tuple[str, int, int]) -> dict[str, Any]:
-    from optuna_pandalm.arena._match_play import MatchPlay
+    from optuna_pandalm.arena import MatchPlay
 
     if not getattr(MatchPlay.play, "_counted", False):
         play = MatchPlay.play

@@ -32,7 +32,7 @@ def _worker(url: str, seed: int, n_trials: int, queue, profile: str | None) -> N
 
     import optuna
 
-    from optuna_pandalm import Arena, BradleyTerrySampler, JudgePruner
+    from optuna_pandalm import Arena, BradleyTerrySampler, JudgePruner, PublishCallback
     from optuna_pandalm.store import text_hash
     from optuna_pandalm.testing import Landscape, SimulatedJudge, simulated_prompts
 
@@ -77,7 +77,7 @@ def _worker(url: str, seed: int, n_trials: int, queue, profile: str | None) -> N
     profiler = cProfile.Profile() if profile else None
     if profiler is not None:
         profiler.enable()
-    study.optimize(objective, n_trials=n_trials)
+    study.optimize(objective, n_trials=n_trials, callbacks=[PublishCallback(arena)])
     if profiler is not None:
         profiler.disable()
         profiler.dump_stats(str(Path(profile) / f"worker{seed}.prof"))

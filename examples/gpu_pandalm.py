@@ -12,7 +12,7 @@ import argparse
 
 import optuna
 
-from optuna_pandalm import Arena, BradleyTerrySampler, JudgePruner, PandaLMJudge
+from optuna_pandalm import Arena, BradleyTerrySampler, JudgePruner, PandaLMJudge, PublishCallback
 from optuna_pandalm.training.tuning import SearchSpace, TuneConfig, make_objective
 
 parser = argparse.ArgumentParser()
@@ -52,5 +52,6 @@ study.enqueue_trial({"learning_rate": 2e-5}, user_attrs={"baseline": True})  # A
 study.optimize(
     make_objective(config, arena, callback_options={"offload_judge": True, "progress": True}),
     n_trials=args.trials,
+    callbacks=[PublishCallback(arena)],  # the leaderboard and notes, for Optuna Dashboard
 )
 print(study.best_trial.params, study.best_trial.user_attrs.get("pandalm_best_step"))

@@ -10,7 +10,13 @@ import argparse
 import optuna
 import transformers
 
-from optuna_pandalm import Arena, BradleyTerrySampler, JudgeCallback, JudgePruner
+from optuna_pandalm import (
+    Arena,
+    BradleyTerrySampler,
+    JudgeCallback,
+    JudgePruner,
+    PublishCallback,
+)
 from optuna_pandalm.demo.run import DEMO_TEMPLATE, pretrained_base
 from optuna_pandalm.demo.tasks import make_data
 from optuna_pandalm.judges import ReferenceJudge
@@ -62,6 +68,6 @@ def objective(trial: optuna.Trial) -> float:
     return arena.finalize(trial)  # the best checkpoint's score, or TrialPruned
 
 
-study.optimize(objective, n_trials=cli.trials)
+study.optimize(objective, n_trials=cli.trials, callbacks=[PublishCallback(arena)])
 for row in arena.leaderboard()[:5]:
     print(row.trial, row.step, f"{row.score:+.3f}", f"P(best)={row.p_best:.2f}")

@@ -36,6 +36,7 @@ _EXPORTS = {
     "BradleyTerrySampler": "optuna_pandalm.study.sampler",
     "JudgePruner": "optuna_pandalm.study.pruner",
     "JudgeCallback": "optuna_pandalm.training.callback",
+    "PublishCallback": "optuna_pandalm.publish.callback",
     "StoreError": "optuna_pandalm.errors",
     "PandaLMError": "optuna_pandalm.errors",
 }
@@ -52,6 +53,7 @@ if TYPE_CHECKING:
     from optuna_pandalm.judges.remote import RemoteJudge
     from optuna_pandalm.judges.reward import RewardModelJudge
     from optuna_pandalm.prompts import Prompt, load_prompts
+    from optuna_pandalm.publish.callback import PublishCallback
     from optuna_pandalm.statistics.bradley_terry import BradleyTerryResult, fit_bradley_terry
     from optuna_pandalm.store import Store
     from optuna_pandalm.study.pruner import JudgePruner

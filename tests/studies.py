@@ -6,7 +6,7 @@ import dataclasses
 
 import optuna
 
-from optuna_pandalm import Arena, BradleyTerrySampler, JudgePruner
+from optuna_pandalm import Arena, BradleyTerrySampler, JudgePruner, PublishCallback
 from optuna_pandalm.testing import Landscape, SimulatedJudge, simulated_prompts
 
 
@@ -65,5 +65,5 @@ def run_study(
                 raise optuna.TrialPruned()
         return arena.finalize(trial)
 
-    study.optimize(objective, n_trials=n_trials, n_jobs=n_jobs)
+    study.optimize(objective, n_trials=n_trials, n_jobs=n_jobs, callbacks=[PublishCallback(arena)])
     return StudyRun(study, arena, judge, landscape, truth, potential)

@@ -10,10 +10,10 @@ import optuna
 import pytest
 from scipy import stats
 
-from optuna_pandalm import Arena, JudgeRequest, Verdict
-from optuna_pandalm.arena import JudgeFailedError
+from optuna_pandalm import Arena, BradleyTerrySampler, JudgePruner, JudgeRequest, Verdict
+from optuna_pandalm.arena import JudgeFailedError, MatchRules
 from optuna_pandalm.judges import PairwiseJudge
-from optuna_pandalm.store import PromptSetMismatchError
+from optuna_pandalm.store import PromptSetMismatchError, Store
 from optuna_pandalm.testing import Landscape, SimulatedJudge, simulated_prompts, simulated_response
 from tests.studies import run_study
 
@@ -59,11 +59,30 @@ def test_top_rows_of_the_leaderboard_are_the_full_leaderboards_first_rows(studie
         assert quick.ci_high == pytest.approx(row.ci_high, rel=1e-6)
 
 
+class _Seeing(optuna.samplers.RandomSampler):
+    """A base sampler that keeps the trials the wrapper showed it."""
+
+    def __init__(self) -> None:
+        super().__init__(seed=0)
+        self.shown: list[optuna.trial.FrozenTrial] = []
+
+    def infer_relative_search_space(self, study, trial):
+        self.shown = study.get_trials(deepcopy=False)
+        return {}
+
+
+def _trials_the_base_sampler_sees(run) -> list[optuna.trial.FrozenTrial]:
+    seeing = _Seeing()
+    wrapper = BradleyTerrySampler(run.arena, seeing)
+    wrapper.infer_relative_search_space(run.study, run.study.trials[-1])
+    return seeing.shown
+
+
 def test_trial_scores_track_the_truth(studies):
     correlations = []
     for run in studies.values():
-        proxy = run.study.sampler._proxy(run.study)
-        complete = proxy.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
+        shown = _trials_the_base_sampler_sees(run)
+        complete = [t for t in shown if t.state == optuna.trial.TrialState.COMPLETE]
         seen = [t.value for t in complete]
         true = [
             max(q for (trial, _), q in run.truth.items() if trial == t.number) for t in complete
@@ -100,7 +119,7 @@ def test_completed_trial_values_in_storage_are_never_rewritten(studies):
     stored = {
         t.number: t.value for t in run.study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
     }
-    proxy = {t.number: t.value for t in run.study.sampler._proxy(run.study).get_trials()}
+    proxy = {t.number: t.value for t in _trials_the_base_sampler_sees(run)}
     fresh = optuna.load_study(study_name=run.study.study_name, storage=run.study._storage)
     assert {
         t.number: t.value for t in fresh.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
@@ -311,6 +330,45 @@ def test_a_study_refuses_another_prompt_set(tmp_path):
         Arena(url, "s", SimulatedJudge(), simulated_prompts(11))
 
 
+def test_the_arenas_rules_are_its_match_settings(tmp_path):
+    arena = Arena(
+        f"sqlite:///{tmp_path / 'r.db'}",
+        "s",
+        SimulatedJudge(),
+        simulated_prompts(4),
+        position="swap",
+        seed=np.int64(7),
+        batch_size=8,
+        racing_alpha=0.05,
+        short_match=2,
+    )
+    assert arena.rules == MatchRules(
+        position="swap", seed=7, batch_size=8, racing_alpha=0.05, short_match=2
+    )
+    assert type(arena.rules.seed) is int  # numpy integers are canonicalised once
+
+
+@pytest.mark.parametrize(
+    ("rule", "message"),
+    [
+        ({"position": "both"}, "position must be one of"),
+        ({"batch_size": 0}, "batch_size must be >= 1"),
+        ({"min_games": -1}, "min_games must be >= 0"),
+        ({"racing_alpha": 1.5}, "racing_alpha must be in"),
+        ({"judge_retries": -1}, "judge_retries must be >= 0"),
+        ({"judge_backoff": float("nan")}, "judge_backoff must be >= 0"),
+        ({"short_match": 0}, "short_match must be >= 1"),
+        ({"seed": -1}, "seed must be >= 0"),
+    ],
+)
+def test_a_bad_match_rule_is_refused_before_the_study_is_bound(tmp_path, rule, message):
+    url = f"sqlite:///{tmp_path / 'bad.db'}"
+    with pytest.raises(ValueError, match=message):
+        Arena(url, "s", SimulatedJudge(), simulated_prompts(4), **rule)
+    assert Store(url).arena_settings("s") is None  # a valid worker can still bind it
+    Arena(url, "s", SimulatedJudge(), simulated_prompts(4))
+
+
 def test_generations_must_match_the_prompt_set(tmp_path):
     arena = Arena(f"sqlite:///{tmp_path / 'g.db'}", "s", SimulatedJudge(), simulated_prompts(5))
     with pytest.raises(ValueError, match="trial 0 step 1: 4 generations for 5 prompts"):
@@ -356,7 +414,6 @@ def test_parallel_jobs_share_one_arena(tmp_path):
 
 def _pruning_decisions(tmp_path, curves: list[dict[int, float]], **pruner_options):
     """Run one trial per curve ({step: quality}); returns {(trial, step): should_prune}."""
-    from optuna_pandalm import JudgePruner
 
     tmp_path.mkdir(parents=True, exist_ok=True)
     url = f"sqlite:///{tmp_path / 'prune.db'}"

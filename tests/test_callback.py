@@ -153,7 +153,8 @@ def _rank(rank: int, port: int, path: str, queue) -> None:
         callback = JudgeCallback(arena, trial, tokenizer, max_new_tokens=4)
         control = types.SimpleNamespace(should_training_stop=False)
         state = types.SimpleNamespace(global_step=7)
-        callback._evaluate(types.SimpleNamespace(bf16=False, fp16=False), state, control, model)
+        args = types.SimpleNamespace(bf16=False, fp16=False)
+        callback.on_epoch_end(args, state, control, model=model)  # judged at each epoch's end
         queue.put((rank, arena.received, control.should_training_stop, callback.metrics))
     finally:
         dist.destroy_process_group()

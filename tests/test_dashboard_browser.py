@@ -19,7 +19,7 @@ from typing import Any
 import optuna
 import pytest
 
-from optuna_pandalm import Arena, BradleyTerrySampler, JudgePruner, Verdict
+from optuna_pandalm import Arena, BradleyTerrySampler, JudgePruner, PublishCallback, Verdict
 from optuna_pandalm.attributes import PRUNED_ATTR, SCORE_ATTR
 from optuna_pandalm.judges import PairwiseJudge
 from optuna_pandalm.publish.dashboard import CARD_HEIGHT_PX, LEADERBOARD_GRAPH_ID
@@ -81,7 +81,7 @@ def dashboard(tmp_path_factory) -> Iterator[dict[str, Any]]:
                 break
         return arena.finalize(trial)
 
-    study.optimize(objective, n_trials=len(QUALITY))
+    study.optimize(objective, n_trials=len(QUALITY), callbacks=[PublishCallback(arena)])
     app = wsgi(optuna.storages.RDBStorage(url))
 
     class _Server(socketserver.ThreadingMixIn, wsgiref.simple_server.WSGIServer):
@@ -177,6 +177,6 @@ def test_a_pruned_trials_note_says_which_loss_pruned_it_from_the_trials_side(
     assert reason in page  # the loss: opponent, W-T-L record, p-value and step
     assert "this trial's answer" in page and "the incumbent's answer" in page.lower()
     assert "Response 1" not in page and "Response 2" not in page
-    assert re.search(rf"{SCORE_ATTR}\s+[-+]?\d", page)  # user attribute: current score
+    assert re.search(rf"{SCORE_ATTR}\s+[-+]?\d", page)  # user attribute: its score when pruned
     shot = _screenshot("dashboard-pruned-note.png", tmp_path)
     assert browser.save_screenshot(str(shot)) and shot.stat().st_size > 20_000

@@ -14,7 +14,7 @@ from pathlib import Path
 import optuna
 import pytest
 
-from optuna_pandalm import Arena, JudgeRequest
+from optuna_pandalm import Arena, JudgeRequest, PublishCallback
 from optuna_pandalm.arena import JudgeFailedError
 from optuna_pandalm.judges import PairwiseJudge
 from optuna_pandalm.study.check import check_study
@@ -133,7 +133,7 @@ def _check(url: str) -> subprocess.CompletedProcess:
 
 def test_check_passes_on_sound_data_and_reports_each_kind_of_problem(tmp_path):
     url, arena, study = _study(tmp_path, SimulatedJudge(seed=1))
-    study.optimize(_objective(arena), n_trials=3)
+    study.optimize(_objective(arena), n_trials=3, callbacks=[PublishCallback(arena)])
     done = _check(url)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "no problems found" in done.stdout

@@ -175,15 +175,21 @@ def test_generate_mode_beam_cache_gives_the_default_caches_outputs(tiny_llama_pa
     assert with_cache == default
 
 
-def test_beam_cache_is_used_on_cpu_by_default_and_follows_the_option(tiny_llama_path):
-    import torch
+def test_beam_cache_is_used_on_cpu_by_default_and_follows_the_option(tiny_llama_path, monkeypatch):
+    from optuna_pandalm.judges import beam_cache
 
     options = {"mode": "generate", "num_beams": 2, "max_new_tokens": 2, "device": "cpu"}
     assert PandaLMJudge(tiny_llama_path, **options).uses_beam_cache()
     off = PandaLMJudge(tiny_llama_path, **options, beam_cache=False)
     assert not off.uses_beam_cache()
-    settings = {"num_beams": 2, "max_new_tokens": 2}
-    assert off._cache({"input_ids": torch.zeros(1, 3)}, settings) == {}
+    made = []
+    real = beam_cache.beam_search_cache
+    monkeypatch.setattr(
+        beam_cache, "beam_search_cache", lambda *a, **k: made.append(real(*a, **k)) or made[-1]
+    )
+    off.retry = {"max_new_tokens": 1}
+    off.judge(REQUESTS[:1])
+    assert made == []  # beam search ran on transformers' own cache
 
 
 def test_beam_cache_defaults_off_on_a_gpu_model(tiny_llama_path, monkeypatch):

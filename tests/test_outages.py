@@ -8,7 +8,7 @@ import time
 import optuna
 import pytest
 
-from optuna_pandalm import Arena, StoreError
+from optuna_pandalm import Arena, PublishCallback, StoreError
 from optuna_pandalm.study.check import check_study
 from optuna_pandalm.study.optuna_storage import OutageTolerantStorage
 from optuna_pandalm.testing import SimulatedJudge, simulated_prompts, simulated_response
@@ -74,7 +74,7 @@ def test_a_worker_rides_out_a_database_restart_and_its_study_goes_on(postgres_ur
 
     def work() -> None:
         try:
-            study.optimize(objective, n_trials=8)
+            study.optimize(objective, n_trials=8, callbacks=[PublishCallback(arena)])
         except BaseException as error:
             errors.append(error)
 

@@ -38,8 +38,8 @@ def test_a_completed_trial_ends_with_its_value_and_what_optuna_freezes(study_and
     out = io.StringIO()
     study.optimize(_objective(arena, out, 0.0), n_trials=1)
     assert out.getvalue().startswith(
-        f"trial 0 complete: value {study.trials[0].value:+.3f} at step 1 (its score now; "
-        "Optuna freezes it, the current one is the user attribute pandalm_score)"
+        f"trial 0 complete: value {study.trials[0].value:+.3f} at step 1 (its score now, as "
+        "is its pandalm_score; Optuna freezes both, current scores: optuna-pandalm leaderboard)"
     )
 
 

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 
 from optuna_pandalm import Prompt, Store, StoreError, fit_bradley_terry
 from optuna_pandalm.store import (
+    ArenaStore,
     GameRecord,
     PromptSetMismatchError,
     StoredVerdict,
@@ -40,6 +41,44 @@ def _games(store: Store, arena: int, a: int, b: int) -> list[GameRecord]:
         GameRecord(1, a, b, verdict.id, 0),
         GameRecord(2, b, a, verdict.id, 2),
     ]
+
+
+def test_store_offers_every_method_of_the_arena_store_interface(storage_url):
+    assert isinstance(Store(storage_url), ArenaStore)
+
+
+class _ReadThrough:
+    """An ArenaStore that is not a Store: it reads every member of the interface through
+    from a Store, and counts the reads."""
+
+    def __init__(self, store: Store) -> None:
+        self._store, self.reads = store, 0
+
+
+def _read_through(name: str) -> property:
+    def read(self: _ReadThrough):
+        self.reads += 1
+        return getattr(self._store, name)
+
+    return property(read)
+
+
+for _name in [n for n in vars(ArenaStore) if not n.startswith("_")]:
+    setattr(_ReadThrough, _name, _read_through(_name))
+
+
+def test_an_arena_takes_any_arena_store_but_refuses_other_storage():
+    from optuna_pandalm import Arena
+    from optuna_pandalm.testing import SimulatedJudge, simulated_prompts, simulated_response
+
+    store = _ReadThrough(Store("sqlite://"))
+    arena = Arena(store, "s", SimulatedJudge(), simulated_prompts(4), seed=0)
+    arena.evaluate(0, 1, [simulated_response(0.0)] * 4)
+    arena.evaluate(1, 1, [simulated_response(2.0)] * 4)
+    assert arena.store is store and store.reads > 0
+    assert arena.verdict_counts()["games"] == 4
+    with pytest.raises(TypeError, match="storage must be a URL or a Store"):
+        Arena(object(), "s", SimulatedJudge(), simulated_prompts(4))
 
 
 def test_tables_are_prefixed_and_creation_is_idempotent(storage_url):

@@ -1,68 +1,124 @@
-"""Finished trials carry their current judge score where users look (trial user attributes),
-refreshed as the arena changes, while Optuna's frozen value stays what it was."""
+"""A finished trial stays exactly as Optuna left it: its ``pandalm_score`` is its score as of
+its finish, set while it ran; current scores are published to the study, never written
+into Optuna's tables; and ``finalize`` alone publishes nothing."""
 
 from __future__ import annotations
 
 import optuna
-import pytest
+import sqlalchemy as sa
 
-from optuna_pandalm import Arena, JudgePruner
-from optuna_pandalm.attributes import BEST_STEP_ATTR, PRUNED_ATTR, SCORE_ATTR
-from optuna_pandalm.store import Store
+from optuna_pandalm import Arena, BradleyTerrySampler, JudgePruner, PublishCallback
+from optuna_pandalm.attributes import (
+    BEST_STEP_ATTR,
+    LEADERBOARD_ATTR,
+    PRUNED_ATTR,
+    SCORE_ATTR,
+    SNAPSHOT_ATTR,
+)
 from optuna_pandalm.testing import SimulatedJudge, simulated_prompts, simulated_response
 
-QUALITY = [0.0, 1.0, -4.0, 2.0, 0.5]  # by trial number; trial 2 is pruned
+QUALITY = [0.0, 1.0, -4.0, 2.0, 0.5, 3.0]  # by trial number; trial 2 is pruned
+OPTUNA_TRIAL_TABLES = (
+    "trials",
+    "trial_values",
+    "trial_params",
+    "trial_user_attributes",
+    "trial_system_attributes",
+    "trial_intermediate_values",
+)
 
 
-def _run(url: str) -> tuple[optuna.Study, Arena]:
+def _study(url: str, *, callbacks: bool = True) -> tuple[optuna.Study, Arena, list]:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     prompts = simulated_prompts(12)
     arena = Arena(url, "scores", SimulatedJudge(seed=0, noise=0.1), prompts, seed=0)
     study = optuna.create_study(
-        study_name="scores", storage=url, direction="maximize", pruner=JudgePruner(arena)
+        study_name="scores",
+        storage=url,
+        direction="maximize",
+        sampler=BradleyTerrySampler(arena, optuna.samplers.RandomSampler(seed=0)),
+        pruner=JudgePruner(arena),
     )
+    return study, arena, [PublishCallback(arena)] if callbacks else []
 
+
+def _objective(arena: Arena, prompts: int = 12):
     def objective(trial: optuna.Trial) -> float:
+        trial.suggest_float("learning_rate", 1e-5, 1e-3, log=True)
         for step in (1, 2):
             quality = QUALITY[trial.number] + step / 4
-            arena.evaluate(trial, step, [simulated_response(quality)] * len(prompts))
+            arena.evaluate(trial, step, [simulated_response(quality)] * prompts)
         return arena.finalize(trial)
 
-    study.optimize(objective, n_trials=len(QUALITY))
-    return study, arena
+    return objective
 
 
-def test_finished_trials_carry_their_current_score_refreshed_as_the_arena_changes(
-    shared_storage_url,
-):
-    _, arena = _run(shared_storage_url)
-    # A fresh, uncached read: what Optuna Dashboard shows in its trial table.
-    stored = optuna.load_study(
-        study_name="scores", storage=optuna.storages.RDBStorage(shared_storage_url)
-    ).trials
-    states = {t.state for t in stored}
-    assert optuna.trial.TrialState.PRUNED in states and optuna.trial.TrialState.COMPLETE in states
-    standings = arena.standings()
-    for trial in stored:
-        best = arena.best_checkpoint(trial.number)
-        assert trial.user_attrs[SCORE_ATTR] == round(standings.score(best), 4)
-        assert trial.user_attrs[BEST_STEP_ATTR] == best.step
-    complete = [t for t in stored if t.state == optuna.trial.TrialState.COMPLETE]
-    moved = [t for t in complete if abs(t.value - t.user_attrs[SCORE_ATTR]) > 1e-3]
-    assert moved, "scores moved after some trial completed, so some value must differ"
-    pruned = next(t for t in stored if t.state == optuna.trial.TrialState.PRUNED)
-    assert pruned.user_attrs[PRUNED_ATTR].startswith("pruned at step")
+def _rows(url: str, trial_ids: list[int]) -> dict[str, list[tuple]]:
+    """Every row of Optuna's per-trial tables that belongs to ``trial_ids``, as stored."""
+    engine = sa.create_engine(url)
+    try:
+        metadata = sa.MetaData()
+        metadata.reflect(engine, only=OPTUNA_TRIAL_TABLES)
+        rows = {}
+        with engine.connect() as connection:
+            for name in OPTUNA_TRIAL_TABLES:
+                table = metadata.tables[name]
+                query = table.select().where(table.c.trial_id.in_(trial_ids))
+                rows[name] = sorted(tuple(row) for row in connection.execute(query))
+        return rows
+    finally:
+        engine.dispose()
 
 
-def test_only_our_attributes_of_finished_trials_of_that_study_are_rewritten(tmp_path):
+def test_a_finished_trials_rows_in_optunas_tables_never_change_as_more_trials_play(tmp_path):
     url = f"sqlite:///{tmp_path / 'study.db'}"
-    study, _ = _run(url)
-    store = Store(url)
-    with pytest.raises(ValueError, match="only pandalm_"):
-        store.refresh_trial_attrs("scores", {0: {"baseline": True}})
-    assert store.refresh_trial_attrs("another-study", {0: {SCORE_ATTR: 1.0}}) == 0
-    running = study.ask()
-    assert store.refresh_trial_attrs("scores", {running.number: {SCORE_ATTR: 9.0}}) == 0
-    assert (
-        SCORE_ATTR not in optuna.storages.RDBStorage(url).get_trial(running._trial_id).user_attrs
+    study, arena, callbacks = _study(url)
+    study.optimize(_objective(arena), n_trials=3, callbacks=callbacks)
+    finished = study.get_trials(deepcopy=False)
+    assert {t.state for t in finished} == {
+        optuna.trial.TrialState.COMPLETE,
+        optuna.trial.TrialState.PRUNED,
+    }
+    ids = [t._trial_id for t in finished]
+    before = _rows(url, ids)
+    assert before["trial_user_attributes"] and before["trial_intermediate_values"]
+
+    study.optimize(_objective(arena), n_trials=len(QUALITY) - 3, callbacks=callbacks)
+
+    assert len(arena.players()) == 2 * len(QUALITY)  # the later trials played
+    assert _rows(url, ids) == before
+
+
+def test_a_trials_score_attribute_is_its_score_as_of_its_finish(tmp_path):
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    study, arena, callbacks = _study(url)
+    study.optimize(_objective(arena), n_trials=len(QUALITY), callbacks=callbacks)
+    # A fresh, uncached read: what Optuna Dashboard shows in its trial table.
+    stored = optuna.load_study(study_name="scores", storage=url).trials
+    complete = [t for t in stored if t.state == optuna.trial.TrialState.COMPLETE]
+    for trial in complete:
+        assert trial.user_attrs[SCORE_ATTR] == round(trial.value, 4)
+        assert trial.user_attrs[BEST_STEP_ATTR] in (1, 2)
+    standings = arena.standings()
+    now = {t.number: round(standings.score(arena.best_checkpoint(t.number)), 4) for t in complete}
+    assert any(t.user_attrs[SCORE_ATTR] != now[t.number] for t in complete), (
+        "scores moved after some trial finished, so some frozen score must differ from now"
     )
+    rows = {(r["trial"], r["step"]): r["score"] for r in study.user_attrs[LEADERBOARD_ATTR]}
+    best = arena.best_checkpoint(complete[0].number)
+    assert rows[(best.trial, best.step)] == now[complete[0].number]  # current: the leaderboard
+    pruned = next(t for t in stored if t.state == optuna.trial.TrialState.PRUNED)
+    assert pruned.user_attrs[PRUNED_ATTR].startswith("pruned at step 2: lost")
+    assert pruned.user_attrs[BEST_STEP_ATTR] in (1, 2) and SCORE_ATTR in pruned.user_attrs
+
+
+def test_finalize_alone_publishes_nothing_to_the_study(tmp_path):
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    study, arena, _ = _study(url, callbacks=False)
+    study.optimize(_objective(arena), n_trials=3)
+    assert {t.state for t in study.trials} >= {
+        optuna.trial.TrialState.COMPLETE,
+        optuna.trial.TrialState.PRUNED,
+    }
+    assert LEADERBOARD_ATTR not in study.user_attrs and SNAPSHOT_ATTR not in study.user_attrs
+    assert study.user_attrs == {}

@@ -118,6 +118,8 @@ def test_tune_runs_the_baseline_first_and_resumes_an_interrupted_study(config_fi
         study.trials[0].params["learning_rate"] == 2e-5 and study.trials[0].user_attrs["baseline"]
     )
     assert (tmp_path / "runs" / "report.html").is_file()
+    # Published after each trial (PublishCallback): the leaderboard and check's snapshot.
+    assert study.user_attrs["pandalm_leaderboard"] and study.user_attrs["pandalm_fit"]
 
 
 def test_demo_tasks_are_verifiable_and_splits_disjoint():

@@ -29,10 +29,10 @@ def test_a_vote_is_a_game_and_a_verdict_of_annotator_human_name(storage_url):
     assert arena.record_vote(3, (0, 1), (1, 1), "first", "ada", comment="clearer") is True
     (vote,) = arena.human_votes()
     assert (vote.annotator, vote.prompt_position, vote.outcome) == ("human:ada", 3, 1)
-    first, second = (arena._player(k).id for k in ((0, 1), (1, 1)))
+    first, second = (arena.trial_players(trial)[0].id for trial in (0, 1))
     assert (vote.first_player_id, vote.second_player_id) == (first, second)
     assert arena.verdict_counts()["games"] == games_before + 1
-    assert arena.reasons(arena._player((0, 1)), limit=100)[-1] == (3, "clearer")
+    assert arena.reasons(arena.trial_players(0)[0], limit=100)[-1] == (3, "clearer")
     assert sum(row.human_votes for row in arena.leaderboard()) == 2  # one per side
     assert not any(arena.check().values())
 
@@ -64,7 +64,7 @@ def test_one_vote_per_person_pair_and_prompt(tmp_path):
 def test_votes_enter_the_fit_as_games(tmp_path):
     arena = _arena(f"sqlite:///{tmp_path / 'db.sqlite'}")
     _two_checkpoints(arena)
-    weak, strong = arena._player((0, 1)), arena._player((1, 1))
+    (weak,), (strong,) = arena.trial_players(0), arena.trial_players(1)
     gap = arena.standings().score(strong) - arena.standings().score(weak)
     for position in range(N):
         for person in ("ada", "bob", "cy"):
@@ -130,7 +130,7 @@ def test_votes_do_not_keep_the_judge_from_playing_a_prompt(tmp_path):
     for trial, quality in ((0, 0.0), (1, 1.0)):
         texts = [simulated_response(quality, text=f"{trial} {i}") for i in range(N)]
         arena.store.player(arena.arena_id, trial=trial, step=1, generations=texts)
-    a, b = arena._player((0, 1)), arena._player((1, 1))
+    (a,), (b,) = arena.trial_players(0), arena.trial_players(1)
     for position in range(N):
         arena.record_vote(position, a, b, "tie", "ada")
     outcome = arena.play(a, b)

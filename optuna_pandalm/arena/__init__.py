@@ -3,12 +3,16 @@
 One concept per module:
 
 * ``_players``: :class:`Player`, the checkpoints and baselines of a study.
+* ``_rules``: :class:`MatchRules`, the rules match play follows (shown order, seed,
+  racing, batch size, retries), checked once.
 * ``_match_play``: :class:`MatchPlay`, shown order, racing, the verdict cache, judge
   validation and retries; the only code that calls the judge.
 * ``_standings``: :class:`Standings`, the immutable scores every other layer reads.
 * ``_ledger``: incremental reads of stored players and game counts for the fits.
-* ``_trial``: the Optuna glue, the only code that touches a trial.
-* ``_check``: what ``check`` finds against the Optuna study.
+* ``_votes``: people's votes beside the judge's games.
+* ``_trial``: the Optuna trial glue (report, user attributes, ``TrialPruned``), the only
+  code that touches a running trial. Publishing is ``optuna_pandalm.publish``'s, after
+  the trial (:class:`~optuna_pandalm.PublishCallback`).
 * ``_arena``: :class:`Arena`, the facade users call.
 
 Every verdict goes through the store's cache, every game is committed as it is judged, and
@@ -26,6 +30,7 @@ from optuna_pandalm.arena._match_play import (
 )
 from optuna_pandalm.arena._players import Player
 from optuna_pandalm.arena._result import EvaluationResult
+from optuna_pandalm.arena._rules import MatchRules
 from optuna_pandalm.arena._standings import Effect, LeaderboardRow, Standings, length_feature
 from optuna_pandalm.statistics.sign_test import sign_test
 from optuna_pandalm.store import HUMAN_PREFIX
@@ -40,6 +45,7 @@ __all__ = [
     "MatchOutcome",
     "MatchPlay",
     "MatchProgress",
+    "MatchRules",
     "Player",
     "Standings",
     "length_feature",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from collections.abc import Callable, Sequence
@@ -10,20 +11,21 @@ from typing import Any
 from optuna_pandalm.arena import _trial
 from optuna_pandalm.arena._ledger import Ledger, as_player
 from optuna_pandalm.arena._match_play import (
-    POSITIONS,
     JudgeFailedError,
     MatchOutcome,
     MatchPlay,
 )
 from optuna_pandalm.arena._players import Player, checkpoint_step, trial_number
 from optuna_pandalm.arena._result import EvaluationResult
+from optuna_pandalm.arena._rules import MatchRules
 from optuna_pandalm.arena._standings import LeaderboardRow, Standings, fit_standings
 from optuna_pandalm.arena._votes import Votes
-from optuna_pandalm.attributes import BEST_STEP_ATTR, ERROR_ATTR
+from optuna_pandalm.attributes import ERROR_ATTR
 from optuna_pandalm.judges.base import JudgeRequest, PairwiseJudge, Verdict
 from optuna_pandalm.prompts import Prompt, load_prompts, prompt_set_hash
 from optuna_pandalm.store import (
     SCORING_DEFAULTS,
+    ArenaStore,
     PromptSetMismatchError,
     Store,
     refuse_other_settings,
@@ -42,10 +44,12 @@ class Arena(Votes):
 
     A facade over three parts: match play (shown order, racing, the verdict cache and what a
     judge failure means), :class:`Standings` (the scores, a pure function of the stored
-    games) and the Optuna glue (reports, pruning, publishing).
+    games) and the Optuna glue (reports, pruning, the trial's own attributes). It publishes
+    nothing: :class:`~optuna_pandalm.publish.PublishCallback` does, after each trial.
 
     Args:
-        storage: SQLAlchemy URL (the Optuna study's or a separate one) or a :class:`Store`.
+        storage: SQLAlchemy URL (the Optuna study's or a separate one), or a :class:`Store`
+            (any :class:`~optuna_pandalm.store.ArenaStore`).
             Given a URL, the arena also prepares Optuna's own tables there, under the lock
             that guards ours, so many workers can start at once on an empty database.
         study_name: The Optuna study this arena scores. A study is bound to one prompt set
@@ -94,10 +98,15 @@ class Arena(Votes):
             would tell nothing about the top. Most matches are between near-equal
             checkpoints that racing cannot separate; this ends those of non-contenders and
             lets contenders play on. ``None`` (the default): every match runs to racing's
-            end. 0.01 with the pruner's rank rule used 40% fewer judge calls at 20
-            trainings but lost regret there (``benchmarks/README.md``), hence opt-in.
+            end. Opt-in: with the pruner's rank rule it saved judge calls but lost regret at
+            10 and 20 trainings (figures: ``benchmarks/README.md``, ``bt_tpe_lean``).
 
     Attributes:
+        rules: The :class:`~optuna_pandalm.arena.MatchRules` built from ``position``,
+            ``seed``, ``racing``, ``batch_size``, ``min_games``, ``racing_alpha``,
+            ``judge_retries``, ``judge_backoff`` and ``short_match``, checked before anything
+            is stored (its ``position`` the study's); immutable, and what
+            :class:`MatchPlay` plays by.
         position, length_control, robust_errors: The study's stored settings, which this
             arena plays and fits with.
 
@@ -113,7 +122,7 @@ class Arena(Votes):
 
     def __init__(
         self,
-        storage: str | Store,
+        storage: str | ArenaStore,
         study_name: str,
         judge: PairwiseJudge,
         prompts: Sequence[Prompt] | str | os.PathLike[str],
@@ -139,7 +148,7 @@ class Arena(Votes):
             if isinstance(prompts, (str, os.PathLike))
             else load_prompts(list(prompts))
         )
-        self.store = storage if isinstance(storage, Store) else Store(storage, prepare_optuna=True)
+        self.store = _open_store(storage, prepare_optuna=True)
         self.study_name = study_name
         self.judge = judge
         self.seed = 0 if seed is None else seed
@@ -147,9 +156,20 @@ class Arena(Votes):
         self.max_extra_matches = max_extra_matches
         if contender_floor is not None and not 0 <= contender_floor < 1:
             raise ValueError(f"contender_floor must be in [0, 1), got {contender_floor}")
-        if position is not None and position not in POSITIONS:
-            raise ValueError(f"position must be one of {POSITIONS}, got {position!r}")
         self.contender_floor = contender_floor
+        # Checked before anything is written: a bad rule must not bind the study. The
+        # position is the study's, set below once it is read.
+        rules = MatchRules(
+            position=SCORING_DEFAULTS["position"] if position is None else position,
+            seed=self.seed,
+            racing=racing,
+            batch_size=batch_size,
+            min_games=min_games,
+            racing_alpha=racing_alpha,
+            judge_retries=judge_retries,
+            judge_backoff=judge_backoff,
+            short_match=short_match,
+        )
         given: dict[str, Any] = {
             "position": position,
             "length_control": length_control,
@@ -172,21 +192,8 @@ class Arena(Votes):
         self.position: str = scoring["position"]
         self.length_control: bool = bool(scoring["length_control"])
         self.robust_errors: bool = bool(scoring["robust_errors"])
-        self.matches = MatchPlay(
-            self.store,
-            self.arena_id,
-            judge,
-            self.prompts,
-            position=self.position,
-            seed=self.seed,
-            racing=racing,
-            batch_size=batch_size,
-            min_games=min_games,
-            racing_alpha=racing_alpha,
-            judge_retries=judge_retries,
-            judge_backoff=judge_backoff,
-            short_match=short_match,
-        )
+        self.rules = dataclasses.replace(rules, position=self.position)
+        self.matches = MatchPlay(self.store, self.arena_id, judge, self.prompts, self.rules)
         self._ledger = self._new_ledger()
         self._standings: tuple[tuple[int, int, int, int], Standings] | None = None
         self.baseline: Player | None = None
@@ -199,7 +206,7 @@ class Arena(Votes):
             self.baseline = next((p for p in self.players() if p.name is not None), None)
 
     @classmethod
-    def load(cls, storage: str | Store, study_name: str) -> Arena:
+    def load(cls, storage: str | ArenaStore, study_name: str) -> Arena:
         """Open a study's arena read-only (leaderboards, reports, checks): prompts, baseline
         and every setting that changes scores (position, length control, robust errors) come
         from the store, so it scores as the study's workers do; nothing is written and
@@ -209,7 +216,7 @@ class Arena(Votes):
             StoreError: the storage does not exist or has no optuna-pandalm tables.
             ValueError: the storage has no arena for this study.
         """
-        store = storage if isinstance(storage, Store) else Store(storage, read_only=True)
+        store = _open_store(storage, read_only=True)
         settings = store.arena_settings(study_name)
         if settings is None:
             raise ValueError(
@@ -474,15 +481,21 @@ class Arena(Votes):
     def finalize(self, trial: Any) -> float:
         """The trial's value: the current score of its best checkpoint.
 
-        Raises ``optuna.TrialPruned`` when the study's pruner prunes the trial. When the
-        best checkpoint may be the study's best (P(best) >= ``p_best_threshold``), plays up
-        to ``max_extra_matches`` extra matches against the other contenders with the highest
-        P(best), so the leader is settled without a round robin. The chosen step is stored
-        in the trial's user attribute ``pandalm_best_step``.
+        Raises ``optuna.TrialPruned`` when the study's pruner prunes the trial (after
+        recording why in its user attribute ``pandalm_pruned``). When the best checkpoint
+        may be the study's best (P(best) >= ``p_best_threshold``), plays up to
+        ``max_extra_matches`` extra matches against the other contenders with the highest
+        P(best), so the leader is settled without a round robin.
+
+        While the trial runs, its user attributes ``pandalm_best_step`` and ``pandalm_score``
+        get the chosen checkpoint and its score as of now; Optuna freezes them with the
+        trial, so they keep that meaning as scores move. Nothing is published to the study
+        here: pass :class:`~optuna_pandalm.publish.PublishCallback` to ``study.optimize``
+        for the leaderboard and the trial's note.
         """
         number = trial_number(trial)
-        _trial.raise_if_pruned(self, trial, number)
         own = self.trial_players(number)
+        _trial.raise_if_pruned(trial, number, own, self.standings)
         if not own:
             raise ValueError(f"trial {number} has no evaluated checkpoint: call evaluate() first")
         best = self.standings().best_of(own)
@@ -492,10 +505,9 @@ class Arena(Votes):
                 break
             self.play(best, rival, kind="top")
             best = self.standings().best_of(own)
-        value = self.standings().score(best)
-        _trial.record(trial, BEST_STEP_ATTR, best.step)
-        _trial.publish(self, trial)
-        return value
+        standings = self.standings()
+        _trial.record_finish(trial, standings, best)
+        return standings.score(best)
 
     # --- what happened, for people -------------------------------------------------------------
     def check(self) -> dict[str, list[str]]:
@@ -531,8 +543,17 @@ class Arena(Votes):
         return [by_id[i] for i in ids]
 
 
+def _open_store(storage: str | ArenaStore, **options: bool) -> ArenaStore:
+    """The store at a URL (opened with ``options``), or the store given."""
+    if isinstance(storage, str):
+        return Store(storage, **options)
+    if not isinstance(storage, ArenaStore):
+        raise TypeError(f"storage must be a URL or a Store, got {type(storage).__name__}")
+    return storage
+
+
 def refuse_another_prompt_set(
-    store: Store,
+    store: ArenaStore,
     study_name: str,
     prompts: Sequence[Prompt],
     *,

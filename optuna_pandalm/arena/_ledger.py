@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from optuna_pandalm.arena._players import Player
-from optuna_pandalm.store import GameCounts, PlayerRecord, Store
+from optuna_pandalm.store import ArenaStore, GameCounts, PlayerRecord
 
 __all__ = ["Ledger", "as_player"]
 
@@ -26,7 +26,7 @@ class Ledger:
 
     def __init__(
         self,
-        store: Store,
+        store: ArenaStore,
         arena_id: int,
         *,
         by_prompt: bool = False,

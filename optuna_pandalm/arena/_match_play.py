@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from optuna_pandalm.arena._players import Player
+from optuna_pandalm.arena._rules import POSITIONS, MatchRules
 from optuna_pandalm.errors import InvalidVerdictError, JudgeFailedError, JudgeUnavailableError
 from optuna_pandalm.judges.base import JudgeRequest, PairwiseJudge, Verdict, canonical_verdict
 from optuna_pandalm.outcomes import Side, check_winner, outcome_of, side
@@ -30,8 +31,8 @@ from optuna_pandalm.prompts import Prompt
 from optuna_pandalm.statistics.sign_test import sign_test
 from optuna_pandalm.store import (
     HUMAN_PREFIX,
+    ArenaStore,
     GameRecord,
-    Store,
     StoredVerdict,
     VerdictKey,
     text_hash,
@@ -40,8 +41,6 @@ from optuna_pandalm.store import (
 __all__ = ["POSITIONS", "JudgeFailedError", "MatchOutcome", "MatchPlay", "MatchProgress"]
 
 _logger = logging.getLogger(__name__)
-
-POSITIONS = ("random", "swap", "fixed")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,7 +73,8 @@ class MatchProgress:
 
 
 class MatchPlay:
-    """Plays matches between two players of one arena; see the module docstring.
+    """Plays matches between two players of one arena by its :class:`MatchRules`; see the
+    module docstring.
 
     ``observers`` are called with a :class:`MatchProgress` as a match starts and after each
     batch (progress displays); they must not raise.
@@ -82,25 +82,12 @@ class MatchPlay:
 
     def __init__(
         self,
-        store: Store,
+        store: ArenaStore,
         arena_id: int,
         judge: PairwiseJudge,
         prompts: Sequence[Prompt],
-        *,
-        position: str,
-        seed: int,
-        racing: bool,
-        batch_size: int,
-        min_games: int,
-        racing_alpha: float,
-        judge_retries: int,
-        judge_backoff: float,
-        short_match: int | None = None,
+        rules: MatchRules,
     ) -> None:
-        if position not in POSITIONS:
-            raise ValueError(f"position must be one of {POSITIONS}, got {position!r}")
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         if str(judge.name).startswith(HUMAN_PREFIX):
             # People's votes are stored under such names; a judge must never read them.
             raise ValueError(f"judge name {judge.name!r}: {HUMAN_PREFIX!r} is for people")
@@ -108,15 +95,7 @@ class MatchPlay:
         self.arena_id = arena_id
         self.judge = judge
         self.prompts = list(prompts)
-        self.position = position
-        self.seed = seed
-        self.racing = racing
-        self.batch_size = batch_size
-        self.min_games = min_games
-        self.racing_alpha = racing_alpha
-        self.short_match = short_match
-        self.judge_retries = judge_retries
-        self.judge_backoff = judge_backoff
+        self.rules = rules
         self.judge_calls = 0
         self.cache_hits = 0
         self._unsaved: dict[VerdictKey, StoredVerdict] = {}
@@ -152,7 +131,7 @@ class MatchPlay:
         saved as soon as it arrives."""
         saved: dict[VerdictKey, StoredVerdict] = {}
         remaining = list(range(len(requests)))
-        for attempt in range(self.judge_retries + 1):
+        for attempt in range(self.rules.judge_retries + 1):
             start = time.perf_counter()
             try:
                 answers = self.judge.judge([requests[i] for i in remaining])
@@ -176,13 +155,13 @@ class MatchPlay:
             remaining = [i for i in remaining if i not in done]
             if error is None or not remaining:
                 return saved
-            if attempt == self.judge_retries:
+            if attempt == self.rules.judge_retries:
                 raise JudgeFailedError(
                     f"judge {self.judge.name!r} failed {attempt + 1} times on "
                     f"{len(remaining)} of {len(requests)} requests: "
                     f"{type(error).__name__}: {error}"
                 ) from error
-            wait = self.judge_backoff * 2**attempt
+            wait = self.rules.judge_backoff * 2**attempt
             _logger.warning(
                 "judge failed on %d requests (%s); retry %d in %.1f s",
                 len(remaining),
@@ -256,12 +235,13 @@ class MatchPlay:
         batch once ``min_games`` are played (the batch's games are stored by then), stops
         the match when it returns ``False``.
         """
+        rules = self.rules
         a, b = (self.store.generations(p.id) for p in (challenger, opponent))
         done = self.store.played_positions(self.arena_id, challenger.id, opponent.id)
         # Seeded by the responses, not the player ids: the same two sets of responses get the
         # same prompt order and the same shown orders in any study, so cached verdicts hit.
         content = text_hash("\x00".join(a) + "\x01" + "\x00".join(b))
-        rng = np.random.default_rng([self.seed, int(content[:15], 16)])
+        rng = np.random.default_rng([rules.seed, int(content[:15], 16)])
         order = [int(i) for i in rng.permutation(len(self.prompts)) if int(i) not in done]
         coins = rng.random(len(self.prompts)) < 0.5
         match_id = self.store.start_match(self.arena_id, challenger.id, opponent.id, kind=kind)
@@ -279,8 +259,8 @@ class MatchPlay:
                 )
 
         tell(False)
-        for start in range(0, len(order), self.batch_size):
-            batch = order[start : start + self.batch_size]
+        for start in range(0, len(order), rules.batch_size):
+            batch = order[start : start + rules.batch_size]
             shown = [(p, first) for p in batch for first in self._shown_orders(bool(coins[p]))]
             built = [
                 self._request(p, a[p], b[p]) if first else self._request(p, b[p], a[p])
@@ -301,7 +281,7 @@ class MatchPlay:
                 sides = {s for s, _ in valid}
                 # Conflicting orders: a tie.
                 result = valid[0][0] if len(sides) == 1 else Side.TIE
-                challenger_first = self.position != "random" or bool(coins[p])
+                challenger_first = rules.position != "random" or bool(coins[p])
                 outcome = outcome_of(result, shown_first=challenger_first)
                 pair = (challenger.id, opponent.id)
                 first_id, second_id = pair if challenger_first else pair[::-1]
@@ -314,16 +294,16 @@ class MatchPlay:
             self.store.save_games(self.arena_id, match_id, records)
             p_value = sign_test(wins, ties, losses)
             played = wins + ties + losses
-            decided = self.racing and played >= self.min_games and p_value < self.racing_alpha
+            decided = rules.racing and played >= rules.min_games and p_value < rules.racing_alpha
             behind = (
                 short
-                and self.short_match is not None
-                and played >= self.short_match
+                and rules.short_match is not None
+                and played >= rules.short_match
                 and wins < losses
             )
-            moot = go_on is not None and played >= self.min_games and not go_on()
+            moot = go_on is not None and played >= rules.min_games and not go_on()
             if decided or behind or moot:
-                stopped = start + self.batch_size < len(order)
+                stopped = start + rules.batch_size < len(order)
                 break
             tell(False)
         tell(True)
@@ -331,9 +311,9 @@ class MatchPlay:
 
     def _shown_orders(self, coin: bool) -> tuple[bool, ...]:
         """Whether the challenger is shown first, per judge call on one prompt."""
-        if self.position == "swap":
+        if self.rules.position == "swap":
             return (True, False)
-        if self.position == "fixed":
+        if self.rules.position == "fixed":
             return (True,)
         return (coin,)
 

@@ -22,7 +22,7 @@ from optuna_pandalm.store import HUMAN_PREFIX, GameRecord, StoredVerdict, Verdic
 
 if TYPE_CHECKING:
     from optuna_pandalm.prompts import Prompt
-    from optuna_pandalm.store import Store, VoteRecord
+    from optuna_pandalm.store import ArenaStore, VoteRecord
 
 __all__ = ["OUTCOMES", "JudgeAgreement", "Votes", "annotator_name"]
 
@@ -103,7 +103,7 @@ class JudgeAgreement:
 class Votes:
     """The arena's methods for people's votes (mixed into :class:`Arena`)."""
 
-    store: Store
+    store: ArenaStore
     arena_id: int
     prompts: list[Prompt]
 

@@ -1,6 +1,10 @@
 """The ``optuna-pandalm`` command line.
 
 Printing happens here and nowhere else. Errors go to stderr with exit code 2.
+
+The parser must load fast (``--help``, a typo): each subcommand imports what is heavy (the
+arena and the store with SQLAlchemy and numpy, Optuna, the judges, ``tune``'s trainer, tqdm)
+inside its function; torch and transformers never load before a model does.
 """
 
 from __future__ import annotations
@@ -14,18 +18,21 @@ from pathlib import Path
 from typing import Any
 
 from optuna_pandalm import __version__
+from optuna_pandalm.attributes import SNAPSHOT_ATTR
 from optuna_pandalm.commands._study_options import (
     add_study_arguments,
     refuse_another_length_control,
 )
+from optuna_pandalm.commands.review import add_review_command
+from optuna_pandalm.demo.run import next_steps, run_demo
 from optuna_pandalm.errors import CommandError
+from optuna_pandalm.prompts import PromptFormatError, load_prompts, prompt_set_hash
+from optuna_pandalm.publish.report import write_report
 
 _logger = logging.getLogger(__name__)
 
 
 def _prompts(args: argparse.Namespace) -> int:
-    from optuna_pandalm.prompts import PromptFormatError, load_prompts, prompt_set_hash
-
     try:
         prompts = load_prompts(args.file, on_invalid="skip" if args.skip_invalid else "raise")
     except PromptFormatError as error:
@@ -176,7 +183,6 @@ def _load_study(args: argparse.Namespace) -> Any:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from optuna_pandalm.attributes import SNAPSHOT_ATTR
     from optuna_pandalm.study.check import check_study
 
     arena = _load_arena(args)
@@ -195,7 +201,10 @@ def _check(args: argparse.Namespace) -> int:
         if len(found) > 10:
             print(f"          ... and {len(found) - 10} more")
     if study is not None and SNAPSHOT_ATTR not in study.user_attrs:
-        print("  note  no published scores yet (no trial finalized): score check skipped")
+        print(
+            "  note  no published scores yet (no trial finished with PublishCallback): "
+            "score check skipped"
+        )
     print("problems found" if total else "no problems found")
     return 1 if total else 0
 
@@ -217,8 +226,6 @@ def _upgrade(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from optuna_pandalm.publish.report import write_report
-
     if not Path(args.out).parent.is_dir():
         raise CommandError(f"--out {args.out}: no such folder {Path(args.out).parent}")
     arena = _load_arena(args)
@@ -278,7 +285,6 @@ def _tune(args: argparse.Namespace) -> int:
 
     from optuna_pandalm.arena import Arena
     from optuna_pandalm.judges.spec import judge_from_spec
-    from optuna_pandalm.publish.report import write_report
     from optuna_pandalm.store import StoreError
     from optuna_pandalm.study.judged_study import open_judged_study, optimize, trials_to_run
     from optuna_pandalm.training.tuning import make_objective
@@ -304,6 +310,7 @@ def _tune(args: argparse.Namespace) -> int:
     optimize(
         study,
         make_objective(config, arena),
+        arena=arena,
         n_trials=trials_to_run(study, n_trials),
         timeout=timeout,
     )
@@ -317,8 +324,6 @@ def _tune(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from optuna_pandalm.demo.run import run_demo
-
     def say(message: str) -> None:
         if not args.json:
             print(f"[demo] {message}", file=sys.stderr, flush=True)
@@ -356,8 +361,6 @@ def _demo(args: argparse.Namespace) -> int:
         f"baseline (Alpaca defaults, trial {summary['baseline_trial']}) {accuracy['baseline']:.2f}"
     )
     print(f"report: {summary['report']} ({summary['seconds']} s)\n")
-    from optuna_pandalm.demo.run import next_steps
-
     print(*next_steps(summary), sep="\n")
     return 0
 
@@ -495,8 +498,6 @@ Example: optuna-pandalm judge-eval --data pandalm --predictions pandalm-7b-tests
     judge_eval.add_argument("--limit", type=int, default=0, help="only the first N pairs")
     judge_eval.add_argument("--json", action="store_true", help="print one JSON document")
     judge_eval.set_defaults(handler=_judge_eval)
-
-    from optuna_pandalm.commands.review import add_review_command
 
     add_review_command(commands, add_study_arguments)
     return parser

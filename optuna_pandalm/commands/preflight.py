@@ -6,6 +6,8 @@ storage that cannot be reached or already holds the study with other prompts, or
 that do not fit the model's context (a tiny model's 128 tokens against Alpaca's 227-token
 template: every answer is noise, every game a tie). :func:`preflight` finds each before
 any training, with one message naming the key and the numbers.
+
+transformers is imported inside the check that reads the model's config and tokenizer.
 """
 
 from __future__ import annotations
@@ -16,10 +18,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from optuna_pandalm.arena import refuse_another_prompt_set
+from optuna_pandalm.judges.spec import check_spec
+from optuna_pandalm.prompts import Prompt, PromptFormatError, load_prompts
+from optuna_pandalm.store import Store, StoreError
+from optuna_pandalm.training.generation import format_prompt
 from optuna_pandalm.training.tuning import ConfigError, load_train_data
 
 if TYPE_CHECKING:
-    from optuna_pandalm.prompts import Prompt
     from optuna_pandalm.training.generation import PromptTemplate
     from optuna_pandalm.training.tuning import TuneConfig
 
@@ -83,8 +89,6 @@ def _prompt_lengths(
     prompts: Sequence[Prompt], tokenizer: Any, template: PromptTemplate
 ) -> list[int]:
     """Tokens of each prompt as the trainee sees it (in the template)."""
-    from optuna_pandalm.training.generation import format_prompt
-
     try:
         texts = [format_prompt(p, template, tokenizer) for p in prompts]
     except ValueError as error:
@@ -134,15 +138,11 @@ def _answers_cut_off(
     records: Sequence[dict[str, str]], tokenizer: Any, template: PromptTemplate, limit: int
 ) -> int:
     """How many training records' prompts alone fill ``limit`` tokens (nothing to learn)."""
-    from optuna_pandalm.prompts import Prompt
-
     prompts = [Prompt(r["instruction"], r["input"]) for r in records]
     return sum(n >= limit for n in _prompt_lengths(prompts, tokenizer, template))
 
 
 def _load(config: TuneConfig) -> tuple[list[Prompt], list[dict[str, str]]]:
-    from optuna_pandalm.prompts import PromptFormatError, load_prompts
-
     try:
         prompts = load_prompts(config.eval_prompts)
     except PromptFormatError as error:
@@ -182,9 +182,6 @@ def _model_and_tokenizer(config: TuneConfig) -> tuple[Any, Any]:
 
 
 def _storage(config: TuneConfig, prompts: Sequence[Prompt]) -> str:
-    from optuna_pandalm.arena import refuse_another_prompt_set
-    from optuna_pandalm.store import Store, StoreError
-
     try:
         store = Store.probe(config.storage)
         if store is None:
@@ -209,8 +206,6 @@ def preflight(config: TuneConfig) -> Preflight:
         ConfigError: the first problem found, naming the key and, where it can, the file,
             line and numbers.
     """
-    from optuna_pandalm.judges.spec import check_spec
-
     config.check_files()
     prompts, records = _load(config)
     try:

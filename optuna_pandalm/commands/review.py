@@ -1,4 +1,8 @@
-"""``optuna-pandalm review``: serve the review page, or import Dashboard votes."""
+"""``optuna-pandalm review``: serve the review page, or import Dashboard votes.
+
+The CLI's parser imports this module: the review page, the arena and the store (SQLAlchemy)
+are imported inside :func:`_run`, when the command runs.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +10,13 @@ import argparse
 import os
 from typing import Any
 
+from optuna_pandalm.commands._study_options import refuse_another_length_control
+from optuna_pandalm.errors import CommandError
+
 __all__ = ["add_review_command"]
 
 
 def _run(args: argparse.Namespace) -> int:
-    from optuna_pandalm.commands._study_options import refuse_another_length_control
-    from optuna_pandalm.errors import CommandError
     from optuna_pandalm.review import TOKEN_ENV, ReviewServer, open_arena
     from optuna_pandalm.store import StoreError
     from optuna_pandalm.url_masking import mask_url
@@ -23,7 +28,7 @@ def _run(args: argparse.Namespace) -> int:
     refuse_another_length_control(args, arena)
     where = f"study {args.study_name!r} in {mask_url(args.storage)!r}"
     if args.import_dashboard is not None:
-        from optuna_pandalm.review._dashboard import import_dashboard_votes
+        from optuna_pandalm.review import import_dashboard_votes
 
         try:
             done = import_dashboard_votes(

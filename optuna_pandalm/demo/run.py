@@ -15,6 +15,10 @@
 
 Counts in the summary (``n_trials``, ``n_pruned``, ``judge_calls``, ``seconds``) are this
 run's; ``study`` holds the study's totals (a rerun resumes the same study).
+
+The CLI's parser imports this module: torch, transformers, Optuna, tqdm, optuna-dashboard
+and the arena, store and study code (SQLAlchemy, numpy) are imported inside the functions
+that run the demo.
 """
 
 from __future__ import annotations
@@ -33,7 +37,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from optuna_pandalm.attributes import BASELINE_ATTR
 from optuna_pandalm.demo.tasks import DemoData, exact_match_accuracy, make_data
+from optuna_pandalm.demo.tiny_model import char_tokenizer, tiny_llama
+from optuna_pandalm.publish.report import write_report
+from optuna_pandalm.training.generation import generate_responses
+from optuna_pandalm.training.progress import quiet_third_party
 
 __all__ = ["DEMO_TEMPLATE", "demo_space", "next_steps", "pretrained_base", "run_demo"]
 
@@ -93,7 +102,6 @@ def pretrained_base(cache: Path | None = None, *, seed: int = 0) -> Path:
     import torch
     import transformers
 
-    from optuna_pandalm.demo.tiny_model import char_tokenizer, tiny_llama
     from optuna_pandalm.training.tuning import InstructionDataset, make_collator
 
     key = hashlib.sha256(f"{BASE_VERSION}:{seed}:{torch.__version__}".encode()).hexdigest()[:12]
@@ -171,12 +179,8 @@ def run_demo(
     from tqdm.auto import tqdm
 
     from optuna_pandalm.arena import Arena
-    from optuna_pandalm.attributes import BASELINE_ATTR
     from optuna_pandalm.judges import ReferenceJudge
-    from optuna_pandalm.publish.report import write_report
     from optuna_pandalm.study.judged_study import open_judged_study, optimize, trials_to_run
-    from optuna_pandalm.training.generation import generate_responses
-    from optuna_pandalm.training.progress import quiet_third_party
     from optuna_pandalm.training.tuning import TuneConfig, make_objective
 
     def say(message: str) -> None:
@@ -241,7 +245,7 @@ def run_demo(
     # Finished trials only: a new study's enqueued baseline is waiting, and runs now.
     before = {t.number for t in study.get_trials(deepcopy=False) if t.state.is_finished()}
     say(f"running {remaining} trials" + (f" (the study has {len(before)})" if before else ""))
-    optimize(study, objective, n_trials=remaining)
+    optimize(study, objective, arena=arena, n_trials=remaining)
     this_run = [t for t in study.get_trials(deepcopy=False) if t.number not in before]
 
     rows = arena.standings().leaderboard()

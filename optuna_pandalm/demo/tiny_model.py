@@ -3,6 +3,9 @@
 Nothing is downloaded: the tokenizer's vocabulary is a fixed alphabet and the weights are
 random (or trained by the demo). Both save to a folder and load back with the ordinary
 ``from_pretrained`` calls, so the real loading code is exercised.
+
+torch, transformers and tokenizers are imported inside the functions, so this module imports
+without them.
 """
 
 from __future__ import annotations

@@ -2,15 +2,18 @@
 
 transformers' default ``DynamicCache`` grows by concatenation (a copy of the whole cache at
 every step) and beam search reorders it with ``index_select`` (another copy) at every step.
-Both copies grow with the batch, so batching does not amortise them: on CPU they were 45% of
-a batch of 16 in PandaLM's decoding (4 beams). This cache preallocates two buffers per layer
-for the whole generation (prompt plus new tokens), writes each new token in place, and
-reorders by gathering from one buffer into the other: one copy per step, no allocation.
+Both copies grow with the batch, so batching does not amortise them: on CPU they were a
+large share of PandaLM's decoding (4 beams; ``benchmarks/README.md``). This cache
+preallocates two buffers per layer for the whole generation (prompt plus new tokens), writes
+each new token in place, and reorders by gathering from one buffer into the other: one copy
+per step, no allocation.
 Outputs are identical to the default cache's.
 
 Used by :class:`~optuna_pandalm.judges.PandaLMJudge` in generate mode with beams, for
 models whose layers are all full attention (LLaMA, PandaLM); anything else keeps the
 default cache.
+
+torch and transformers are imported inside the functions, so this module imports without them.
 """
 
 from __future__ import annotations

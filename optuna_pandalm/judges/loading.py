@@ -1,4 +1,7 @@
-"""Loading judge models from local folders (never from a hub) and freeing their memory."""
+"""Loading judge models from local folders (never from a hub) and freeing their memory.
+
+torch and transformers are imported inside the functions, when a model is loaded.
+"""
 
 from __future__ import annotations
 

@@ -11,15 +11,21 @@ Two modes:
   repetition penalty 1.2, 512 new tokens), batched with left padding, on a preallocated
   beam search cache on CPU (:mod:`optuna_pandalm.judges.beam_cache`); the output is parsed with
   :func:`parse_pandalm_output`, and an invalid output is retried once with sampling.
+
+torch, transformers and tqdm are imported inside the methods that run the model, so the
+judge's prompt and parser import without them.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 from collections.abc import Sequence
 from typing import Any
 
+# The module, not its function: tests and benchmarks replace beam_search_cache on it.
+from optuna_pandalm.judges import beam_cache as _beam_cache
 from optuna_pandalm.judges.base import JudgeRequest, PairwiseJudge, Verdict
 from optuna_pandalm.judges.loading import free_accelerator_memory, load_model
 
@@ -133,9 +139,8 @@ class PandaLMJudge(PairwiseJudge):
         max_length: Context length in tokens; default from the model config.
         beam_cache: Generate mode with beams: decode on the preallocated beam search cache
             (:mod:`~optuna_pandalm.judges.beam_cache`; identical outputs). Default ``None``:
-            on CPU only, where it was 1.33x faster on a batch of 16; on an H200 it decoded
-            0.31x as fast as transformers' default cache with 1.9x the memory
-            (``benchmarks/README.md``).
+            on CPU only, where it is faster; on a GPU it decoded slower than transformers'
+            default cache, with more memory (figures: ``benchmarks/README.md``).
         name: Override the cache key (default: model path or id, mode and settings).
         progress: Show a tqdm progress bar.
 
@@ -385,10 +390,8 @@ class PandaLMJudge(PairwiseJudge):
         nothing otherwise."""
         if settings.get("num_beams", 1) <= 1 or not self.uses_beam_cache():
             return {}
-        from optuna_pandalm.judges.beam_cache import beam_search_cache
-
         capacity = encoded["input_ids"].shape[1] + int(settings["max_new_tokens"])
-        cache = beam_search_cache(self.model, capacity)
+        cache = _beam_cache.beam_search_cache(self.model, capacity)
         return {} if cache is None else {_cache_keyword(): cache}
 
     def _generate(self, texts: list[str]) -> list[Verdict]:
@@ -432,8 +435,6 @@ def _cache_keyword() -> str:
         >>> _cache_keyword() in ("cache", "past_key_values")
         True
     """
-    import dataclasses
-
     from transformers.modeling_outputs import CausalLMOutputWithPast
 
     fields = {field.name for field in dataclasses.fields(CausalLMOutputWithPast)}

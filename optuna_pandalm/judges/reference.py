@@ -6,6 +6,7 @@ judges. It needs prompts with a reference answer.
 
 from __future__ import annotations
 
+import difflib
 import re
 import string
 from collections import Counter
@@ -80,8 +81,6 @@ def char_ratio(response: str, reference: str) -> float:
         >>> round(char_ratio("abcd", "abed"), 3)
         0.75
     """
-    import difflib
-
     return difflib.SequenceMatcher(
         None, response.strip(), reference.strip(), autojunk=False
     ).ratio()

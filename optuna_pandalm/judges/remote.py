@@ -12,6 +12,8 @@ label outside the top k has no probability. A multi-token label's later tokens a
 with the earlier ones appended to the prompt (as token ids). Without any tokenizer, the
 first token's alternatives that start a label are summed (an approximation). Constrained
 decoding (``guided_choice``, silently ignored by vLLM 0.12 and later) is never used.
+
+transformers is imported only to load a local tokenizer when one is asked for.
 """
 
 from __future__ import annotations

@@ -3,6 +3,8 @@
 PHUDGE (seeds/003) shows small judges with a classification or regression head are faster
 than generative ones and give a confidence. Two forward passes per pair (one per response,
 batched), no generation.
+
+torch is imported inside the method that scores, so this module imports without it.
 """
 
 from __future__ import annotations

@@ -24,6 +24,10 @@ from pathlib import Path
 from typing import Any
 
 from optuna_pandalm.judges.base import PairwiseJudge
+from optuna_pandalm.judges.pandalm import PandaLMJudge
+from optuna_pandalm.judges.reference import ReferenceJudge
+from optuna_pandalm.judges.remote import RemoteJudge
+from optuna_pandalm.judges.reward import RewardModelJudge
 
 __all__ = ["check_spec", "judge_from_spec"]
 
@@ -80,19 +84,11 @@ def _parse(spec: str) -> tuple[str, str, dict[str, Any]]:
 
 def _judge_class(kind: str) -> type[PairwiseJudge]:
     if kind == "reference":
-        from optuna_pandalm.judges.reference import ReferenceJudge
-
         return ReferenceJudge
     if kind == "pandalm":
-        from optuna_pandalm.judges.pandalm import PandaLMJudge
-
         return PandaLMJudge
     if kind == "reward":
-        from optuna_pandalm.judges.reward import RewardModelJudge
-
         return RewardModelJudge
-    from optuna_pandalm.judges.remote import RemoteJudge
-
     return RemoteJudge
 
 

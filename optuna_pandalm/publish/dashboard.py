@@ -1,26 +1,30 @@
-"""Publish the arena's leaderboard where Optuna users look: study attributes and Dashboard.
+"""What is published where Optuna users look: the study attributes and the Dashboard figure.
 
-A finished trial's value can never change, but study user attributes can: after each
-finished trial (complete or pruned) the study gets a compact leaderboard
-(``pandalm_leaderboard``). When ``optuna-dashboard`` is installed, the leaderboard is also
-saved as a plotly figure (one id, overwritten) sized to the dashboard's card, and the trial
-gets a note (:mod:`optuna_pandalm.publish.trial_notes`). Generated text is HTML-escaped in notes.
+A finished trial can never change, but study user attributes can: the study carries the
+compact leaderboard (``pandalm_leaderboard``), the snapshot ``check`` compares
+(``pandalm_fit``) and the judge's agreement with people (:func:`study_attributes`); with
+``optuna-dashboard`` installed, the leaderboard figure (:func:`leaderboard_figure`, one id,
+overwritten) sized to the dashboard's card. These are the data and drawing steps;
+:class:`~optuna_pandalm.publish.PublishCallback` writes them after each finished trial,
+with the trial's note (:mod:`optuna_pandalm.publish.trial_notes`).
 """
 
 from __future__ import annotations
 
-import logging
 from typing import TYPE_CHECKING, Any
 
-from optuna_pandalm.attributes import AGREEMENT_ATTR, LEADERBOARD_ATTR, SCORE_ATTR, SNAPSHOT_ATTR
+from optuna_pandalm.attributes import AGREEMENT_ATTR, LEADERBOARD_ATTR, SNAPSHOT_ATTR
 
 if TYPE_CHECKING:
     from optuna_pandalm.arena import Arena
 
-__all__ = ["LEADERBOARD_ATTR", "LEADERBOARD_GRAPH_ID", "leaderboard_figure", "publish"]
-
-_logger = logging.getLogger(__name__)
-
+__all__ = [
+    "CARD_HEIGHT_PX",
+    "LEADERBOARD_ATTR",
+    "LEADERBOARD_GRAPH_ID",
+    "leaderboard_figure",
+    "study_attributes",
+]
 
 LEADERBOARD_GRAPH_ID = "pandalm-leaderboard"
 CARD_HEIGHT_PX = 450  # Optuna Dashboard draws each user figure in a box this high
@@ -60,29 +64,29 @@ def leaderboard_figure(arena: Arena, *, top: int = _TOP, study: Any = None) -> A
     return figure
 
 
-def publish(
-    arena: Arena, study: Any, trial: Any | None = None, *, pruned: str | None = None
-) -> None:
-    """Write the compact leaderboard to the study, and the figure and the finished trial's
-    note (``pruned``: which loss pruned it) to Dashboard."""
+def study_attributes(arena: Arena, *, top: int = _TOP) -> dict[str, Any]:
+    """The study user attributes that publish the standings: the compact leaderboard (its
+    ``top`` rows, floats rounded to 4 places), the snapshot ``check`` compares against a
+    refit, and the judge's agreement with people.
+
+    Example:
+        >>> from optuna_pandalm import Arena
+        >>> from optuna_pandalm.testing import SimulatedJudge, simulated_prompts
+        >>> from optuna_pandalm.testing import simulated_response as answer
+        >>> arena = Arena("sqlite://", "doc", SimulatedJudge(), simulated_prompts(4), seed=0)
+        >>> for trial in range(3):
+        ...     _ = arena.evaluate(trial, 1, [answer(trial)] * 4)
+        >>> attrs = study_attributes(arena)
+        >>> sorted(attrs), len(attrs[LEADERBOARD_ATTR])
+        (['pandalm_fit', 'pandalm_judge_agreement', 'pandalm_leaderboard'], 3)
+    """
     standings = arena.standings()
     compact = [
         {k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.as_dict().items()}
-        for row in standings.leaderboard(top=_TOP)
+        for row in standings.leaderboard(top=top)
     ]
-    study.set_user_attr(LEADERBOARD_ATTR, compact)
-    study.set_user_attr(SNAPSHOT_ATTR, standings.snapshot())
-    study.set_user_attr(AGREEMENT_ATTR, arena.judge_agreement().as_dict())
-    try:
-        import optuna_dashboard
-    except ImportError:
-        return
-    from optuna_pandalm.publish.trial_notes import trial_note
-
-    optuna_dashboard.save_plotly_graph_object(
-        study, leaderboard_figure(arena, study=study), graph_object_id=LEADERBOARD_GRAPH_ID
-    )
-    if trial is not None:
-        score = getattr(trial, "user_attrs", {}).get(SCORE_ATTR)
-        note = trial_note(arena, trial.number, score=score, pruned=pruned)
-        optuna_dashboard.save_note(trial, note)
+    return {
+        LEADERBOARD_ATTR: compact,
+        SNAPSHOT_ATTR: standings.snapshot(),
+        AGREEMENT_ATTR: arena.judge_agreement().as_dict(),
+    }

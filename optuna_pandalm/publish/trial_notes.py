@@ -1,10 +1,11 @@
 """The Optuna Dashboard note of a finished trial: its matches, why it was pruned, reasons.
 
-Every finished trial gets one, complete or pruned. It is Markdown, written once when the
-trial ends, so it says what Optuna's frozen value is (the score at completion) and where
-the current score lives (the ``pandalm_score`` user attribute, refreshed). Generated text
-(answers, the judge's reasons) is HTML-escaped, and the judge's "Response 1 / Response 2"
-are told from the trial's side: "this trial's answer" and "the incumbent's answer".
+Every finished trial gets one, complete or pruned, written once after it finished. Optuna
+freezes a finished trial, so the note says what its frozen figures mean: the value and the
+``pandalm_score`` user attribute are its score as of its finish; current scores are in the
+leaderboard figure, ``optuna-pandalm leaderboard`` and the report. Generated text (answers,
+the judge's reasons) is HTML-escaped, and the judge's "Response 1 / Response 2" are told
+from the trial's side: "this trial's answer" and "the incumbent's answer".
 """
 
 from __future__ import annotations
@@ -13,18 +14,22 @@ import html
 import re
 from typing import TYPE_CHECKING, Any
 
-from optuna_pandalm.attributes import SCORE_ATTR
+from optuna_pandalm.attributes import PRUNED_ATTR, SCORE_ATTR
 from optuna_pandalm.outcomes import Side, side
 
 if TYPE_CHECKING:
+    from optuna.trial import FrozenTrial
+
     from optuna_pandalm.arena import Arena, Player
 
-__all__ = ["from_trials_side", "trial_note"]
+__all__ = ["finished_trial_note", "from_trials_side", "trial_note"]
 
 _RESPONSE = re.compile(r"\b([Rr])esponse\s*([12])\b")
 _EXAMPLES = 3
 _REASON_CHARS = 300
 _RESULT = {Side.WIN: "won", Side.TIE: "tie", Side.LOSS: "lost"}
+_CURRENT = "current scores: the leaderboard figure, `optuna-pandalm leaderboard`, the report"
+NO_REASON = "no reason recorded (pruned without `Arena.finalize`)"
 
 
 def from_trials_side(reason: str, *, trial_shown_first: bool) -> str:
@@ -80,8 +85,9 @@ def _examples(arena: Arena, player: Player, opponent: Player, *, losses_first: b
 def trial_note(
     arena: Arena, number: int, *, score: float | None, pruned: str | None = None
 ) -> str:
-    """The note of finished trial ``number``: ``score`` is its best checkpoint's score now
-    (Optuna's value when it completes); ``pruned`` says which loss pruned it."""
+    """The note of finished trial ``number``: ``score`` is its best checkpoint's score as
+    of its finish (its ``pandalm_score``; Optuna's value when it completes); ``pruned``
+    says which loss pruned it."""
     players = arena.trial_players(number)
     state = "pruned" if pruned else "complete"
     lines = [f"### Trial {number}: {state}", ""]
@@ -90,14 +96,14 @@ def trial_note(
     if score is not None and not pruned:
         lines += [
             f"**Value {score:+.3f}** is this trial's judge score when it completed (log-odds "
-            "against the anchor). Optuna freezes it; the score moves as other trials play, "
-            f"and the current one is the user attribute `{SCORE_ATTR}` in the trial table.",
+            f"against the anchor), as is its user attribute `{SCORE_ATTR}`. Optuna freezes "
+            f"both; scores move as other trials play ({_CURRENT}).",
             "",
         ]
     elif score is not None:
         lines += [
-            f"Score {score:+.3f} when pruned; the current one is the user attribute "
-            f"`{SCORE_ATTR}`.",
+            f"Score {score:+.3f} when pruned (its user attribute `{SCORE_ATTR}`, frozen; "
+            f"{_CURRENT}).",
             "",
         ]
     lines += ["Matches against the incumbent (W-T-L from this trial's side):", ""]
@@ -121,3 +127,20 @@ def trial_note(
             ]
     lines += ["", f"People's votes: {html.escape(arena.judge_agreement().summary())}."]
     return "\n".join(lines)
+
+
+def finished_trial_note(arena: Arena, trial: FrozenTrial) -> str | None:
+    """The note of a finished trial as Optuna froze it: complete, or pruned with the reason
+    recorded while it ran (``pandalm_pruned``; :data:`NO_REASON` when the objective pruned
+    it without ``Arena.finalize``), with its score as of its finish (``pandalm_score``).
+    ``None`` for a failed trial and for one without a checkpoint in the arena."""
+    from optuna.trial import TrialState
+
+    if trial.state not in (TrialState.COMPLETE, TrialState.PRUNED):
+        return None
+    if not arena.trial_players(trial.number):
+        return None
+    pruned = None
+    if trial.state == TrialState.PRUNED:
+        pruned = str(trial.user_attrs.get(PRUNED_ATTR) or NO_REASON)
+    return trial_note(arena, trial.number, score=trial.user_attrs.get(SCORE_ATTR), pruned=pruned)

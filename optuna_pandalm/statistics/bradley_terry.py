@@ -96,7 +96,7 @@ def _group(columns: list[tuple[_Int, int]]) -> tuple[_Int, _Int]:
         key = key * cardinality + values
         size *= cardinality
     if size <= max(4 * len(key), 1 << 20):
-        # Few possible keys: count them instead of sorting (a 10x faster grouping).
+        # Few possible keys: count them instead of sorting (faster; benchmarks/README.md).
         present = np.bincount(key, minlength=size) > 0
         code_of_key = np.cumsum(present) - 1
         inverse = code_of_key[key]
@@ -114,7 +114,24 @@ def _group(columns: list[tuple[_Int, int]]) -> tuple[_Int, _Int]:
     return inverse, order[starts]
 
 
-def _aggregate(
+@dataclasses.dataclass(frozen=True)
+class _Input:
+    """Games as every later step trusts them, checked and canonicalised once: one entry per
+    game, ids, outcomes and codes as ``int64``, weights and lengths as finite ``float64``."""
+
+    first: _Int
+    second: _Int
+    outcome: _Int  # 0 tie, 1 first-shown won, 2 second-shown won
+    n_players: int
+    weights: _Float | None
+    length: _Float | None
+    cluster: _Int | None  # dense cluster codes 0..n_clusters-1
+    n_clusters: int
+    annotator: _Int | None  # annotator codes; None with one annotator (the plain model)
+    n_annotators: int
+
+
+def _canonical_input(
     first: Any,
     second: Any,
     outcome: Any,
@@ -124,7 +141,9 @@ def _aggregate(
     length_diff: Any,
     clusters: Any,
     annotators: Any = None,
-) -> _Games:
+) -> _Input:
+    """Check the per-game arrays (shapes, integer ids and codes, ranges, finite values) and
+    canonicalise them into an :class:`_Input`; raises ``ValueError`` naming the array."""
     first_a = np.asarray(first)
     second_a = np.asarray(second)
     outcome_a = np.asarray(outcome)
@@ -177,43 +196,60 @@ def _aggregate(
         n_annotators = int(annotator_a.max()) + 1
     if n_annotators == 1:
         annotator_a = None  # one annotator: the plain model, whatever the codes say
-
-    columns = [(first_a, max(n_players, 1)), (second_a, max(n_players, 1))]
-    n_clusters = 0
-    cluster_codes = None
+    cluster_codes, n_clusters = None, 0
     if clusters is not None:
         cluster_codes, n_clusters = _codes(arrays["clusters"])
-        columns.insert(0, (cluster_codes, max(n_clusters, 1)))
-    if length_a is not None:
-        columns.append(_codes(length_a))
-    if annotator_a is not None:
-        columns.append((annotator_a, n_annotators))
-    if n_games == 0:
+    return _Input(
+        first=first_a,
+        second=second_a,
+        outcome=outcome_a,
+        n_players=n_players,
+        weights=weights_a,
+        length=length_a,
+        cluster=cluster_codes,
+        n_clusters=n_clusters,
+        annotator=annotator_a,
+        n_annotators=n_annotators,
+    )
+
+
+def _aggregate(games: _Input) -> _Games:
+    """Count the games per distinct (cluster, first, second, length, annotator) row and
+    outcome: the fit's cost then grows with the rows, not with the games."""
+    n_players = games.n_players
+    columns = [(games.first, max(n_players, 1)), (games.second, max(n_players, 1))]
+    if games.cluster is not None:
+        columns.insert(0, (games.cluster, max(games.n_clusters, 1)))
+    if games.length is not None:
+        columns.append(_codes(games.length))
+    if games.annotator is not None:
+        columns.append((games.annotator, games.n_annotators))
+    if len(games.first) == 0:
         rows = np.zeros(0, dtype=np.int64)
         return _Games(
             rows,
             rows,
             np.zeros((0, _OUTCOMES)),
-            None if length_a is None else np.zeros(0),
-            None if clusters is None else rows,
+            None if games.length is None else np.zeros(0),
+            None if games.cluster is None else rows,
             n_players,
-            n_clusters,
+            games.n_clusters,
         )
     group, member = _group(columns)
     n_rows = len(member)
     counts = np.bincount(
-        group * _OUTCOMES + outcome_a, weights=weights_a, minlength=n_rows * _OUTCOMES
+        group * _OUTCOMES + games.outcome, weights=games.weights, minlength=n_rows * _OUTCOMES
     ).reshape(n_rows, _OUTCOMES)
     return _Games(
-        first=first_a[member],
-        second=second_a[member],
+        first=games.first[member],
+        second=games.second[member],
         counts=counts.astype(np.float64),
-        length=None if length_a is None else length_a[member],
-        cluster=None if cluster_codes is None else cluster_codes[member],
+        length=None if games.length is None else games.length[member],
+        cluster=None if games.cluster is None else games.cluster[member],
         n_players=n_players,
-        n_clusters=n_clusters,
-        annotator=None if annotator_a is None else annotator_a[member],
-        n_annotators=n_annotators,
+        n_clusters=games.n_clusters,
+        annotator=None if games.annotator is None else games.annotator[member],
+        n_annotators=games.n_annotators,
     )
 
 
@@ -573,8 +609,8 @@ class _Hessian:
 
     def sparse_lu(self) -> Any:
         """Sparse LU factors of :meth:`sparse` (SuperLU, symmetric ordering): comparison
-        graphs are sparse and nearly tree-like, so there is little fill (3,000 players
-        factor in ~20 ms, against ~1 s for a dense inverse)."""
+        graphs are sparse and nearly tree-like, so there is little fill and it is far
+        cheaper than a dense inverse (figures: ``benchmarks/README.md``)."""
         if self._sparse_lu is None:
             from scipy.sparse import linalg as sparse_linalg
 
@@ -801,7 +837,7 @@ class BradleyTerryResult:
 
     def _inverse_lower(self) -> _Float:
         """Lower triangle of the inverse Hessian's strength block (LAPACK's inverse from the
-        Cholesky factor, about 5x faster than solving against the identity)."""
+        Cholesky factor: faster than solving against the identity)."""
         if self._cache.inverse_lower is None:
             from scipy import linalg
 
@@ -840,7 +876,8 @@ class BradleyTerryResult:
     def stderr(self) -> _Float:
         """Standard error of each score (of ``strength - strength[anchor]``); 0 for the anchor.
 
-        Computed on first access (about ``n**3 / 3`` flops; 1,000 players take ~0.07 s).
+        Computed on first access (about ``n**3 / 3`` flops; timings in
+        ``benchmarks/README.md``).
         """
         if self._cache.stderr is None:
             n, a = self.n_players, self.anchor
@@ -992,6 +1029,25 @@ def fit_bradley_terry(
 ) -> BradleyTerryResult:
     """Fit Bradley–Terry strengths with Davidson ties and a first-shown advantage.
 
+    The fit is the posterior mode (MAP) of the model in the module docstring, with the
+    log-odds of game ``g``, between ``i`` shown first and ``j`` second, judged by annotator
+    ``a``::
+
+        delta_g = gamma_a * (s_i - s_j) + b_{a,i} - b_{a,j} + h + beta * x_g
+
+    (``gamma_0 = 1`` and no ``b`` with one annotator; ``h`` only with ``fit_position``,
+    ``beta * x_g`` only with ``length_diff``), minimising over all parameters ``p`` with
+    prior means ``m`` and sds ``sd``::
+
+        -sum_g w_g * log P(outcome_g | delta_g, nu) + sum_k (p_k - m_k)**2 / (2 * sd_k**2)
+
+    In steps: the games are checked and canonicalised once (``_canonical_input``), counted
+    per distinct (cluster, first, second, length, annotator) row (``_aggregate``), the
+    design built on those rows (``_Problem``: strengths, deviations, effects, reliabilities,
+    tie), the mode found by damped Newton (``_posterior_mode``); the Laplace uncertainty
+    (the inverse Hessian at the mode, per-cluster sandwich when ``clusters`` are given) is
+    computed on demand by the result.
+
     Args:
         first: Player id (``0..n_players-1``) shown first in each game.
         second: Player id shown second in each game.
@@ -1046,14 +1102,13 @@ def fit_bradley_terry(
         >>> bool(result.p_best(n_samples=2000, seed=0).argmax() == 0)
         True
     """
-    if prior_scale <= 0 or not math.isfinite(prior_scale):
-        raise ValueError(f"prior_scale must be a positive number, got {prior_scale}")
-    if max_iter < 1:
-        raise ValueError(f"max_iter must be >= 1, got {max_iter}")
-    for name, value in (("reliability_scale", reliability_scale), ("bias_scale", bias_scale)):
-        if value <= 0 or not math.isfinite(value):
-            raise ValueError(f"{name} must be a positive number, got {value}")
-    fine = _aggregate(
+    _check_options(
+        prior_scale=prior_scale,
+        reliability_scale=reliability_scale,
+        bias_scale=bias_scale,
+        max_iter=max_iter,
+    )
+    games = _canonical_input(
         first,
         second,
         outcome,
@@ -1063,15 +1118,47 @@ def fit_bradley_terry(
         clusters=clusters,
         annotators=annotators,
     )
-    games = _merge_clusters(fine)
-    n = games.n_players
+    fine = _aggregate(games)  # per cluster too: what cluster-robust errors sum over
+    rows = _merge_clusters(fine)
+    n = rows.n_players
     if n and not 0 <= anchor < n:
         raise ValueError(f"anchor {anchor} out of range 0..{n - 1}")
+    problem = _Problem(
+        rows,
+        _prior(prior_scale, reliability_scale=reliability_scale, bias_scale=bias_scale),
+        fit_position=fit_position,
+        human_annotators=frozenset(int(a) for a in human_annotators),
+    )
+    params, converged, n_iter = _posterior_mode(
+        problem, _start(problem, init), tol=tol, max_iter=max_iter
+    )
+    return _result(
+        problem,
+        params,
+        anchor=anchor,
+        converged=converged,
+        n_iter=n_iter,
+        fine=fine if clusters is not None else None,
+    )
 
-    ties = games.counts[:, 0].sum()
-    total = games.counts.sum()
-    tie_rate = (ties + 1) / (total + 3)  # smoothed share of ties
-    prior = _Prior(
+
+def _check_options(
+    *, prior_scale: float, reliability_scale: float, bias_scale: float, max_iter: int
+) -> None:
+    """The fit's scalar options: positive finite scales, at least one iteration."""
+    if prior_scale <= 0 or not math.isfinite(prior_scale):
+        raise ValueError(f"prior_scale must be a positive number, got {prior_scale}")
+    if max_iter < 1:
+        raise ValueError(f"max_iter must be >= 1, got {max_iter}")
+    for name, value in (("reliability_scale", reliability_scale), ("bias_scale", bias_scale)):
+        if value <= 0 or not math.isfinite(value):
+            raise ValueError(f"{name} must be a positive number, got {value}")
+
+
+def _prior(prior_scale: float, *, reliability_scale: float, bias_scale: float) -> _Prior:
+    """The priors: the given scales, weak ones (sd 2) on the position and length effects,
+    and ``theta ~ N(log(2/3), 3**2)``."""
+    return _Prior(
         scale=prior_scale,
         position_scale=2.0,
         length_scale=2.0,
@@ -1080,16 +1167,20 @@ def fit_bradley_terry(
         reliability_scale=reliability_scale,
         bias_scale=bias_scale,
     )
-    problem = _Problem(
-        games,
-        prior,
-        fit_position=fit_position,
-        human_annotators=frozenset(int(a) for a in human_annotators),
-    )
+
+
+def _start(problem: _Problem, init: BradleyTerryResult | None) -> _Float:
+    """Newton's starting point: ``nu`` matching the observed tie rate, and the strengths
+    of ``init`` (a warm start; its effects by name, new players at 0) or, without it, each
+    player's smoothed log-odds of scoring (saves an iteration); strengths centred."""
+    games = problem.games
+    n = games.n_players
+    ties = games.counts[:, 0].sum()
+    total = games.counts.sum()
+    tie_rate = (ties + 1) / (total + 3)  # smoothed share of ties
     params = np.zeros(problem.size)
     params[-1] = math.log(2 * tie_rate / (1 - tie_rate))  # nu matching the observed tie rate
     if init is None and total:
-        # Start from each player's smoothed log-odds of scoring: saves a Newton iteration.
         c = games.counts
         points_first = c[:, 1] + 0.5 * c[:, 0]
         points_second = c[:, 2] + 0.5 * c[:, 0]
@@ -1111,7 +1202,16 @@ def fit_bradley_terry(
                 ]
     if n:
         params[:n] -= params[:n].mean()
+    return params
 
+
+def _posterior_mode(
+    problem: _Problem, params: _Float, *, tol: float, max_iter: int
+) -> tuple[_Float, bool, int]:
+    """The MAP parameters by damped Newton from ``params``: inexact solves, backtracking
+    on the Armijo condition, stopped when half Newton's decrement is below
+    ``tol * (1 + |objective|)``. Returns (parameters, converged, iterations)."""
+    n = problem.n_players
     point = problem.evaluate(params)
     converged = False
     iteration = 0
@@ -1143,8 +1243,22 @@ def fit_bradley_terry(
         # The prior makes the mean strength exactly 0 at the mode; remove rounding drift.
         params = params.copy()
         params[:n] -= params[:n].mean()
-    point = problem.evaluate(params)
+    return params, converged, iteration
 
+
+def _result(
+    problem: _Problem,
+    params: _Float,
+    *,
+    anchor: int,
+    converged: bool,
+    n_iter: int,
+    fine: _Games | None,
+) -> BradleyTerryResult:
+    """The result at the mode ``params``; its uncertainty (the Laplace approximation, made
+    cluster-robust from the per-cluster rows ``fine``) is computed on demand."""
+    n = problem.n_players
+    point = problem.evaluate(params)
     strengths = params[:n].copy()
     names = problem.names
     nodes = problem.n
@@ -1152,19 +1266,21 @@ def fit_bradley_terry(
         scores=strengths - (strengths[anchor] if n else 0.0),
         strengths=strengths,
         anchor=anchor,
-        position_effect=float(params[nodes + names.index("position")]) if fit_position else 0.0,
+        position_effect=(
+            float(params[nodes + names.index("position")]) if "position" in names else 0.0
+        ),
         tie_strength=float(math.exp(params[-1])),
         length_effect=(
             float(params[nodes + names.index("length")]) if "length" in names else None
         ),
         log_likelihood=point.log_likelihood,
         converged=converged,
-        n_iter=iteration,
-        n_games=float(total),
-        n_clusters=fine.n_clusters,
-        robust=clusters is not None,
+        n_iter=n_iter,
+        n_games=float(problem.games.counts.sum()),
+        n_clusters=0 if fine is None else fine.n_clusters,
+        robust=fine is not None,
         _params=params,
         _problem=problem,
         _point=point,
-        _fine_games=fine if clusters is not None else None,
+        _fine_games=fine,
     )

@@ -1,17 +1,35 @@
 """SQL storage of prompt sets, players, generations, verdicts and games.
 
-This package is the only code that writes SQL. Its parts, one concept each:
+This package is the only code that writes SQL. The rest of the package talks to it through
+:class:`ArenaStore` (``_interface``), the methods it uses, which :class:`Store` implements;
+only the commands that open, probe or migrate a database hold a :class:`Store` itself.
+
+Its parts, one concept each:
 
 * ``_engine``: the SQLAlchemy engine, read-only or not.
 * ``_outage``: what a database failure means; riding out outages with bounded backoff.
 * ``_schema``: the ``pandalm_`` tables, the schema version and the migrations, the lock.
-* ``_verdict_cache``: the cross-study verdict cache (:class:`VerdictKey`,
-  :class:`StoredVerdict`).
-* ``_arena_tables``: prompt sets, arenas, players, generations, matches and games.
-* ``_audit``: read-only queries for reports and ``check`` (reasons, examples, integrity).
-* ``_optuna_heartbeats``: Optuna's trial heartbeats, read for ``check``.
-* ``_optuna_trial_attrs``: our ``pandalm_*`` user attributes on finished Optuna trials.
-* ``_store``: :class:`Store`, which opens a database and offers both.
+* ``_texts``: text hashes.
+* ``_optuna_tables``: the columns of Optuna's tables read here; Optuna's rows are never
+  written here (a finished trial stays as Optuna left it).
+* ``_database``: what the mixins below share (the engine, idempotent inserts).
+* ``_interface``: :class:`ArenaStore`, the named interface.
+* ``_store``: :class:`Store`, which opens a database (its schema version, Optuna's schema)
+  and is the mixins below, each implementing one group of :class:`ArenaStore`:
+
+  =========================  ==========================================================
+  mixin (module)             methods of :class:`ArenaStore`
+  =========================  ==========================================================
+  ``VerdictCache``           the cross-study verdict cache: ``find_verdicts``,
+  (``_verdict_cache``)       ``save_verdicts`` (:class:`VerdictKey`, :class:`StoredVerdict`)
+  ``ArenaTables``            prompt sets, arenas, players, generations, matches, games:
+  (``_arena_tables``)        ``save_prompt_set`` ... ``opponents``
+  ``Audit`` (``_audit``)     read-only queries for reports and ``check``: ``reasons``,
+                             ``votes``, ``verdict_counts``, ``game_details``, ``integrity``
+  ``OptunaHeartbeats``       Optuna's trial heartbeats, read for ``check``:
+  (``_optuna_heartbeats``)   ``heartbeat_ages``
+  ``Store`` (``_store``)     ``masked_url``, ``read_only``, ``close``
+  =========================  ==========================================================
 """
 
 from __future__ import annotations
@@ -26,6 +44,7 @@ from optuna_pandalm.store._arena_tables import (
 )
 from optuna_pandalm.store._audit import VoteRecord
 from optuna_pandalm.store._engine import mask_url
+from optuna_pandalm.store._interface import ArenaStore
 from optuna_pandalm.store._schema import HUMAN_PREFIX, JUDGE_ANNOTATOR, SCHEMA_VERSION
 from optuna_pandalm.store._store import DEFAULT_OUTAGE_TIMEOUT_S, Store
 from optuna_pandalm.store._texts import text_hash
@@ -37,6 +56,7 @@ __all__ = [
     "JUDGE_ANNOTATOR",
     "SCHEMA_VERSION",
     "SCORING_DEFAULTS",
+    "ArenaStore",
     "GameCounts",
     "GameRecord",
     "PlayerRecord",

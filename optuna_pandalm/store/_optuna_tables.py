@@ -1,11 +1,11 @@
-"""Optuna's own tables, only the columns optuna-pandalm reads or refreshes; never created by
-us (Optuna's ``RDBStorage`` owns their schema)."""
+"""Optuna's own tables, only the columns optuna-pandalm reads; never created or written by
+us (Optuna's ``RDBStorage`` owns their schema and their rows)."""
 
 from __future__ import annotations
 
 import sqlalchemy as sa
 
-__all__ = ["heartbeats", "studies", "trial_user_attributes", "trials"]
+__all__ = ["heartbeats", "studies", "trials"]
 
 _optuna = sa.MetaData()
 studies = sa.Table(
@@ -28,13 +28,4 @@ heartbeats = sa.Table(
     sa.Column("trial_heartbeat_id", sa.Integer, primary_key=True),
     sa.Column("trial_id", sa.Integer),
     sa.Column("heartbeat", sa.DateTime),
-)
-trial_user_attributes = sa.Table(
-    "trial_user_attributes",
-    _optuna,
-    sa.Column("trial_user_attribute_id", sa.Integer, primary_key=True),
-    sa.Column("trial_id", sa.Integer),
-    sa.Column("key", sa.String(512)),
-    sa.Column("value_json", sa.Text),
-    sa.UniqueConstraint("trial_id", "key"),
 )

@@ -4,7 +4,7 @@ Like Optuna's RDB storage, the database records the version of its schema (table
 ``pandalm_version``, one row). A database written before versioning has no such table and is
 schema 0. Versions:
 
-* **0** (optuna-pandalm up to d149ad1): the tables below, plus a never-used
+* **0** (written before the schema was versioned): the tables below, plus a never-used
   ``pandalm_games.length_diff`` column; no version table.
 * **1**: ``length_diff`` dropped; ``pandalm_version`` added; ``pandalm_verdicts.winner`` is
   checked to be 0, 1, 2 or NULL (new databases, and migrated PostgreSQL ones; SQLite cannot

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
@@ -12,7 +12,6 @@ from optuna_pandalm.store._arena_tables import ArenaTables
 from optuna_pandalm.store._audit import Audit
 from optuna_pandalm.store._engine import create_engine, driver_url, mask_url, sqlite_path
 from optuna_pandalm.store._optuna_heartbeats import OptunaHeartbeats
-from optuna_pandalm.store._optuna_trial_attrs import OptunaTrialAttributes
 from optuna_pandalm.store._outage import database_operation, ride_out
 from optuna_pandalm.store._schema import (
     SCHEMA_VERSION,
@@ -23,12 +22,15 @@ from optuna_pandalm.store._schema import (
 )
 from optuna_pandalm.store._verdict_cache import VerdictCache
 
+if TYPE_CHECKING:
+    from optuna_pandalm.store._interface import ArenaStore
+
 __all__ = ["DEFAULT_OUTAGE_TIMEOUT_S", "Store"]
 
 DEFAULT_OUTAGE_TIMEOUT_S = 60.0
 
 
-class Store(VerdictCache, ArenaTables, Audit, OptunaHeartbeats, OptunaTrialAttributes):
+class Store(VerdictCache, ArenaTables, Audit, OptunaHeartbeats):
     """Typed access to the ``pandalm_`` tables: the verdict cache and the per-arena tables.
 
     Tables are prefixed ``pandalm_`` and can live in the same database as the Optuna study
@@ -251,3 +253,9 @@ file of 'sqlite:////no/such/dir/x.db'
                     f"{type(error).__name__}: {error}"
                 ) from None
             storage.engine.dispose()
+
+
+if TYPE_CHECKING:
+
+    def _offers_arena_store(store: Store) -> ArenaStore:
+        return store  # mypy: Store has every method of ArenaStore, with compatible types

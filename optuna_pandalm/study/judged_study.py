@@ -1,4 +1,4 @@
-"""One way to create or resume a judge-driven study, shared by ``tune`` and the demo."""
+"""One way to create, resume and run a judge-driven study, shared by ``tune`` and the demo."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ if TYPE_CHECKING:
     from optuna_pandalm.arena import Arena
 
 from optuna_pandalm.attributes import BASELINE_ATTR, ERROR_ATTR
+from optuna_pandalm.publish.callback import PublishCallback
 
 __all__ = ["INTERRUPTED", "open_judged_study", "optimize", "trials_to_run"]
 
@@ -56,10 +57,13 @@ def optimize(
     study: optuna.Study,
     objective: Any,
     *,
+    arena: Arena,
     n_trials: int,
     timeout: float | None = None,
 ) -> None:
-    """``study.optimize`` that leaves no trial of this process RUNNING on Ctrl-C.
+    """``study.optimize`` that publishes ``arena``'s standings after each finished trial
+    (:class:`~optuna_pandalm.publish.PublishCallback`) and leaves no trial of this process
+    RUNNING on Ctrl-C.
 
     Optuna marks a trial FAIL when Ctrl-C stops its objective (the objective of
     :func:`~optuna_pandalm.training.tuning.make_objective` then records why in ``pandalm_error``),
@@ -69,7 +73,9 @@ def optimize(
     import optuna
 
     try:
-        study.optimize(objective, n_trials=n_trials, timeout=timeout)
+        study.optimize(
+            objective, n_trials=n_trials, timeout=timeout, callbacks=[PublishCallback(arena)]
+        )
     except KeyboardInterrupt:
         number = getattr(study.sampler, "last_trial", None)
         trial = next((t for t in study.get_trials(deepcopy=False) if t.number == number), None)

@@ -90,11 +90,9 @@ class JudgePruner(BasePruner):
     Never prunes: before ``n_warmup_steps``; when there is no incumbent (an arena that has
     judged nothing); the incumbent's own trial.
 
-    ``rank_keep=0.25`` with the arena's ``contender_floor=0.01`` (``bt_tpe_lean`` in
-    ``benchmarks/hpo_efficiency.py``, 20 seeds) trained 18% fewer epochs with 40% fewer
-    judge calls at 20 trainings and had the lowest median regret at 40, but lost regret at
-    10 and 20 trainings (0.246 against 0.120 at 20), so it is opt-in
-    (``benchmarks/README.md``).
+    The rank rule is opt-in: with the arena's ``contender_floor`` (``bt_tpe_lean`` in
+    ``benchmarks/hpo_efficiency.py``) it trains fewer epochs with fewer judge calls, but it
+    lost regret at 10 and 20 trainings (figures: ``benchmarks/README.md``).
 
     Args:
         arena: The study's :class:`~optuna_pandalm.Arena`.

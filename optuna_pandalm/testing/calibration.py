@@ -19,6 +19,8 @@ The length pull is a separate logistic regression (the judge's choice on the hum
 and the log length ratio). The flip rate is not in PandaLM's released data (its code never
 swaps); 17% is what PandaLM users report, and it can be passed in.
 
+scipy is imported inside the functions that fit, so importing this module stays cheap.
+
 Example (PandaLM-7B: the packaged test set, its recorded verdicts from PandaLM's repository,
 a copy in this repository's ``tests/data/pandalm/``):
 
@@ -40,7 +42,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from optuna_pandalm.judges.base import JudgeRequest, mirrored
 from optuna_pandalm.judges.evaluation import LabelledPair
+from optuna_pandalm.testing import SimulatedJudge, simulated_response
 
 __all__ = ["Calibration", "calibrate_simulated_judge", "judge_rates", "replay"]
 
@@ -219,9 +223,6 @@ def replay(calibration: Calibration, *, n_pairs: int = 20_000, seed: int = 0) ->
     """The six rates of a real :class:`~optuna_pandalm.testing.SimulatedJudge` with the fitted
     settings, asked in both orders on ``n_pairs`` synthetic test pairs drawn from the fitted
     test-set model: the check that the simulator implements the model that was fitted."""
-    from optuna_pandalm.judges.base import JudgeRequest, mirrored
-    from optuna_pandalm.testing import SimulatedJudge, simulated_response
-
     rng = np.random.default_rng(seed)
     shape = calibration.test_set
     d = shape["mu"] + shape["spread"] * rng.standard_normal(n_pairs)

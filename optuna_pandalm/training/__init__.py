@@ -1,8 +1,12 @@
 """Training: where checkpoints come from and how they are asked to answer.
 
-* ``callback``: :class:`JudgeCallback`, the transformers ``TrainerCallback``.
+* ``callback``: :class:`JudgeCallback`, the transformers ``TrainerCallback``: reacts to the
+  Trainer's events and takes the steps below in order.
+* ``judge_schedule``: which checkpoints are judged.
+* ``generation``: the prompt set's answers (templates, batched generation, its settings).
+* ``ranks``: which rank answers what under ``torch.distributed``.
+* ``judging``: a checkpoint's answers before the arena; best checkpoint saved; pruner asked.
 * ``judge_metrics``: the judge's figures as the flat metrics a Trainer logs.
-* ``generation``: batched generation of the prompt set's answers.
 * ``tuning``: ``tune``'s config and objective (Trainer + peft).
 * ``sft``: training with TRL's ``SFTTrainer``.
 * ``progress``: live progress on the terminal.
@@ -10,5 +14,6 @@
 * ``trl_judge``: TRL's removed pairwise-judge shape over our judges.
 
 Imports the arena, the Optuna wing and ``publish``; never review or command code. torch
-and transformers are imported inside functions, so the package imports without them.
+and transformers are imported inside functions, so the package imports without them (but
+``callback`` imports transformers at module level: its class is a ``TrainerCallback``).
 """

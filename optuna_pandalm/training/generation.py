@@ -6,6 +6,12 @@ Prompts are formatted with a template: Alpaca's (the default, as PandaLM's model
 tuned), the tokenizer's chat template, a format string with ``{instruction}`` and
 optionally ``{input}`` (as a config file can give it), or any callable
 ``(instruction, input) -> str``.
+
+:func:`answer_prompts` is the step :class:`~optuna_pandalm.JudgeCallback` takes at a judged
+checkpoint: every rank answers its shard of the prompt set with the
+:class:`GenerationSettings`, and the main process gets all the answers in prompt order.
+
+torch and tqdm are imported inside functions, so this module imports without them.
 """
 
 from __future__ import annotations
@@ -13,9 +19,11 @@ from __future__ import annotations
 import contextlib
 import string
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 from optuna_pandalm.prompts import Prompt
+from optuna_pandalm.training.ranks import gather_on_main, rank_and_world, shard
 
 if TYPE_CHECKING:
     import torch
@@ -23,6 +31,9 @@ if TYPE_CHECKING:
 __all__ = [
     "ALPACA",
     "ALPACA_WITH_INPUT",
+    "GenerationSettings",
+    "answer_prompts",
+    "autocast_dtype_of",
     "check_template",
     "format_prompt",
     "generate_responses",
@@ -188,3 +199,68 @@ def generate_responses(
         if device.type == "cuda":
             torch.cuda.empty_cache()
     return answers
+
+
+@dataclass(frozen=True)
+class GenerationSettings:
+    """How the trainee answers the prompt set at a judged checkpoint.
+
+    Args:
+        template: ``"alpaca"`` (default), ``"chat"``, a format string or a callable
+            ``(instruction, input)`` (see :func:`format_prompt`).
+        max_new_tokens: The longest answer, in tokens.
+        batch_size: Prompts per ``generate`` call.
+        generation_kwargs: More arguments for ``model.generate`` (greedy decoding unless
+            they say otherwise).
+        progress: Show a tqdm bar (on the main process only).
+
+    Example:
+        >>> GenerationSettings(max_new_tokens=8).batch_size
+        16
+    """
+
+    template: PromptTemplate = "alpaca"
+    max_new_tokens: int = 256
+    batch_size: int = 16
+    generation_kwargs: dict[str, Any] | None = None
+    progress: bool = False
+
+
+def autocast_dtype_of(args: Any) -> torch.dtype | None:
+    """The autocast dtype the Trainer trains in (``bf16`` or ``fp16`` in its
+    ``TrainingArguments``), so that answers are generated as the model trains; else ``None``."""
+    import torch
+
+    if getattr(args, "bf16", False):
+        return torch.bfloat16
+    if getattr(args, "fp16", False):
+        return torch.float16
+    return None
+
+
+def answer_prompts(
+    model: Any,
+    tokenizer: Any,
+    prompts: Sequence[Prompt],
+    settings: GenerationSettings,
+    *,
+    autocast_dtype: torch.dtype | None = None,
+) -> list[str] | None:
+    """All answers of ``model`` to ``prompts``, in prompt order, on the main process
+    (``None`` on the other ranks): under ``torch.distributed`` every rank generates its
+    shard (:func:`~optuna_pandalm.training.ranks.shard`) and the main process gathers them.
+    A model wrapped for distributed training (``model.module``) is unwrapped."""
+    rank, world = rank_and_world()
+    positions = shard(len(prompts), rank, world)
+    texts = generate_responses(
+        getattr(model, "module", model),
+        tokenizer,
+        [prompts[i] for i in positions],
+        template=settings.template,
+        max_new_tokens=settings.max_new_tokens,
+        batch_size=settings.batch_size,
+        generation_kwargs=settings.generation_kwargs,
+        autocast_dtype=autocast_dtype,
+        progress=settings.progress and rank == 0,
+    )
+    return gather_on_main(positions, texts, len(prompts))

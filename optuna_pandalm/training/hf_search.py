@@ -7,6 +7,11 @@ A callback never sees that trial: the Trainer hands it only to ``model_init(tria
 wraps the search space so that it also gives the trial to the :class:`JudgeCallback`;
 :func:`judge_objective` is the ``compute_objective`` that reads the judge's score from the
 evaluation metrics (where the callback puts it). See ``docs/trainer.md``.
+
+transformers also runs ``study.optimize`` itself and forwards no ``callbacks`` (its other
+keyword arguments go to ``optuna.create_study``), so
+:class:`~optuna_pandalm.publish.PublishCallback` cannot be passed through it: call it
+after the search on the loaded study, once per finished trial (``docs/trainer.md``).
 """
 
 from __future__ import annotations

@@ -4,7 +4,8 @@ Per trial, a tqdm bar over its training steps shows the epoch and the match bein
 (games so far of the match's budget, and the record); when the trial ends, one line says
 how: complete with its value, or pruned with the loss that pruned it, or failed with why.
 Bars are drawn on a terminal only (tqdm's rule); the end-of-trial lines are always written.
-Like tqdm, this writes to a stream (stderr by default), never to stdout.
+Like tqdm, this writes to a stream (stderr by default), never to stdout. tqdm, Optuna and
+transformers are imported inside the functions that use them.
 
 Example:
     >>> import io
@@ -17,7 +18,7 @@ Example:
     ...     _ = arena.evaluate(0, 1, [answer(0.0)] * 8)
     ...     _ = progress.completed(arena.finalize(0))
     >>> print(out.getvalue().strip())  # doctest: +ELLIPSIS
-    trial 0 complete: value +0.000 at step 1 (its score now; Optuna freezes it...
+    trial 0 complete: value +0.000 at step 1 (its score now, as is its pandalm_score...
 """
 
 from __future__ import annotations
@@ -131,8 +132,8 @@ class TrialProgress:
         if self._value is not None:
             where = f" at step {best.step}" if best is not None else ""
             head += (
-                f": value {self._value:+.3f}{where} (its score now; Optuna freezes it, the "
-                f"current one is the user attribute {SCORE_ATTR})"
+                f": value {self._value:+.3f}{where} (its score now, as is its {SCORE_ATTR}; "
+                "Optuna freezes both, current scores: optuna-pandalm leaderboard)"
             )
         leader = self.arena.incumbent()
         if leader is not None:

@@ -5,7 +5,8 @@ become TRL's *prompt-completion* format, so that ``SFTTrainer`` learns the answe
 (``completion_only_loss``): with the Alpaca template (or a callable) the prompt is the
 formatted text, with ``template: chat`` a user turn and the completion an assistant turn, laid
 out by the tokenizer's chat template. Either way the prompt the trainee learns from is the
-one :class:`~optuna_pandalm.JudgeCallback` asks it at evaluation. Needs the ``trl`` extra.
+one :class:`~optuna_pandalm.JudgeCallback` asks it at evaluation. Needs the ``trl`` extra
+(trl and datasets are imported inside :func:`sft_trainer`, so this module imports without it).
 """
 
 from __future__ import annotations

@@ -4,10 +4,15 @@ Used by ``optuna-pandalm tune CONFIG.yaml`` and by the CPU demo. A trial loads t
 model from a local folder, optionally wraps it with a LoRA adapter (peft), trains it with the
 Hugging Face ``Trainer`` on Alpaca-format data, and lets :class:`JudgeCallback` score each
 epoch's checkpoint. Nothing is downloaded.
+
+torch, transformers, peft, PyYAML, SQLAlchemy and the callback (a transformers class) are
+imported inside the functions that need them, so a config can be read and checked without
+them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import difflib
 import importlib.util
@@ -19,15 +24,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from optuna_pandalm.attributes import ERROR_ATTR
-from optuna_pandalm.errors import ConfigError
+from optuna_pandalm.errors import ConfigError, PromptFormatError
+from optuna_pandalm.prompts import Prompt, load_prompts
 from optuna_pandalm.study.judged_study import INTERRUPTED
-from optuna_pandalm.training.sft import TRL_MISSING
+from optuna_pandalm.training.generation import PromptTemplate, check_template, format_prompt
+from optuna_pandalm.training.progress import TrialProgress, quiet_third_party
+from optuna_pandalm.training.sft import TRL_MISSING, sft_trainer
 
 if TYPE_CHECKING:
     import torch
 
     from optuna_pandalm.arena import Arena
-    from optuna_pandalm.training.generation import PromptTemplate
 
 __all__ = [
     "ConfigError",
@@ -230,8 +237,6 @@ class TuneConfig:
             ):
                 raise ConfigError(f"config.{key}: expected an integer >= {low}, got {value!r}")
         if "template" in values:
-            from optuna_pandalm.training.generation import check_template
-
             try:
                 check_template(values["template"])
             except ValueError as error:
@@ -325,8 +330,6 @@ def sqlite_relative_to(url: str, base: Path) -> str:
 
 def load_train_data(path: str | Path) -> list[dict[str, str]]:
     """Alpaca records (instruction, input, output) from a JSON list or JSONL file."""
-    from optuna_pandalm.prompts import PromptFormatError, load_prompts
-
     prompts = load_prompts(path)
     records = []
     for i, prompt in enumerate(prompts):
@@ -349,9 +352,6 @@ class InstructionDataset:
         template: PromptTemplate,
         max_length: int,
     ) -> None:
-        from optuna_pandalm.prompts import Prompt
-        from optuna_pandalm.training.generation import format_prompt
-
         self.items: list[dict[str, list[int]]] = []
         for r in records:
             prompt_text = format_prompt(
@@ -408,10 +408,6 @@ def make_objective(
     transformers' and Optuna's per-trial noise silenced. Ctrl-C during a trial records why in its
     ``pandalm_error`` user attribute (Optuna marks it FAIL) and propagates.
     """
-    import contextlib
-
-    from optuna_pandalm.training.progress import TrialProgress, quiet_third_party
-
     records = (
         list(train_records) if train_records is not None else load_train_data(config.train_data)
     )
@@ -489,8 +485,6 @@ def make_objective(
         shown = TrialProgress(arena, trial) if progress else None
         callbacks: list[Any] = [shown.trainer_callback(), callback] if shown else [callback]
         if config.trainer == "sft":
-            from optuna_pandalm.training.sft import sft_trainer
-
             trainer = sft_trainer(
                 model,
                 tokenizer,
