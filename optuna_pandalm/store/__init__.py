@@ -22,8 +22,17 @@ Its parts, one concept each:
   =========================  ==========================================================
   ``VerdictCache``           the cross-study verdict cache: ``find_verdicts``,
   (``_verdict_cache``)       ``save_verdicts`` (:class:`VerdictKey`, :class:`StoredVerdict`)
-  ``ArenaTables``            prompt sets, arenas, players, generations, matches, games:
-  (``_arena_tables``)        ``save_prompt_set`` ... ``opponents``
+  ``Arenas`` (``_arenas``)   prompt sets, and the arenas binding a study to one with its
+                             scoring settings (:data:`SCORING_DEFAULTS`):
+                             ``save_prompt_set``, ``prompt_set_hash``, ``bind_study``,
+                             ``arena_settings``, ``study_prompts``
+  ``Players``                players and their responses: ``player``, ``players``,
+  (``_players``)             ``generations``, ``generation_hashes``
+                             (:class:`PlayerRecord`)
+  ``Games`` (``_games``)     matches and games, and the reads match play and the fits
+                             make: ``start_match``, ``save_games``, ``played_positions``,
+                             ``game_counts``, ``version``, ``pair_record``, ``opponents``
+                             (:class:`GameRecord`, :class:`GameCounts`)
   ``Audit`` (``_audit``)     read-only queries for reports and ``check``: ``reasons``,
                              ``votes``, ``verdict_counts``, ``game_details``, ``integrity``
   ``OptunaHeartbeats``       Optuna's trial heartbeats, read for ``check``:
@@ -35,16 +44,12 @@ Its parts, one concept each:
 from __future__ import annotations
 
 from optuna_pandalm.errors import PromptSetMismatchError, StoreError
-from optuna_pandalm.store._arena_tables import (
-    SCORING_DEFAULTS,
-    GameCounts,
-    GameRecord,
-    PlayerRecord,
-    refuse_other_settings,
-)
+from optuna_pandalm.store._arenas import SCORING_DEFAULTS, refuse_other_settings
 from optuna_pandalm.store._audit import VoteRecord
 from optuna_pandalm.store._engine import mask_url
+from optuna_pandalm.store._games import GameCounts, GameRecord
 from optuna_pandalm.store._interface import ArenaStore
+from optuna_pandalm.store._players import PlayerRecord
 from optuna_pandalm.store._schema import HUMAN_PREFIX, JUDGE_ANNOTATOR, SCHEMA_VERSION
 from optuna_pandalm.store._store import DEFAULT_OUTAGE_TIMEOUT_S, Store
 from optuna_pandalm.store._texts import text_hash

@@ -18,8 +18,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any, Protocol, runtime_checkable
 
-from optuna_pandalm.store._arena_tables import GameCounts, GameRecord, PlayerRecord, _PromptLike
+from optuna_pandalm.store._arenas import _PromptLike
 from optuna_pandalm.store._audit import VoteRecord
+from optuna_pandalm.store._games import GameCounts, GameRecord
+from optuna_pandalm.store._players import PlayerRecord
 from optuna_pandalm.store._verdict_cache import StoredVerdict, VerdictKey
 
 __all__ = ["ArenaStore"]
@@ -60,7 +62,7 @@ class ArenaStore(Protocol):
         """Store verdicts (the first stored for a key wins) and return, per key, the stored
         verdict with its id."""
 
-    # --- prompt sets and arenas (``_arena_tables``) --------------------------------------
+    # --- prompt sets and arenas (``_arenas``) --------------------------------------------
     def save_prompt_set(self, prompts: Sequence[_PromptLike]) -> int:
         """Store a prompt set once per content hash; returns its id."""
 
@@ -88,7 +90,7 @@ class ArenaStore(Protocol):
         """The prompts a study is bound to, in order (``instruction``, ``input``,
         ``reference``, ``user_id``); empty when the study has no arena."""
 
-    # --- players and their responses (``_arena_tables``) ---------------------------------
+    # --- players and their responses (``_players``) -------------------------------------
     def player(
         self,
         arena_id: int,
@@ -119,7 +121,7 @@ class ArenaStore(Protocol):
     def generation_hashes(self, player_id: int) -> list[str]:
         """:func:`text_hash` of each of a player's responses as given, in prompt order."""
 
-    # --- matches and games (``_arena_tables``) -------------------------------------------
+    # --- matches and games (``_games``) -------------------------------------------------
     def start_match(self, arena_id: int, player_a_id: int, player_b_id: int, *, kind: str) -> int:
         """Record a match (``kind``: why it was played); returns its id."""
 

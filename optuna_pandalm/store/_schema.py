@@ -339,7 +339,7 @@ def _migrate_1_to_2(connection: sa.Connection) -> None:
 
 def _migrate_2_to_3(connection: sa.Connection) -> None:
     # NULL, not False: schema 2 did not record how a study was scored, so the first worker
-    # that says so explicitly records it (see ArenaTables.bind_study).
+    # that says so explicitly records it (see Arenas.bind_study).
     for column in ("length_control", "robust_errors"):
         connection.execute(sa.text(f"ALTER TABLE pandalm_arenas ADD COLUMN {column} BOOLEAN"))
 

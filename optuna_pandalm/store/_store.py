@@ -8,11 +8,13 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from optuna_pandalm.errors import StoreError
-from optuna_pandalm.store._arena_tables import ArenaTables
+from optuna_pandalm.store._arenas import Arenas
 from optuna_pandalm.store._audit import Audit
 from optuna_pandalm.store._engine import create_engine, driver_url, mask_url, sqlite_path
+from optuna_pandalm.store._games import Games
 from optuna_pandalm.store._optuna_heartbeats import OptunaHeartbeats
 from optuna_pandalm.store._outage import database_operation, ride_out
+from optuna_pandalm.store._players import Players
 from optuna_pandalm.store._schema import (
     SCHEMA_VERSION,
     newer_schema_error,
@@ -30,7 +32,7 @@ __all__ = ["DEFAULT_OUTAGE_TIMEOUT_S", "Store"]
 DEFAULT_OUTAGE_TIMEOUT_S = 60.0
 
 
-class Store(VerdictCache, ArenaTables, Audit, OptunaHeartbeats):
+class Store(VerdictCache, Arenas, Players, Games, Audit, OptunaHeartbeats):
     """Typed access to the ``pandalm_`` tables: the verdict cache and the per-arena tables.
 
     Tables are prefixed ``pandalm_`` and can live in the same database as the Optuna study
