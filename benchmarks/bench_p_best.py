@@ -19,7 +19,7 @@ from unittest import mock
 import numpy as np
 
 from optuna_pandalm import fit_bradley_terry
-from optuna_pandalm.statistics import bradley_terry
+from optuna_pandalm.statistics import _result
 from optuna_pandalm.testing import ladder_games
 
 
@@ -36,7 +36,7 @@ def bench(n_players: int, n_samples: int) -> dict:
     sparse, sparse_s = _timed(lambda: result.p_best(n_samples, seed=0))
     other = fresh()  # errors timed on a fit of their own, factorisation included
     _, top_s = _timed(lambda: other.stderr_of(np.argsort(-other.scores)[:20]))
-    with mock.patch.object(bradley_terry, "_FULL_POSTERIOR_LIMIT", 10**9):
+    with mock.patch.object(_result, "_FULL_POSTERIOR_LIMIT", 10**9):
         result = fresh()
         dense, dense_s = _timed(lambda: result.p_best(n_samples, seed=0))  # forms stderr too
     other = fresh()

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from scipy import stats
 
 from optuna_pandalm import fit_bradley_terry
-from optuna_pandalm.statistics import bradley_terry
+from optuna_pandalm.statistics import _hessian, _p_best, _result
 from optuna_pandalm.testing import ladder_games
 from tests.simulation import simulate
 
@@ -110,7 +110,7 @@ def test_contrast_variance_matches_the_full_covariance():
 def test_sparse_solver_path_agrees_with_dense(monkeypatch):
     sim = simulate(60, 6_000, seed=6)
     dense = fit_bradley_terry(sim.first, sim.second, sim.outcome, clusters=sim.prompt)
-    monkeypatch.setattr(bradley_terry, "_DENSE_LIMIT", 10)
+    monkeypatch.setattr(_hessian, "_DENSE_LIMIT", 10)
     sparse = fit_bradley_terry(sim.first, sim.second, sim.outcome, clusters=sim.prompt)
     np.testing.assert_allclose(sparse.scores, dense.scores, atol=1e-6)
     assert sparse.contrast_variance(3, 9) == pytest.approx(dense.contrast_variance(3, 9), rel=1e-6)
@@ -120,8 +120,8 @@ def test_sparse_solver_path_agrees_with_dense(monkeypatch):
 def test_sparse_p_best_restricted_to_top_candidates_matches_dense(monkeypatch):
     sim = simulate(40, 8_000, seed=7, spread=0.3)
     dense = fit_bradley_terry(sim.first, sim.second, sim.outcome)
-    monkeypatch.setattr(bradley_terry, "_DENSE_LIMIT", 10)
-    monkeypatch.setattr(bradley_terry, "_FULL_POSTERIOR_LIMIT", 10)
+    monkeypatch.setattr(_hessian, "_DENSE_LIMIT", 10)
+    monkeypatch.setattr(_result, "_FULL_POSTERIOR_LIMIT", 10)
     sparse = fit_bradley_terry(sim.first, sim.second, sim.outcome)
     full = dense.p_best(n_samples=20_000, seed=0)
     top = sparse.p_best(n_samples=20_000, seed=0, max_candidates=12)
@@ -134,10 +134,10 @@ def test_p_best_of_many_players_draws_top_candidates_and_matches_the_full_poster
 ):
     first, second, outcome = ladder_games(800, seed=4)
     result = fit_bradley_terry(first, second, outcome)
-    assert result.n_players > bradley_terry._FULL_POSTERIOR_LIMIT
+    assert result.n_players > _result._FULL_POSTERIOR_LIMIT
     fast = result.p_best(n_samples=20_000, seed=0)
     assert 0 < np.count_nonzero(fast) <= 256
-    monkeypatch.setattr(bradley_terry, "_FULL_POSTERIOR_LIMIT", 10**9)
+    monkeypatch.setattr(_result, "_FULL_POSTERIOR_LIMIT", 10**9)
     full = fit_bradley_terry(first, second, outcome).p_best(n_samples=20_000, seed=0)
     assert fast.sum() == pytest.approx(1.0)
     assert full[fast == 0].sum() < 0.05  # the players left out rarely come out on top
@@ -148,7 +148,7 @@ def test_p_best_of_many_players_draws_top_candidates_and_matches_the_full_poster
 @pytest.mark.parametrize("dense_limit", [100, 10])
 @pytest.mark.parametrize("robust", [False, True])
 def test_stderr_of_some_players_equals_the_full_stderr(monkeypatch, dense_limit, robust):
-    monkeypatch.setattr(bradley_terry, "_DENSE_LIMIT", dense_limit)
+    monkeypatch.setattr(_hessian, "_DENSE_LIMIT", dense_limit)
     sim = simulate(60, 6_000, seed=8)
     clusters = sim.prompt if robust else None
     result = fit_bradley_terry(sim.first, sim.second, sim.outcome, clusters=clusters, anchor=3)
@@ -168,7 +168,7 @@ def test_p_best_leaves_out_only_players_hopelessly_behind(monkeypatch):
     sim = simulate(200, 20_000, seed=3, spread=1.5)
     result = fit_bradley_terry(sim.first, sim.second, sim.outcome)
     bounded = result.p_best(n_samples=20_000, seed=0)
-    monkeypatch.setattr(bradley_terry, "_P_BEST_SIGMAS", 1e9)  # every player drawn
+    monkeypatch.setattr(_p_best, "_P_BEST_SIGMAS", 1e9)  # every player drawn
     everyone = result.p_best(n_samples=20_000, seed=0)
     reach = result.scores + 5 * result.stderr
     drawn = reach >= np.max(result.scores - 5 * result.stderr)

@@ -1,7 +1,19 @@
 """The statistics: pure functions on arrays, knowing nothing of judges, SQL or Optuna.
 
 * ``bradley_terry``: :func:`fit_bradley_terry` (Davidson ties, position effect, length
-  term, Laplace uncertainty, P(best)) and :class:`BradleyTerryResult`.
+  term, Laplace uncertainty, P(best)), the model and the fit's steps in order; it
+  re-exports :class:`BradleyTerryResult`. The steps, one private module each:
+
+  * ``_games``: the per-game input checked and canonicalised once, counted per distinct
+    (cluster, first, second, length, annotator) row.
+  * ``_problem``: the priors and the negative log posterior with its gradient and Hessian.
+  * ``_hessian``: the Hessian's linear solves (dense Cholesky, conjugate gradients,
+    sparse LU).
+  * ``_newton``: the starting point (warm or from win rates) and damped Newton to the mode.
+  * ``_result``: :class:`BradleyTerryResult`, with standard errors, intervals, contrasts
+    and effects from the Laplace approximation, computed on first use.
+  * ``_p_best``: P(best) by sampling the Laplace posterior, and which players to draw.
+
 * ``sign_test``: the sign test that racing and pruning decide with (ties split).
 
 Imports nothing of optuna_pandalm but the base modules (``outcomes``, ``errors``).
