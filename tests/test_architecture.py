@@ -1,8 +1,9 @@
 """The house's import rules (docs/architecture.md), checked by parsing every import.
 
 Every ``import`` and ``from ... import`` counts: at module level, inside functions, and under
-``TYPE_CHECKING``. A wing may import its own modules, the base modules and the wings its rule
-names; nothing may form an import cycle, however the import is written.
+``TYPE_CHECKING``. A wing may import its own modules, the base modules and the public modules
+of the wings its rule names (never another wing's ``_private`` module); nothing may form an
+import cycle, however the import is written.
 """
 
 from __future__ import annotations
@@ -119,6 +120,8 @@ def forbidden_imports(graph: dict[str, set[str]]) -> list[str]:
                 continue
             if other == "facade" or other not in RULES.get(wing, set()):
                 bad.append(f"{importer} ({wing}) -> {target} ({other})")
+            elif any(part.startswith("_") for part in target.split(".")[2:]):
+                bad.append(f"{importer} ({wing}) -> {target} (a private module of {other})")
     return bad
 
 
@@ -195,6 +198,8 @@ def test_the_core_wings_import_no_publishing_review_or_command_code():
         ),
         # a lazy export of the root package, from the statistics up to the arena
         ("statistics/sign_test.py", "def _f():\n    from optuna_pandalm import Arena\n"),
+        # an allowed wing, but through its private module rather than its package
+        ("publish/report.py", "def _f():\n    from optuna_pandalm.arena._ledger import Ledger\n"),
     ],
 )
 def test_the_rules_catch_a_forbidden_import(tmp_path, module, line):

@@ -32,6 +32,7 @@ from optuna_pandalm.arena._players import Player
 from optuna_pandalm.arena._result import EvaluationResult
 from optuna_pandalm.arena._rules import MatchRules
 from optuna_pandalm.arena._standings import Effect, LeaderboardRow, Standings, length_feature
+from optuna_pandalm.arena._votes import JudgeAgreement, annotator_name
 from optuna_pandalm.statistics.sign_test import sign_test
 from optuna_pandalm.store import HUMAN_PREFIX
 
@@ -40,6 +41,7 @@ __all__ = [
     "Arena",
     "Effect",
     "EvaluationResult",
+    "JudgeAgreement",
     "JudgeFailedError",
     "LeaderboardRow",
     "MatchOutcome",
@@ -48,6 +50,7 @@ __all__ = [
     "MatchRules",
     "Player",
     "Standings",
+    "annotator_name",
     "length_feature",
     "refuse_another_prompt_set",
     "sign_test",

@@ -6,8 +6,7 @@ import html
 from collections.abc import Sequence
 from urllib.parse import quote
 
-from optuna_pandalm.arena import LeaderboardRow
-from optuna_pandalm.arena._votes import JudgeAgreement
+from optuna_pandalm.arena import JudgeAgreement, LeaderboardRow
 from optuna_pandalm.prompts import Prompt
 
 __all__ = ["name_page", "next_url", "task_page"]

@@ -34,8 +34,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
-from optuna_pandalm.arena import HUMAN_PREFIX, Arena
-from optuna_pandalm.arena._votes import annotator_name
+from optuna_pandalm.arena import HUMAN_PREFIX, Arena, annotator_name
 from optuna_pandalm.review._page import name_page, next_url, task_page
 from optuna_pandalm.review._tasks import Task, next_task
 

@@ -49,6 +49,7 @@ from optuna_pandalm.store._audit import VoteRecord
 from optuna_pandalm.store._engine import mask_url
 from optuna_pandalm.store._games import GameCounts, GameRecord
 from optuna_pandalm.store._interface import ArenaStore
+from optuna_pandalm.store._outage import is_transient, ride_out
 from optuna_pandalm.store._players import PlayerRecord
 from optuna_pandalm.store._schema import HUMAN_PREFIX, JUDGE_ANNOTATOR, SCHEMA_VERSION
 from optuna_pandalm.store._store import DEFAULT_OUTAGE_TIMEOUT_S, Store
@@ -71,7 +72,9 @@ __all__ = [
     "StoredVerdict",
     "VerdictKey",
     "VoteRecord",
+    "is_transient",
     "mask_url",
     "refuse_other_settings",
+    "ride_out",
     "text_hash",
 ]

@@ -18,8 +18,7 @@ import optuna
 from optuna.storages import RDBStorage
 from sqlalchemy import exc as sa_exc
 
-from optuna_pandalm.store import StoreError, mask_url
-from optuna_pandalm.store._outage import is_transient, ride_out
+from optuna_pandalm.store import StoreError, is_transient, mask_url, ride_out
 
 __all__ = ["OutageTolerantStorage"]
 
