@@ -9,13 +9,16 @@ from __future__ import annotations
 
 from optuna_pandalm.judges.base import JudgeRequest, PairwiseJudge, Verdict
 from optuna_pandalm.judges.ensemble import EnsembleJudge
+from optuna_pandalm.judges.formats import FORMATS, JudgeFormat
 from optuna_pandalm.judges.pandalm import PandaLMJudge, build_pandalm_prompt, parse_pandalm_output
 from optuna_pandalm.judges.reference import ReferenceJudge
 from optuna_pandalm.judges.remote import RemoteJudge
 from optuna_pandalm.judges.reward import RewardModelJudge
 
 __all__ = [
+    "FORMATS",
     "EnsembleJudge",
+    "JudgeFormat",
     "JudgeRequest",
     "PairwiseJudge",
     "PandaLMJudge",

@@ -49,6 +49,10 @@ class Verdict:
         reason: The judge's explanation, if it gives one.
         reference: The judge's reference answer, if it gives one.
         raw: The judge's raw output, kept for audit.
+        strength: How much better the winner is, where the format says (Arena-Hard's
+            ``>>`` against ``>``): 2 much better, 1 better; ``None`` for a tie, an invalid
+            verdict, or a format without strengths. Not stored in the verdict cache yet, and
+            not used by the fit (one game is one preference).
 
     Example:
         >>> Verdict(winner=1, probabilities=(0.1, 0.7, 0.2)).is_valid
@@ -62,9 +66,19 @@ class Verdict:
     reason: str = ""
     reference: str = ""
     raw: str = ""
+    strength: int | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "winner", check_winner(self.winner))
+        if self.strength is not None and (
+            self.strength not in (1, 2)
+            or isinstance(self.strength, bool)
+            or self.winner in (0, None)
+        ):
+            raise ValueError(
+                f"strength must be None, 1 or 2 (and None for a tie or an invalid verdict), "
+                f"got {self.strength!r} with winner {self.winner!r}"
+            )
         object.__setattr__(self, "probabilities", _probabilities(self.probabilities))
         for field in ("reason", "reference", "raw"):
             if not isinstance(getattr(self, field), str):
