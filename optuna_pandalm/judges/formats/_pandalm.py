@@ -2,8 +2,8 @@
 
 The prompt and the parser are :func:`~optuna_pandalm.judges.pandalm.build_pandalm_prompt`
 and :func:`~optuna_pandalm.judges.pandalm.parse_pandalm_output`, the ones
-:class:`~optuna_pandalm.PandaLMJudge` has always used (seeds/000 Figure 5; WeOpenML/PandaLM@6823887,
-``pandalm/utils/pandalm_inference.py``'s ``build_pandalm_prompt``).
+:class:`~optuna_pandalm.PandaLMJudge` has always used (seeds/000 Figure 5;
+WeOpenML/PandaLM@6823887, ``pandalm/utils/pandalm_inference.py``'s ``build_pandalm_prompt``).
 """
 
 from __future__ import annotations
