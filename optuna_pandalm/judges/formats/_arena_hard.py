@@ -16,7 +16,7 @@ from types import MappingProxyType
 from typing import ClassVar
 
 from optuna_pandalm.judges.base import JudgeRequest, Verdict
-from optuna_pandalm.judges.formats._format import JudgeFormat, Message
+from optuna_pandalm.judges.formats._format import JudgeFormat, Message, question_of
 
 __all__ = ["ArenaHardFormat"]
 
@@ -128,9 +128,7 @@ class ArenaHardFormat(JudgeFormat):
     labels: ClassVar[Mapping[int, str]] = MappingProxyType({1: "A>B", 2: "B>A", 0: "A=B"})
 
     def messages(self, request: JudgeRequest) -> list[Message]:
-        question = request.instruction
-        if request.input:
-            question = f"{question}\n\n{request.input}"
+        question = question_of(request)
         user = USER_TEMPLATE.format(
             question_1=question, answer_1=request.response_1, answer_2=request.response_2
         )

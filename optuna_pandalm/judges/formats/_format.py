@@ -13,7 +13,7 @@ from typing import ClassVar, TypedDict
 
 from optuna_pandalm.judges.base import JudgeRequest, Verdict
 
-__all__ = ["JudgeFormat", "Message"]
+__all__ = ["JudgeFormat", "Message", "question_of"]
 
 
 class Message(TypedDict):
@@ -67,3 +67,18 @@ class JudgeFormat(abc.ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r})"
+
+
+def question_of(request: JudgeRequest, *, separator: str = "\n\n") -> str:
+    """The instruction with the request's input after it, for formats whose prompt has one
+    question and no input field (each format says which separator its project's data uses).
+
+    Example:
+        >>> question_of(JudgeRequest("Translate.", "a", "b", input="Bonjour"))
+        'Translate.\\n\\nBonjour'
+        >>> question_of(JudgeRequest("Add 2 and 3.", "5", "6"), separator="\\n")
+        'Add 2 and 3.'
+    """
+    if not request.input:
+        return request.instruction
+    return f"{request.instruction}{separator}{request.input}"

@@ -15,7 +15,7 @@ from types import MappingProxyType
 from typing import ClassVar
 
 from optuna_pandalm.judges.base import JudgeRequest, Verdict
-from optuna_pandalm.judges.formats._format import JudgeFormat, Message
+from optuna_pandalm.judges.formats._format import JudgeFormat, Message, question_of
 
 __all__ = ["JudgeLMFormat"]
 
@@ -119,9 +119,7 @@ class JudgeLMFormat(JudgeFormat):
         return [{"role": "user", "content": self.text(request)}]
 
     def text(self, request: JudgeRequest) -> str:
-        question = request.instruction
-        if request.input:
-            question = f"{question}\n{request.input}"
+        question = question_of(request, separator="\n")
         if request.reference is None:
             body = TEMPLATE.format(
                 question=question,

@@ -9,7 +9,7 @@ from types import MappingProxyType
 from typing import ClassVar
 
 from optuna_pandalm.judges.base import JudgeRequest, Verdict
-from optuna_pandalm.judges.formats._format import JudgeFormat, Message
+from optuna_pandalm.judges.formats._format import JudgeFormat, Message, question_of
 
 __all__ = ["MTBenchFormat"]
 
@@ -108,9 +108,7 @@ class MTBenchFormat(JudgeFormat):
     labels: ClassVar[Mapping[int, str]] = MappingProxyType({1: "A", 2: "B", 0: "C"})
 
     def messages(self, request: JudgeRequest) -> list[Message]:
-        question = request.instruction
-        if request.input:
-            question = f"{question}\n\n{request.input}"
+        question = question_of(request)
         if request.reference is None:
             system = _SYSTEM
             user = _TEMPLATE.format(

@@ -16,7 +16,7 @@ from types import MappingProxyType
 from typing import ClassVar
 
 from optuna_pandalm.judges.base import JudgeRequest, Verdict
-from optuna_pandalm.judges.formats._format import JudgeFormat, Message
+from optuna_pandalm.judges.formats._format import JudgeFormat, Message, question_of
 
 __all__ = ["Prometheus2Format"]
 
@@ -131,9 +131,7 @@ class Prometheus2Format(JudgeFormat):
 
     def prompt(self, request: JudgeRequest) -> str:
         """The filled user prompt (``RELATIVE_PROMPT`` or ``RELATIVE_PROMPT_WO_REF``)."""
-        instruction = request.instruction
-        if request.input:
-            instruction = f"{instruction}\n\n{request.input}"
+        instruction = question_of(request)
         with_reference = request.reference is not None
         parts = [
             "###Task Description:",
