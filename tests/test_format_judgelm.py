@@ -150,13 +150,6 @@ def test_no_likelihood_labels() -> None:
         FORM.labels[1] = "10 1"  # type: ignore[index]
 
 
-@given(st.text())
-def test_parse_never_raises(text: str) -> None:
-    verdict = FORM.parse(text)
-    assert verdict.winner in (None, 0, 1, 2)
-    assert verdict.raw == text
-
-
 @given(
     st.integers(min_value=1, max_value=10),
     st.integers(min_value=1, max_value=10),
