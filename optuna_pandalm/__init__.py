@@ -27,6 +27,7 @@ _EXPORTS = {
     "Verdict": "optuna_pandalm.judges.base",
     "PairwiseJudge": "optuna_pandalm.judges.base",
     "PandaLMJudge": "optuna_pandalm.judges.pandalm",
+    "LocalJudge": "optuna_pandalm.judges.local",
     "RewardModelJudge": "optuna_pandalm.judges.reward",
     "ReferenceJudge": "optuna_pandalm.judges.reference",
     "RemoteJudge": "optuna_pandalm.judges.remote",
@@ -48,6 +49,7 @@ if TYPE_CHECKING:
     from optuna_pandalm.errors import PandaLMError, PromptFormatError, StoreError
     from optuna_pandalm.judges.base import JudgeRequest, PairwiseJudge, Verdict
     from optuna_pandalm.judges.ensemble import EnsembleJudge
+    from optuna_pandalm.judges.local import LocalJudge
     from optuna_pandalm.judges.pandalm import PandaLMJudge
     from optuna_pandalm.judges.reference import ReferenceJudge
     from optuna_pandalm.judges.remote import RemoteJudge

@@ -10,6 +10,7 @@ from __future__ import annotations
 from optuna_pandalm.judges.base import JudgeRequest, PairwiseJudge, Verdict
 from optuna_pandalm.judges.ensemble import EnsembleJudge
 from optuna_pandalm.judges.formats import FORMATS, JudgeFormat
+from optuna_pandalm.judges.local import LocalJudge
 from optuna_pandalm.judges.pandalm import PandaLMJudge, build_pandalm_prompt, parse_pandalm_output
 from optuna_pandalm.judges.reference import ReferenceJudge
 from optuna_pandalm.judges.remote import RemoteJudge
@@ -20,6 +21,7 @@ __all__ = [
     "EnsembleJudge",
     "JudgeFormat",
     "JudgeRequest",
+    "LocalJudge",
     "PairwiseJudge",
     "PandaLMJudge",
     "ReferenceJudge",
