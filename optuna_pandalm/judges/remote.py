@@ -1,11 +1,19 @@
-"""A PandaLM-format judge served over HTTP by an OpenAI-compatible completions server.
+"""A judge served over HTTP by an OpenAI-compatible server, in any judge format.
 
-For many workers sharing one judge: serve PandaLM-7B once (for example with vLLM) and point
-every worker at it. Same prompt and parser as :class:`~optuna_pandalm.judges.PandaLMJudge`.
+For many workers sharing one judge: serve the judge model once (for example PandaLM-7B or
+Prometheus 2 with vLLM) and point every worker at it. The prompt and the parser are the
+format's (:data:`~optuna_pandalm.judges.FORMATS`; PandaLM's by default, as
+:class:`~optuna_pandalm.judges.PandaLMJudge`). Generate mode sends a base-model format's text
+to ``/completions`` and a chat format's messages to ``/chat/completions`` (the server applies
+the model's chat template).
 
-Likelihood mode scores each label (``1``, ``2``, ``Tie``) as the sum of its tokens'
-log-probabilities after the prompt, then renormalises over the three. The label tokens come
-from the server's ``/tokenize`` (vLLM) or a local tokenizer. vLLM servers that know
+Likelihood mode scores each of the format's labels (PandaLM's ``1``, ``2``, ``Tie``) as the
+sum of its tokens' log-probabilities after the prompt and the format's ``answer_prefix``,
+then renormalises over them. The label tokens come from the server's ``/tokenize`` (vLLM)
+or a local tokenizer. A chat format's prompt is the chat template laid out by the local
+tokenizer when one is given, else the token ids the server's ``/tokenize`` gives for the
+messages; it is sent to ``/completions`` as token ids, so the labels are scored right where
+the judge's answer starts. vLLM servers that know
 ``logprob_token_ids`` return exactly the requested tokens' log-probabilities; older ones
 reject it (HTTP 400) or ignore it, and the judge falls back to ``top_logprobs``, where a
 label outside the top k has no probability. A multi-token label's later tokens are scored
@@ -38,16 +46,20 @@ from optuna_pandalm.errors import (
     RemoteJudgeError,
 )
 from optuna_pandalm.judges.base import JudgeRequest, PairwiseJudge, Verdict
-from optuna_pandalm.judges.pandalm import LABELS, build_pandalm_prompt, parse_pandalm_output
+from optuna_pandalm.judges.formats import JudgeFormat, Message
+from optuna_pandalm.judges.local import (
+    DEFAULT_MAX_NEW_TOKENS,
+    format_key,
+    prompt_tail,
+    resolve_format,
+)
 from optuna_pandalm.url_masking import mask_url
 
 __all__ = ["RemoteJudge", "RemoteJudgeError"]
 
 _logger = logging.getLogger(__name__)
 _RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
-
-
-_EVALUATION_TAIL = "### Evaluation:\n"  # how every PandaLM prompt ends
+_PROBE = JudgeRequest("Q", "a", "b")  # a request whose prompt shows how a format's prompt ends
 _TOKEN_ID = "token_id:"  # vLLM's key for a token with return_tokens_as_token_ids
 
 
@@ -66,25 +78,19 @@ def _continuation(before: Sequence[int], after: Sequence[int]) -> tuple[int, ...
     return tuple(after[common:])
 
 
-def _label(token: str) -> int | None:
-    """The PandaLM label a first token starts: '1', '2', or a prefix of 'Tie'."""
-    word = token.strip().lower()
-    if word in ("1", "2"):
-        return int(word)
-    if word and "tie".startswith(word):
-        return 0
-    return None
-
-
 class RemoteJudge(PairwiseJudge):
-    """PandaLM over an OpenAI-compatible ``/completions`` endpoint.
+    """A judge format over an OpenAI-compatible server (``/completions``, and
+    ``/chat/completions`` for a chat format's generate mode).
 
     Args:
         base_url: Server URL up to ``/v1`` (e.g. ``http://127.0.0.1:8000/v1``).
         model: Model name the server knows.
+        format: A name in :data:`~optuna_pandalm.judges.FORMATS` or a
+            :class:`~optuna_pandalm.judges.JudgeFormat` (default ``"pandalm"``).
         mode: ``"likelihood"``: each label's log-probability (the sum over its tokens),
-            normalised over the three labels (see the module docstring for how the server is
-            asked). ``"generate"``: greedy text, parsed as PandaLM output.
+            normalised over the format's labels (see the module docstring for how the server
+            is asked; refused for a format without labels, JudgeLM). ``"generate"``: greedy
+            text, parsed by the format.
         api_key_env: Name of the environment variable holding the API key (read at each
             call; never logged or stored). Unset means no ``Authorization`` header.
         max_concurrency: Requests in flight at once.
@@ -92,14 +98,19 @@ class RemoteJudge(PairwiseJudge):
         max_retries: Retries on 429, 5xx, timeouts and connection errors, with exponential
             backoff and jitter (a ``Retry-After`` header is honoured up to 30 s).
         backoff: First backoff in seconds.
-        max_tokens: Generate mode's token budget (PandaLM's 512).
+        max_tokens: Generate mode's token budget; default the format's, as
+            :class:`~optuna_pandalm.judges.LocalJudge`'s ``max_new_tokens`` (PandaLM's 512).
         top_logprobs: How many alternatives likelihood mode asks for when the server does
             not take ``logprob_token_ids``.
         tie_threshold: Likelihood mode: a tie when P(tie) is at least this.
         tokenizer: Likelihood mode: the served model's tokenizer (a local folder, loaded
-            without downloads, or a loaded tokenizer), to find the labels' tokens. ``None``
-            (default) asks the server's ``/tokenize``; a server without it gets the
-            first-token approximation.
+            without downloads, or a loaded tokenizer), to find the labels' tokens (and to lay
+            out a chat format's prompt with its chat template). ``None`` (default) asks the
+            server's ``/tokenize``; a server without it gets the first-token approximation
+            for a base-model format, and cannot score a chat format (an error says so).
+
+    The name is ``remote:{url}:{model}:{settings}`` for PandaLM's format, as it always was
+    (verdict cache keys), and ``remote:{url}:{model}:format={name}:{settings}`` for others.
 
     A request that fails for good (no answer, or a reply that is not a completion) raises
     :class:`RemoteJudgeError` with the verdicts of the batch's other requests in its
@@ -113,20 +124,21 @@ class RemoteJudge(PairwiseJudge):
         base_url: str,
         model: str,
         *,
+        format: str | JudgeFormat = "pandalm",
         mode: str = "likelihood",
         api_key_env: str | None = "OPENAI_API_KEY",
         max_concurrency: int = 8,
         timeout: float = 60.0,
         max_retries: int = 4,
         backoff: float = 0.5,
-        max_tokens: int = 512,
+        max_tokens: int | None = None,
         top_logprobs: int = 20,
         tie_threshold: float | None = None,
         tokenizer: Any = None,
         name: str | None = None,
     ) -> None:
-        if mode not in ("likelihood", "generate"):
-            raise ValueError(f"mode must be 'likelihood' or 'generate', got {mode!r}")
+        self.format = resolve_format(format, mode)
+        self._winners = tuple(sorted(self.format.labels))  # in (tie, 1, 2) order
         parts = urllib.parse.urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ValueError(f"base_url must be an http(s) URL, got {mask_url(base_url)!r}")
@@ -138,20 +150,27 @@ class RemoteJudge(PairwiseJudge):
         self.timeout = timeout
         self.max_retries = max(0, max_retries)
         self.backoff = backoff
-        self.max_tokens = max_tokens
+        self.max_tokens = (
+            DEFAULT_MAX_NEW_TOKENS.get(self.format.name, 1024)
+            if max_tokens is None
+            else max_tokens
+        )
         self.top_logprobs = top_logprobs
         self.tie_threshold = tie_threshold
         self.tokenizer = tokenizer
         self._label_tokens: tuple[tuple[int, ...], ...] | None = None
         self._tokens_known = False  # _label_tokens looked up (None then means: no tokenizer)
+        self._prefix_tokens: list[int] | None = None  # answer_prefix's tokens (chat formats)
         self.exact_label_logprobs: bool | None = None
         """Whether the server honours ``logprob_token_ids`` (``None`` until first asked)."""
         settings = (
             f"mode=likelihood,tie={tie_threshold}"
             if mode == "likelihood"
-            else f"mode=generate,max_tokens={max_tokens}"
+            else f"mode=generate,max_tokens={self.max_tokens}"
         )
-        self.name = name or f"remote:{mask_url(self.base_url)}:{model}:{settings}"
+        key = format_key(self.format)
+        spoken = "" if key == "pandalm" else f"format={key}:"  # PandaLM's names stay as they were
+        self.name = name or f"remote:{mask_url(self.base_url)}:{model}:{spoken}{settings}"
 
     def __repr__(self) -> str:
         return f"RemoteJudge(name={self.name!r})"
@@ -202,10 +221,14 @@ class RemoteJudge(PairwiseJudge):
     def _tokenize(self, text: str, *, special: bool) -> list[int]:
         if self.tokenizer is not None:
             return list(self._local_tokenizer()(text, add_special_tokens=special)["input_ids"])
+        return self._server_tokens(
+            {"model": self.model, "prompt": text, "add_special_tokens": special}
+        )
+
+    def _server_tokens(self, body: dict[str, Any]) -> list[int]:
+        """Token ids from vLLM's ``/tokenize``, for a ``prompt`` or for chat ``messages``."""
         try:
-            reply = self._post(
-                {"model": self.model, "prompt": text, "add_special_tokens": special}, "/tokenize"
-            )
+            reply = self._post(body, "/tokenize")
         except JudgeRefusedError as error:
             if error.status in (404, 405):
                 raise NoTokenizeEndpointError(str(error)) from None
@@ -224,17 +247,44 @@ class RemoteJudge(PairwiseJudge):
             self.tokenizer = AutoTokenizer.from_pretrained(self.tokenizer, local_files_only=True)
         return self.tokenizer
 
+    def _chat_text(self, messages: list[Message]) -> str:
+        """A chat format's prompt laid out by the local tokenizer's chat template."""
+        text: str = self._local_tokenizer().apply_chat_template(
+            messages, add_generation_prompt=True, tokenize=False
+        )
+        return text
+
+    def _tail(self) -> str:
+        """The end of the prompt the labels follow (its last line), to tokenise the labels
+        in context: PandaLM's ``### Evaluation:\n``; a chat format's ``answer_prefix`` when
+        the server lays out the chat template (its tokens are then sent on their own)."""
+        if not self.format.chat:
+            return prompt_tail(self.format.text(_PROBE) + self.format.answer_prefix)
+        if self.tokenizer is not None:
+            text = self._chat_text(self.format.messages(_PROBE))
+            return prompt_tail(text + self.format.answer_prefix)
+        return self.format.answer_prefix
+
     def label_tokens(self) -> tuple[tuple[int, ...], ...] | None:
-        """The token ids each label (tie, 1, 2) adds after the prompt, or ``None`` when
-        neither a local tokenizer nor the server's ``/tokenize`` is available."""
+        """The token ids each label adds after the prompt, in (tie, 1, 2) order (a format
+        without ties has two), or ``None`` when neither a local tokenizer nor the server's
+        ``/tokenize`` is available."""
         if not self._tokens_known:
+            labels = [self.format.labels[winner] for winner in self._winners]
             try:
-                tail = self._tokenize(_EVALUATION_TAIL, special=False)
-                tokens = tuple(
-                    _continuation(tail, self._tokenize(_EVALUATION_TAIL + label, special=False))
-                    for label in LABELS
+                tail_text = self._tail()
+                tail = self._tokenize(tail_text, special=False)
+                tokens: tuple[tuple[int, ...], ...] | None = tuple(
+                    _continuation(tail, self._tokenize(tail_text + label, special=False))
+                    for label in labels
                 )
             except NoTokenizeEndpointError as error:
+                if self.format.chat:
+                    raise ValueError(
+                        f"likelihood mode with chat format {self.format.name!r} needs the "
+                        "served model's tokenizer: pass tokenizer= (a local folder) or serve "
+                        f"it with vLLM's /tokenize ({error})"
+                    ) from None
                 _logger.warning(
                     "no tokenizer given and no /tokenize (%s): likelihood mode sums the "
                     "first token's alternatives that start a label",
@@ -242,14 +292,38 @@ class RemoteJudge(PairwiseJudge):
                 )
                 tokens = None
             if tokens is not None and (not all(tokens) or len(set(tokens)) < len(tokens)):
-                raise ValueError(f"labels {LABELS} do not tokenize to distinct tokens: {tokens}")
+                raise ValueError(f"labels {labels} do not tokenize to distinct tokens: {tokens}")
             self._label_tokens, self._tokens_known = tokens, True
         return self._label_tokens
 
+    def _likelihood_prompt(self, request: JudgeRequest) -> str | list[int]:
+        """What likelihood mode completes: a base-model format's text with its
+        ``answer_prefix``; a chat format's chat prompt as token ids, then the
+        ``answer_prefix``'s tokens."""
+        if not self.format.chat:
+            return self.format.text(request) + self.format.answer_prefix
+        messages = self.format.messages(request)
+        if self.tokenizer is not None:
+            text = self._chat_text(messages) + self.format.answer_prefix
+            bos = getattr(self._local_tokenizer(), "bos_token", None)
+            # The template holds the BOS token when it writes one: do not add it twice.
+            return self._tokenize(text, special=not (bos and text.startswith(bos)))
+        # vLLM's TokenizeChatRequest (vllm-project/vllm@343bacaf,
+        # vllm/entrypoints/serve/tokenize/protocol.py) takes "messages" and
+        # "add_generation_prompt" (default true) and lays them out with the served model's
+        # chat template; its add_special_tokens defaults to false, as the template adds them.
+        chat = self._server_tokens(
+            {"model": self.model, "messages": messages, "add_generation_prompt": True}
+        )
+        if self._prefix_tokens is None:
+            prefix = self.format.answer_prefix
+            self._prefix_tokens = self._tokenize(prefix, special=False) if prefix else []
+        return chat + self._prefix_tokens
+
     # --- judging ---------------------------------------------------------------------------------
-    def _completion(self, body: dict[str, Any]) -> dict[str, Any]:
+    def _completion(self, body: dict[str, Any], path: str = "/completions") -> dict[str, Any]:
         """The first choice of a completion; a reply of another shape is a failure to answer."""
-        reply = self._post({"model": self.model, "temperature": 0.0, **body})
+        reply = self._post({"model": self.model, "temperature": 0.0, **body}, path)
         try:
             choice = reply["choices"][0]
             if not isinstance(choice, dict):
@@ -318,12 +392,16 @@ class RemoteJudge(PairwiseJudge):
         }
 
     def _label_logprobs(
-        self, prompt: str, labels: tuple[tuple[int, ...], ...]
+        self, prompt: str | list[int], labels: tuple[tuple[int, ...], ...]
     ) -> list[float | None]:
         """Each label's log-probability after the prompt (the sum over its tokens), ``None``
         when one of its tokens is outside the top k."""
         multi_token = any(len(tokens) > 1 for tokens in labels)
-        context: str | list[int] = self._tokenize(prompt, special=True) if multi_token else prompt
+        context = (
+            self._tokenize(prompt, special=True)
+            if multi_token and isinstance(prompt, str)
+            else prompt
+        )
         first = self._next_token_logprobs(context, sorted({tokens[0] for tokens in labels}))
         scores: list[float | None] = []
         for tokens in labels:
@@ -345,20 +423,45 @@ class RemoteJudge(PairwiseJudge):
         alternatives = self._alternatives(choice)
         mass = [0.0, 0.0, 0.0]
         for token, log_probability in alternatives.items():
-            label = _label(token)
+            label = self._label_started_by(token)
             if label is not None and math.isfinite(log_probability):
                 mass[label] += math.exp(log_probability)
         return mass, list(alternatives)[:10]
 
-    def _one(self, request: JudgeRequest) -> Verdict:
-        prompt = build_pandalm_prompt(
-            request.instruction, request.response_1, request.response_2, request.input
-        )
-        if self.mode == "generate":
+    def _label_started_by(self, token: str) -> int | None:
+        """The one label a first token starts (PandaLM: '1', '2', or a prefix of 'Tie')."""
+        word = token.strip().lower()
+        if not word:
+            return None
+        started = [
+            w for w in self._winners if self.format.labels[w].strip().lower().startswith(word)
+        ]
+        return started[0] if len(started) == 1 else None
+
+    def _generate(self, request: JudgeRequest) -> Verdict:
+        if not self.format.chat:
+            prompt = self.format.text(request)
             choice = self._completion({"prompt": prompt, "max_tokens": self.max_tokens})
-            return parse_pandalm_output(str(choice.get("text", "")))
+            return self.format.parse(str(choice.get("text", "")))
+        messages = self.format.messages(request)
+        choice = self._completion(
+            {"messages": messages, "max_tokens": self.max_tokens}, "/chat/completions"
+        )
+        message = choice.get("message")
+        if not isinstance(message, dict):
+            raise RemoteJudgeError(
+                f"unexpected reply shape from {mask_url(self.base_url)}: a chat completion "
+                "without choices[0].message"
+            )
+        return self.format.parse(str(message.get("content") or ""))
+
+    def _one(self, request: JudgeRequest) -> Verdict:
+        if self.mode == "generate":
+            return self._generate(request)
         labels = self.label_tokens()
+        prompt = self._likelihood_prompt(request)
         if labels is None:
+            assert isinstance(prompt, str)  # only base-model formats go without a tokenizer
             mass, seen = self._first_token_mass(prompt)
             if sum(mass) <= 0:
                 return Verdict(winner=None, raw=f"no label among the top tokens: {seen}")
@@ -371,20 +474,27 @@ class RemoteJudge(PairwiseJudge):
                     winner=None, raw=f"no label among the top {self.top_logprobs} tokens"
                 )
             top = max(known)
-            mass = [0.0 if s is None else math.exp(s - top) for s in scores]
-            missing = [LABELS[k] for k, s in enumerate(scores) if s is None]
+            mass = [0.0, 0.0, 0.0]  # (tie, 1, 2); a format without ties leaves P(tie) at 0
+            for winner, s in zip(self._winners, scores, strict=True):
+                mass[winner] = 0.0 if s is None else math.exp(s - top)
+            names = [self.format.labels[winner] for winner in self._winners]
+            missing = [label for label, s in zip(names, scores, strict=True) if s is None]
             how = "label log-probabilities " + ", ".join(
                 f"{label} {'outside the top k' if s is None else f'{s:.4f}'}"
-                for label, s in zip(LABELS, scores, strict=True)
+                for label, s in zip(names, scores, strict=True)
             )
             if missing:
                 _logger.debug("labels %s outside the top %d", missing, self.top_logprobs)
         total = sum(mass)
         probabilities = (mass[0] / total, mass[1] / total, mass[2] / total)
-        if self.tie_threshold is not None and probabilities[0] >= self.tie_threshold:
+        if (
+            self.tie_threshold is not None
+            and 0 in self._winners
+            and probabilities[0] >= self.tie_threshold
+        ):
             winner = 0
         else:
-            winner = max(range(3), key=lambda k: probabilities[k])
+            winner = max(self._winners, key=lambda k: probabilities[k])
         return Verdict(winner=winner, probabilities=probabilities, raw=how)
 
     def judge(self, requests: Sequence[JudgeRequest]) -> list[Verdict]:

@@ -6,10 +6,16 @@
   ``max_tokens``
 * ``pandalm:/path/to/model``, options ``mode``, ``batch_size``, ``dtype``, ``device``,
   ``device_map``, ``max_new_tokens``, ``num_beams``, ``tie_threshold``, ``trust_remote_code``
+* ``local:/path/to/model?format=prometheus2&mode=likelihood``: any local causal LM in a judge
+  format (:class:`~optuna_pandalm.judges.LocalJudge`), options ``format`` (a name in
+  :data:`~optuna_pandalm.judges.FORMATS`), ``chat_template``, ``max_length``,
+  ``repetition_penalty``, ``early_stopping``, ``beam_cache``, ``progress`` and those of
+  ``pandalm:``
 * ``reward:/path/to/model``, options ``batch_size``, ``dtype``, ``device``, ``tie_margin``,
   ``template``, ``trust_remote_code``
-* ``remote:http://host:8000/v1?model=NAME``, options ``mode``, ``max_concurrency``,
-  ``timeout``, ``max_retries``, ``api_key_env``, ``tie_threshold``, ``top_logprobs``, ``tokenizer``
+* ``remote:http://host:8000/v1?model=NAME``, options ``format``, ``mode``, ``max_tokens``,
+  ``max_concurrency``, ``timeout``, ``max_retries``, ``api_key_env``, ``tie_threshold``,
+  ``top_logprobs``, ``tokenizer``
 
 :func:`check_spec` validates a spec without loading any model (``tune --dry-run``).
 """
@@ -24,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from optuna_pandalm.judges.base import PairwiseJudge
+from optuna_pandalm.judges.local import LocalJudge, resolve_format
 from optuna_pandalm.judges.pandalm import PandaLMJudge
 from optuna_pandalm.judges.reference import ReferenceJudge
 from optuna_pandalm.judges.remote import RemoteJudge
@@ -31,7 +38,7 @@ from optuna_pandalm.judges.reward import RewardModelJudge
 
 __all__ = ["check_spec", "judge_from_spec"]
 
-_KINDS = ("reference", "pandalm", "reward", "remote")
+_KINDS = ("reference", "pandalm", "reward", "remote", "local")
 
 _INTEGER = {
     "batch_size",
@@ -41,9 +48,10 @@ _INTEGER = {
     "max_retries",
     "max_tokens",
     "top_logprobs",
+    "max_length",
 }
 _FLOAT = {"tie_margin", "tie_threshold", "timeout", "temperature", "repetition_penalty", "backoff"}
-_BOOLEAN = {"trust_remote_code", "progress"}
+_BOOLEAN = {"trust_remote_code", "progress", "early_stopping", "beam_cache"}
 
 
 def _options(query: str, spec: str) -> dict[str, Any]:
@@ -89,7 +97,20 @@ def _judge_class(kind: str) -> type[PairwiseJudge]:
         return PandaLMJudge
     if kind == "reward":
         return RewardModelJudge
+    if kind == "local":
+        return LocalJudge
     return RemoteJudge
+
+
+def _check_format(spec: str, kind: str, options: dict[str, Any]) -> None:
+    """A local or remote judge's format: a name in FORMATS (or the closest one), and
+    likelihood mode (the default) only where the format has labels."""
+    if kind not in ("local", "remote"):
+        return
+    try:
+        resolve_format(options.get("format", "pandalm"), options.get("mode", "likelihood"))
+    except ValueError as error:
+        raise ValueError(f"judge spec {spec!r}: {error}") from None
 
 
 def judge_from_spec(spec: str) -> PairwiseJudge:
@@ -100,6 +121,7 @@ def judge_from_spec(spec: str) -> PairwiseJudge:
         'reference:token_f1:tie_margin=0.05:max_tokens=2048'
     """
     kind, target, options = _parse(spec)
+    _check_format(spec, kind, options)
     judge_class = _judge_class(kind)
     try:
         if kind == "remote":
@@ -125,7 +147,13 @@ def check_spec(spec: str) -> str:
         Traceback (most recent call last):
         ...
         ValueError: judge spec 'refrence:char_ratio': unknown kind 'refrence' (did you mean \
-'reference'? kinds: reference, pandalm, reward, remote)
+'reference'? kinds: reference, pandalm, reward, remote, local)
+        >>> check_spec("remote:http://127.0.0.1:8000/v1?model=m&format=mtbnch")
+        Traceback (most recent call last):
+        ...
+        ValueError: judge spec 'remote:http://127.0.0.1:8000/v1?model=m&format=mtbnch': unknown \
+judge format 'mtbnch' (did you mean 'mtbench'? formats: arena_hard, judgelm, mtbench, pandalm, \
+prometheus2)
     """
     kind, target, options = _parse(spec)
     if kind == "reference":
@@ -136,6 +164,7 @@ def check_spec(spec: str) -> str:
     for key in options:
         if key not in accepted | ({"model"} if kind == "remote" else set()):
             raise ValueError(f"judge spec {spec!r}: unknown option {key!r}")
+    _check_format(spec, kind, options)
     if kind == "remote":
         parts = urllib.parse.urlsplit(target)
         if parts.scheme not in ("http", "https") or not parts.netloc or not options.get("model"):
