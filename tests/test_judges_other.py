@@ -15,7 +15,7 @@ from optuna_pandalm import JudgeRequest, RemoteJudge, Verdict
 from optuna_pandalm.judges import EnsembleJudge, PairwiseJudge, ReferenceJudge, RewardModelJudge
 from optuna_pandalm.judges.base import JudgeUnavailableError
 from optuna_pandalm.judges.reference import exact_match, rouge_l, token_f1
-from optuna_pandalm.judges.spec import judge_from_spec
+from optuna_pandalm.judges.spec import check_spec, judge_from_spec
 
 
 # --- reference ---------------------------------------------------------------------------------
@@ -276,3 +276,41 @@ def test_specs_build_each_kind(tiny_llama_path):
     assert isinstance(judge_from_spec("reference:exact"), ReferenceJudge)
     assert judge_from_spec(f"pandalm:{tiny_llama_path}?device=cpu&batch_size=2").batch_size == 2
     assert judge_from_spec("remote:http://127.0.0.1:1/v1?model=m&mode=generate").mode == "generate"
+
+
+def test_local_specs_build_a_local_judge_in_the_named_format(tiny_llama_path):
+    from optuna_pandalm import LocalJudge
+
+    judge = judge_from_spec(
+        f"local:{tiny_llama_path}?format=judgelm&mode=generate&max_new_tokens=4&device=cpu"
+    )
+    assert isinstance(judge, LocalJudge) and judge.format.name == "judgelm"
+    assert judge.name.startswith("local:judgelm:") and judge.generation["max_new_tokens"] == 4
+    assert check_spec(f"local:{tiny_llama_path}?format=prometheus2&mode=likelihood")
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("local:/m?format=prometheus", r"unknown judge format 'prometheus' \(did you mean "),
+        ("local:/m?format=judgelm", r"'judgelm' has no likelihood labels.*mode='generate'"),
+        ("remote:http://h:1/v1?model=m&format=judgelm", r"no likelihood labels"),
+        ("remote:http://h:1/v1?model=m&format=mtbnch", r"did you mean 'mtbench'"),
+        ("local:/m?format=mtbench&colour=red", r"'colour'"),
+    ],
+)
+def test_local_and_remote_specs_check_the_format_without_loading_anything(spec, message):
+    with pytest.raises(ValueError, match=rf"judge spec '.*': .*{message}"):
+        check_spec(spec)
+    with pytest.raises(ValueError, match=message):
+        judge_from_spec(spec)
+
+
+def test_remote_specs_take_a_format_named_in_the_judge_name():
+    judge = judge_from_spec("remote:http://127.0.0.1:1/v1?model=m&format=mtbench&mode=generate")
+    assert judge.format.name == "mtbench"
+    assert (
+        judge.name == "remote:http://127.0.0.1:1/v1:m:format=mtbench:mode=generate,max_tokens=2048"
+    )
+    pandalm = judge_from_spec("remote:http://127.0.0.1:1/v1?model=m&mode=generate")
+    assert pandalm.name == "remote:http://127.0.0.1:1/v1:m:mode=generate,max_tokens=512"

@@ -182,3 +182,111 @@ def test_never_relies_on_constrained_decoding(vllm):
     RemoteJudge(vllm["url"], "pandalm-7b", api_key_env=None).judge(REQUESTS[:1])
     for body in vllm["completions"]:
         assert not {"guided_choice", "structured_outputs", "response_format"} & set(body)
+
+
+# --- a chat format (MT-Bench) ------------------------------------------------------------------
+def toy_chat(messages: list[dict]) -> str:
+    """The served model's chat template, with the generation prompt."""
+    return "".join(f"<{m['role']}>{m['content']}\n" for m in messages) + "<assistant>"
+
+
+class ToyChatTokenizer(ToyTokenizer):
+    """The served model's tokenizer with its chat template, as a local tokenizer object."""
+
+    bos_token = None
+
+    def apply_chat_template(self, messages, *, add_generation_prompt, tokenize):
+        assert add_generation_prompt and not tokenize
+        return toy_chat(messages)
+
+
+OPEN = toy_tokenize("[[", special=False)
+A, B, C = (toy_tokenize(c, special=False)[0] for c in "ABC")
+# After "[[": P(A) = 0.5, P(B) = 0.3, P(C) = 0.1 (the tie): (tie, 1, 2) = (1, 5, 3) / 9.
+AFTER_OPEN = {A: 0.5, B: 0.3, C: 0.1, FILLER[0]: 0.1}
+
+
+@pytest.fixture
+def chat_vllm() -> Iterator[dict]:
+    """A fake vLLM serving a chat model: ``/tokenize`` with messages (vLLM's
+    TokenizeChatRequest) or a prompt, ``/v1/completions`` honouring ``logprob_token_ids`` for
+    token-id prompts, and ``/v1/chat/completions``."""
+    state: dict = {"completions": [], "tokenize": [], "chat": []}
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def reply(self, payload: dict) -> None:
+            data = json.dumps(payload).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_POST(self):
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            if self.path == "/tokenize":
+                state["tokenize"].append(body)
+                if "messages" in body:
+                    assert body["add_generation_prompt"] is True
+                    tokens = [BOS, *toy_tokenize(toy_chat(body["messages"]), special=False)]
+                else:
+                    tokens = toy_tokenize(body["prompt"], special=body["add_special_tokens"])
+                self.reply({"tokens": tokens, "count": len(tokens), "max_model_len": 4096})
+                return
+            if self.path == "/v1/chat/completions":
+                state["chat"].append(body)
+                content = "B names the sum wrongly. [[A]]"
+                self.reply({"choices": [{"message": {"role": "assistant", "content": content}}]})
+                return
+            assert self.path == "/v1/completions", self.path
+            state["completions"].append(body)
+            context = body["prompt"]
+            assert isinstance(context, list) and context[-len(OPEN) :] == OPEN
+            top = {f"token_id:{t}": math.log(AFTER_OPEN[t]) for t in body["logprob_token_ids"]}
+            self.reply({"choices": [{"text": "", "logprobs": {"top_logprobs": [top]}}]})
+
+    httpd = _Server(("127.0.0.1", 0), Handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    state["url"] = f"http://127.0.0.1:{httpd.server_address[1]}/v1"
+    yield state
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def test_a_chat_format_generates_through_chat_completions_with_its_messages(chat_vllm):
+    from optuna_pandalm.judges import FORMATS
+
+    judge = RemoteJudge(
+        chat_vllm["url"], "critic", format="mtbench", mode="generate", api_key_env=None
+    )
+    verdict = judge.judge(REQUESTS[:1])[0]
+    assert verdict.winner == 1 and verdict.reason == "B names the sum wrongly."
+    (body,) = chat_vllm["chat"]
+    assert body["messages"] == FORMATS["mtbench"].messages(REQUESTS[0])
+    assert body["max_tokens"] == 2048 and body["temperature"] == 0.0
+    assert chat_vllm["completions"] == []
+
+
+@pytest.mark.parametrize("local", [False, True], ids=["server-tokenize", "local-tokenizer"])
+def test_a_chat_format_scores_its_labels_after_the_chat_prompt_and_answer_prefix(chat_vllm, local):
+    from optuna_pandalm.judges import FORMATS
+
+    tokenizer = ToyChatTokenizer() if local else None
+    judge = RemoteJudge(
+        chat_vllm["url"], "critic", format="mtbench", api_key_env=None, tokenizer=tokenizer
+    )
+    verdict = judge.judge(REQUESTS[:1])[0]
+    assert verdict.probabilities == pytest.approx((1 / 9, 5 / 9, 3 / 9))
+    assert verdict.winner == 1
+    assert judge.label_tokens() == ((C,), (A,), (B,))
+    (body,) = chat_vllm["completions"]
+    rendered = toy_chat(FORMATS["mtbench"].messages(REQUESTS[0]))
+    # The chat prompt's tokens (one BOS), then "[[": the label is the next token.
+    assert body["prompt"] == [BOS, *toy_tokenize(rendered, special=False), *OPEN]
+    assert body["logprob_token_ids"] == sorted([A, B, C])
+    asked_messages = [b for b in chat_vllm["tokenize"] if "messages" in b]
+    assert len(asked_messages) == (0 if local else 1)
+    assert all(b["messages"] == FORMATS["mtbench"].messages(REQUESTS[0]) for b in asked_messages)
