@@ -11,8 +11,8 @@ This is the one place that talks to the judge. Its rules:
   with backoff and never cached; what the judge did answer in a failed batch is kept.
 * Verdicts are saved before their games; verdicts the store could not take stay in memory
   and are saved first at the next call, so a database outage loses no judge call.
-* After the first verdicts of the judge in this arena, a degenerate judge (one label almost
-  always, or the position deciding its verdicts) is logged once as a WARNING
+* After the first verdicts of the judge in this arena, a degenerate judge (one label, such
+  as "the response shown first wins", in 90% or more of them) is logged once as a WARNING
   (:class:`~optuna_pandalm.arena._judge_watch.JudgeWatch`).
 """
 
