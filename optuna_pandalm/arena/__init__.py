@@ -7,6 +7,8 @@ One concept per module:
   racing, batch size, retries), checked once.
 * ``_match_play``: :class:`MatchPlay`, shown order, racing, the verdict cache, judge
   validation and retries; the only code that calls the judge.
+* ``_judge_watch``: a degenerate judge, logged once after a study's first verdicts and
+  shown by ``check``.
 * ``_standings``: :class:`Standings`, the immutable scores every other layer reads.
 * ``_ledger``: incremental reads of stored players and game counts for the fits.
 * ``_votes``: people's votes beside the judge's games.

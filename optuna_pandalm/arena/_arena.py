@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from optuna_pandalm.arena import _trial
+from optuna_pandalm.arena._judge_watch import stored_judge_warnings
 from optuna_pandalm.arena._ledger import Ledger, as_player
 from optuna_pandalm.arena._match_play import (
     JudgeFailedError,
@@ -518,6 +519,15 @@ class Arena(Votes):
         :func:`optuna_pandalm.study.check_study`'s.
         """
         return self.store.integrity(self.arena_id, len(self.prompts))
+
+    def judge_warnings(self) -> list[str]:
+        """Sentences saying that a judge of this study's stored games looks degenerate (one
+        label in 90% or more of its games; see :mod:`optuna_pandalm.judges.evaluation`),
+        empty when none does. Judged on studies shown in random order with
+        :data:`~optuna_pandalm.arena._judge_watch.MIN_VERDICTS` games or more of a judge;
+        while judging, match play logs the same sentences once, after the first verdicts."""
+        counts = self.store.game_counts(self.arena_id, by_annotator=True)
+        return stored_judge_warnings(counts, position=self.position)
 
     def match_record(self, player: Player, opponent: Player) -> tuple[int, int, int]:
         """(wins, ties, losses) of ``player`` against ``opponent`` over all their games."""

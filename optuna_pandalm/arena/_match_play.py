@@ -11,6 +11,9 @@ This is the one place that talks to the judge. Its rules:
   with backoff and never cached; what the judge did answer in a failed batch is kept.
 * Verdicts are saved before their games; verdicts the store could not take stay in memory
   and are saved first at the next call, so a database outage loses no judge call.
+* After the first verdicts of the judge in this arena, a degenerate judge (one label, such
+  as "the response shown first wins", in 90% or more of them) is logged once as a WARNING
+  (:class:`~optuna_pandalm.arena._judge_watch.JudgeWatch`).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from optuna_pandalm.arena._judge_watch import JudgeWatch
 from optuna_pandalm.arena._players import Player
 from optuna_pandalm.arena._rules import POSITIONS, MatchRules
 from optuna_pandalm.errors import InvalidVerdictError, JudgeFailedError, JudgeUnavailableError
@@ -100,6 +104,7 @@ class MatchPlay:
         self.cache_hits = 0
         self._unsaved: dict[VerdictKey, StoredVerdict] = {}
         self.observers: list[Callable[[MatchProgress], None]] = []
+        self._watch = JudgeWatch(f"judge {judge.name}", position=rules.position)
 
     # --- the verdict cache and the judge ---------------------------------------------------
     def verdicts(
@@ -267,6 +272,9 @@ class MatchPlay:
                 for p, first in shown
             ]
             verdicts = self.verdicts([r for r, _ in built], [k for _, k in built])
+            sentences = self._watch.add([v.winner for v in verdicts])
+            if sentences:
+                _logger.warning("in this study's first matches, %s", " ".join(sentences))
             # The challenger's side of each verdict (None: invalid), with the verdict's id.
             results: dict[int, list[tuple[Side | None, int | None]]] = {}
             for (p, first), verdict in zip(shown, verdicts, strict=True):

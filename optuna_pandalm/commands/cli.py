@@ -63,6 +63,7 @@ def _judge_eval(args: argparse.Namespace) -> int:
         if args.limit:
             pairs = pairs[: args.limit]
         swapped = None
+        judge_named = f"the judge of {args.predictions}"
         if args.predictions:
             if args.swap:
                 raise CommandError("--swap needs --judge (recorded predictions have one order)")
@@ -73,6 +74,7 @@ def _judge_eval(args: argparse.Namespace) -> int:
             from optuna_pandalm.judges.spec import judge_from_spec
 
             judge = judge_from_spec(args.judge)
+            judge_named = f"judge {judge.name}"
             evaluation.check_judge(judge, pairs)  # before the progress bar starts
             total = len(pairs) * (2 if args.swap else 1)
             with tqdm(total=total, desc="judge-eval", unit="pair", file=sys.stderr) as bar:
@@ -81,9 +83,13 @@ def _judge_eval(args: argparse.Namespace) -> int:
                 )
     except (ValueError, FileNotFoundError) as error:
         raise CommandError(str(error)) from None
-    metrics = evaluation.evaluate_predictions(pairs, predictions, swapped=swapped)
+    metrics = evaluation.evaluate_predictions(
+        pairs, predictions, swapped=swapped, judge=judge_named
+    )
     if args.json:
         print(json.dumps(metrics))
+        for sentence in metrics["warnings"]:  # stdout holds one JSON document
+            print(f"warning: {sentence}", file=sys.stderr)
         return 0
     print(f"pairs                {metrics['n']}")
     for key in ("accuracy", "precision", "recall", "f1"):
@@ -109,6 +115,14 @@ def _judge_eval(args: argparse.Namespace) -> int:
             f"position consistency {metrics['position_consistency']:.3f} "
             f"over {metrics['n_swap_compared']} pairs judged in both orders"
         )
+    if metrics["verdict_shares"] is not None:
+        shares = metrics["verdict_shares"]
+        print(
+            f"verdicts as shown    first {shares['first']:.3f}, second {shares['second']:.3f}, "
+            f"tie {shares['tie']:.3f} of {metrics['n_valid_verdicts']} valid verdicts"
+        )
+    for sentence in metrics["warnings"]:  # a warning, not an error: the exit code stays 0
+        print(f"warning: {sentence}")
     return 0
 
 
@@ -183,7 +197,7 @@ def _load_study(args: argparse.Namespace) -> Any:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from optuna_pandalm.study.check import check_study
+    from optuna_pandalm.study.check import check_study, study_warnings
 
     arena = _load_arena(args)
     study = _load_study(args)
@@ -205,6 +219,8 @@ def _check(args: argparse.Namespace) -> int:
             "  note  no published scores yet (no trial finished with PublishCallback): "
             "score check skipped"
         )
+    for sentence in study_warnings(arena):  # not a problem: the exit code stays
+        print(f"warning: {sentence}")
     print("problems found" if total else "no problems found")
     return 1 if total else 0
 
@@ -482,6 +498,11 @@ Data (--data): "pandalm" is PandaLM's human-annotated test set shipped with this
 that name). Test-set quirks: six responses are the JSON value true (pairs 157-164) and are
 judged as the text "true"; 54 pairs have an empty response and are judged as they are;
 pairs of equally long responses are left out of the length preference.
+
+Warnings: a line starting "warning:" (exit code 0) says the judge is degenerate: one
+label (first shown wins, second shown wins, tie) in 90% or more of its valid verdicts,
+position consistency under 0.5 with --swap, or half its verdicts or more invalid
+(docs/judges.md, "Degenerate judges"). With --json they are in "warnings" and on stderr.
 
 Example: optuna-pandalm judge-eval --data pandalm --predictions pandalm-7b-testset-v1.json""",
     )

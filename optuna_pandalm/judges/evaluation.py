@@ -9,6 +9,13 @@ where people preferred the longer and where they preferred the shorter response,
 and, with swapped orders, position consistency (the share of verdicts unchanged when the two
 responses trade places).
 
+A judge can score near chance while looking busy: one that always names the same position,
+or always ties, gives verdicts that say nothing about the responses. :func:`verdict_shares`
+counts its valid verdicts by what they say in the shown order (first, second, tie), and
+:func:`judge_warnings` turns metrics into warning sentences by one rule
+(:data:`DEGENERATE_SHARE`, :data:`MIN_POSITION_CONSISTENCY`, :data:`MOSTLY_INVALID_SHARE`),
+which ``judge-eval`` prints and the arena logs after the first verdicts of a study.
+
 The test set ships with the package (``load_testset("pandalm")``, Apache-2.0, its notice
 and license next to it in ``optuna_pandalm/data/pandalm/``).
 
@@ -24,7 +31,7 @@ import dataclasses
 import importlib.resources
 import json
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,14 +40,20 @@ from optuna_pandalm.judges.base import JudgeRequest, PairwiseJudge, mirrored
 from optuna_pandalm.judges.pandalm import LABEL_OF
 
 __all__ = [
+    "DEGENERATE_SHARE",
+    "MIN_POSITION_CONSISTENCY",
+    "MOSTLY_INVALID_SHARE",
     "PACKAGED_TESTSET",
     "LabelledPair",
     "check_judge",
     "evaluate_predictions",
     "judge_testset",
+    "judge_warnings",
     "length_controlled_agreement",
     "load_testset",
+    "position_consistency",
     "read_predictions",
+    "verdict_shares",
 ]
 
 _STRING_LABELS = {"0": 0, **LABEL_OF}  # recorded predictions also write a tie as 0
@@ -48,6 +61,27 @@ _STRING_LABELS = {"0": 0, **LABEL_OF}  # recorded predictions also write a tie a
 PACKAGED_TESTSET = "pandalm"
 """The name that :func:`load_testset` and ``judge-eval --data`` read as the packaged copy of
 PandaLM's human-annotated test set (999 pairs)."""
+
+
+DEGENERATE_SHARE = 0.9
+"""A judge is degenerate when one label (first shown wins, second shown wins, or tie) takes
+this share or more of its valid verdicts (0..1). Where the shown order is random, a judge
+that reads the responses cannot name one position that often; and one that ties (almost)
+always separates nothing. Measured: SmolLM2-135M-Instruct as a PandaLM likelihood judge
+names one position in every verdict."""
+
+MIN_POSITION_CONSISTENCY = 0.5
+"""Position consistency (the share of pairs whose verdict stays the same when the two
+responses trade places, 0..1) under this means the shown order decides a judge's verdicts
+more than the responses do: a judge answering a fair coin between the two names scores 0.5,
+one answering at random among the three labels 1/3, one that always names one position 0."""
+
+MOSTLY_INVALID_SHARE = 0.5
+"""A judge whose verdicts are invalid (unparseable) this share of the time or more (0..1)
+mostly does not answer in the format it is read with."""
+
+_SHOWN = {"first": 1, "second": 2, "tie": 0}
+"""Labels of verdict shares, in the shown order, and the outcome code each counts."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -216,11 +250,95 @@ def length_controlled_agreement(
     }
 
 
+def verdict_shares(labels: Iterable[int | None]) -> dict[str, Any]:
+    """What a judge's verdicts say in the order the responses were shown: ``n_verdicts``
+    (invalid ones included), ``n_valid_verdicts``, and ``verdict_shares``, the share (0..1)
+    of valid verdicts for ``first`` (the response shown first won), ``second`` and ``tie``
+    (``None`` without a valid verdict).
+
+    Example:
+        >>> verdict_shares([1, 1, 1, 2, None])
+        {'n_verdicts': 5, 'n_valid_verdicts': 4, 'verdict_shares': {'first': 0.75, \
+'second': 0.25, 'tie': 0.0}}
+    """
+    labels = list(labels)
+    valid = [label for label in labels if label is not None]
+    shares = (
+        {name: valid.count(code) / len(valid) for name, code in _SHOWN.items()} if valid else None
+    )
+    return {"n_verdicts": len(labels), "n_valid_verdicts": len(valid), "verdict_shares": shares}
+
+
+def position_consistency(both_orders: Sequence[tuple[int, int]]) -> float | None:
+    """The share (0..1) of pairs judged in both orders whose verdict is the same pair-wise:
+    ``(a, b)`` is the verdict with the responses in one order and in the other, each in the
+    shown order, consistent when ``a == mirrored(b)``; ``None`` without pairs.
+
+    Example:
+        >>> position_consistency([(1, 2), (1, 1), (0, 0), (2, 1)])
+        0.75
+    """
+    if not both_orders:
+        return None
+    return sum(a == mirrored(b) for a, b in both_orders) / len(both_orders)
+
+
+def judge_warnings(metrics: Mapping[str, Any], *, judge: str = "the judge") -> list[str]:
+    """Sentences saying how a judge is degenerate (empty for a judge that may be sound), by
+    one rule: one label in :data:`DEGENERATE_SHARE` or more of the valid verdicts
+    (``verdict_shares``, ``n_valid_verdicts``), position consistency under
+    :data:`MIN_POSITION_CONSISTENCY` (``position_consistency``, ``n_swap_compared``, where
+    pairs were judged in both orders), or :data:`MOSTLY_INVALID_SHARE` or more invalid
+    verdicts (``n_verdicts``, ``n_valid_verdicts``). Each sentence names the judge, the
+    figure, the threshold and what to do. Keys that are missing are not checked.
+
+    Example:
+        >>> metrics = {**verdict_shares([1] * 95 + [2] * 5), "position_consistency": 0.0,
+        ...            "n_swap_compared": 100}
+        >>> for sentence in judge_warnings(metrics, judge="judge J"):
+        ...     print(sentence[: sentence.index(":")])
+        judge J is degenerate
+        judge J follows the position, not the responses
+    """
+    sentences = []
+    advice = "use a larger judge model, generate mode instead of likelihood, or another format"
+    shares = metrics.get("verdict_shares")
+    if shares:
+        label, share = max(shares.items(), key=lambda item: item[1])
+        if share >= DEGENERATE_SHARE:
+            said = "a tie" if label == "tie" else f"the response shown {label} wins"
+            sentences.append(
+                f"{judge} is degenerate: {share:.0%} of its {metrics['n_valid_verdicts']} "
+                f"valid verdicts say {said} (first {shares['first']:.0%}, second "
+                f"{shares['second']:.0%}, tie {shares['tie']:.0%}; "
+                f"{DEGENERATE_SHARE:.0%} or more for one label is degenerate), so they say "
+                f"almost nothing about the responses: {advice}"
+            )
+    consistency = metrics.get("position_consistency")
+    if consistency is not None and consistency < MIN_POSITION_CONSISTENCY:
+        sentences.append(
+            f"{judge} follows the position, not the responses: its position consistency is "
+            f"{consistency:.3f} over {metrics['n_swap_compared']} pairs judged in both orders "
+            f"(under {MIN_POSITION_CONSISTENCY} is degenerate; 1 is the same verdict in both "
+            f"orders): {advice}"
+        )
+    n, n_valid = metrics.get("n_verdicts"), metrics.get("n_valid_verdicts")
+    if n and n_valid is not None and (n - n_valid) / n >= MOSTLY_INVALID_SHARE:
+        sentences.append(
+            f"{judge} mostly gives invalid verdicts: {n - n_valid} of {n} "
+            f"({(n - n_valid) / n:.0%}; {MOSTLY_INVALID_SHARE:.0%} or more is degenerate) "
+            "could not be read as a verdict: check the judge's format, give generate mode "
+            "more max_new_tokens, or use likelihood mode"
+        )
+    return sentences
+
+
 def evaluate_predictions(
     pairs: Sequence[LabelledPair],
     predictions: Mapping[int, int | None],
     *,
     swapped: Mapping[int, int | None] | None = None,
+    judge: str = "the judge",
 ) -> dict[str, Any]:
     """PandaLM-protocol metrics for predictions aligned by ``idx``.
 
@@ -241,16 +359,18 @@ def evaluate_predictions(
         "human_length_preference": length_preference(pairs, {p.idx: p.truth for p in pairs}),
         **length_controlled_agreement(pairs, predictions),
     }
+    given = [predictions[p.idx] for p in pairs if p.idx in predictions]
     if swapped is not None:
+        given += [swapped[p.idx] for p in pairs if p.idx in swapped]
         both = [
             (a, b)
             for p in pairs
             if (a := predictions.get(p.idx)) is not None and (b := swapped.get(p.idx)) is not None
         ]
-        result["position_consistency"] = (
-            sum(a == mirrored(b) for a, b in both) / len(both) if both else None
-        )
+        result["position_consistency"] = position_consistency(both)
         result["n_swap_compared"] = len(both)
+    result.update(verdict_shares(given))
+    result["warnings"] = judge_warnings(result, judge=judge)
     return result
 
 

@@ -9,7 +9,7 @@ from optuna_pandalm.attributes import SNAPSHOT_ATTR
 if TYPE_CHECKING:
     from optuna_pandalm.arena import Arena
 
-__all__ = ["check_study", "study_problems"]
+__all__ = ["check_study", "study_problems", "study_warnings"]
 
 
 def check_study(
@@ -29,6 +29,14 @@ def check_study(
             study_problems(arena, study, tolerance=tolerance, grace_period=grace_period)
         )
     return problems
+
+
+def study_warnings(arena: Arena) -> list[str]:
+    """What ``check`` says besides problems: sound data that may still mislead, here a
+    degenerate judge (:meth:`Arena.judge_warnings <optuna_pandalm.Arena.judge_warnings>`).
+    Not a problem of the study's integrity: its games are stored as judged, and a refit
+    reproduces them; the judge is what to change."""
+    return arena.judge_warnings()
 
 
 def study_problems(
