@@ -488,8 +488,10 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="""Predictions (--predictions): a JSON list with 'idx' and the label in 'result'
 or one '*_result' field, as 0/1/2 or "1", "2", "Tie" in any case. Any other value
 (e.g. "garbage") counts as a tie in the headline metrics, as in PandaLM's script, and is
-reported as invalid. Judges (--judge): pandalm:/path/to/model, reward:/path/to/model,
-remote:http://host:8000/v1?model=NAME (see docs/judges.md). Reference judges
+reported as invalid. Judges (--judge): local:/path/to/model?format=prometheus2 (any format
+in optuna_pandalm.judges.FORMATS; a path may be a .gguf file), pandalm:/path/to/model,
+reward:/path/to/model, remote:http://host:8000/v1?model=NAME&format=mtbench (see
+docs/judges.md). Reference judges
 (reference:rouge_l, token_f1, exact, char_ratio) cannot run on PandaLM's test set: it has
 no reference answers, and they are refused before any work.
 

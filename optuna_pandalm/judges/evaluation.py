@@ -384,13 +384,13 @@ def check_judge(judge: PairwiseJudge, pairs: Sequence[LabelledPair]) -> None:
         ...     check_judge(ReferenceJudge("rouge_l"), load_testset("pandalm")[:1])
         ... except EvaluationInputError as error:
         ...     print(str(error)[str(error).index("(") :])
-        (PandaLM's test set has no references): use a pandalm:, reward: or remote: judge
+        (PandaLM's test set has no references): use a local:, pandalm:, reward: or remote: judge
     """
     if getattr(judge, "needs_reference", False):
         raise EvaluationInputError(
             f"judge {judge.name} compares responses with a reference answer, and these "
             f"{len(pairs)} pairs have none (PandaLM's test set has no references): use a "
-            "pandalm:, reward: or remote: judge"
+            "local:, pandalm:, reward: or remote: judge"
         )
 
 
