@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from types import MappingProxyType
 
 import pytest
 
@@ -59,8 +60,6 @@ def test_chat_formats_prompt_is_the_chat_template_applied_to_the_formats_message
     chat_llama_path, name, mode
 ):
     form = FORMATS[name]
-    if mode == "likelihood" and name == "arena_hard":
-        pytest.skip("Arena-Hard's labels share their first character (refusal tested below)")
     judge = LocalJudge(chat_llama_path, format=name, mode=mode, device="cpu")
     prompt = judge.prompts(REQUESTS[:1])[0][0]
     prefix = form.answer_prefix if mode == "likelihood" else ""
@@ -74,7 +73,7 @@ def test_base_model_formats_prompt_is_the_formats_text(chat_llama_path, name):
         assert judge.prompts([request])[0][0] == FORMATS[name].text(request)
 
 
-@pytest.mark.parametrize("name", [n for n in WITH_LABELS if n != "arena_hard"])
+@pytest.mark.parametrize("name", WITH_LABELS)
 def test_likelihood_gives_probabilities_over_the_formats_labels_and_the_argmax_winner(
     chat_llama_path, name
 ):
@@ -182,10 +181,48 @@ def test_a_format_without_labels_refuses_likelihood_mode(chat_llama_path):
         LocalJudge(chat_llama_path, format="judgelm", device="cpu")
 
 
-def test_labels_that_start_with_the_same_token_refuse_likelihood_mode(chat_llama_path):
-    # Arena-Hard's "A>B" and "A=B" start with the same character under this tokenizer.
-    with pytest.raises(ValueError, match=r"start with the same token.*mode='generate'"):
-        LocalJudge(chat_llama_path, format="arena_hard", device="cpu")
+def _whole_label_probabilities_by_hand(path: str, prompt: str, labels: list[str]) -> list[float]:
+    """Each label's probability after ``prompt`` as the product over its characters, one
+    unpadded sequence per label, renormalised over the labels."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    model = AutoModelForCausalLM.from_pretrained(path).eval()
+    base = tokenizer(prompt)["input_ids"]
+    totals = []
+    for label in labels:
+        ids = base + tokenizer(label, add_special_tokens=False)["input_ids"]
+        with torch.inference_mode():
+            log_probs = torch.log_softmax(model(torch.tensor([ids])).logits[0].float(), dim=-1)
+        totals.append(sum(float(log_probs[t - 1, ids[t]]) for t in range(len(base), len(ids))))
+    return torch.softmax(torch.tensor(totals), dim=-1).tolist()
+
+
+def test_labels_that_start_with_the_same_token_are_scored_whole(chat_llama_path):
+    # Arena-Hard's "A>B" and "A=B" start with the same character under this tokenizer: each
+    # label's probability is the product over its characters, batched and left padded.
+    judge = LocalJudge(chat_llama_path, format="arena_hard", batch_size=3, device="cpu")
+    form = FORMATS["arena_hard"]
+    prompts = judge.prompts(REQUESTS)[0]
+    verdicts = judge.judge(REQUESTS)
+    for prompt, verdict in zip(prompts, verdicts, strict=True):
+        assert prompt.endswith("<assistant>[[")
+        tie, one, two = _whole_label_probabilities_by_hand(
+            chat_llama_path, prompt, [form.labels[0], form.labels[1], form.labels[2]]
+        )
+        assert verdict.probabilities == pytest.approx((tie, one, two), abs=1e-5)
+
+
+class _PrefixLabels(Prometheus2Format):
+    """A format whose label "A" is a prefix of its label "AB"."""
+
+    labels = MappingProxyType({1: "A", 2: "AB"})  # type: ignore[assignment]
+
+
+def test_a_label_that_is_a_prefix_of_another_refuses_likelihood_mode(chat_llama_path):
+    with pytest.raises(ValueError, match=r"prefixes of one another.*mode='generate'"):
+        LocalJudge(chat_llama_path, format=_PrefixLabels(), device="cpu")
 
 
 def test_a_chat_format_needs_a_chat_template_naming_the_model_and_the_format(

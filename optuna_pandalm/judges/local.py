@@ -183,8 +183,11 @@ class LocalJudge(PairwiseJudge):
     Likelihood mode appends the format's ``answer_prefix`` (``[RESULT]`` for Prometheus 2,
     ``[[`` for MT-Bench and Arena-Hard) and scores the labels' first tokens there; labels
     that share their first tokens are scored at the first token where they differ, after
-    the shared ones; labels that still start alike are refused (use ``mode="generate"``, or
-    :class:`~optuna_pandalm.RemoteJudge`, which scores whole labels). Generate mode does not
+    the shared ones (one forward pass). Labels that still start alike (Arena-Hard's ``A>B``
+    and ``A=B`` under most tokenizers) are scored whole: each label's log-probability is
+    the sum over its tokens, in one forward pass over the prompt followed by each label
+    (as many rows as labels). A label that is a prefix of another is refused: its
+    probability would include the longer one's. Generate mode does not
     append it: the judge writes its feedback or explanation first, as the format asks, and
     the format's parser reads the verdict (with its strength, for Arena-Hard).
 
@@ -286,8 +289,9 @@ class LocalJudge(PairwiseJudge):
         self._add_special_tokens = self._adds_special_tokens()
         self._label_stem: list[int] = []
         self._label_ids: list[int] | None = None
+        self._label_sequences: list[list[int]] | None = None
         if mode == "likelihood":
-            self._label_stem, self._label_ids = self._first_label_tokens()
+            self._label_stem, self._label_ids, self._label_sequences = self._label_tokens()
         settings = (
             f"mode=likelihood,tie={tie_threshold}"
             if mode == "likelihood"
@@ -362,9 +366,11 @@ class LocalJudge(PairwiseJudge):
         )["input_ids"]
         return ids
 
-    def _first_label_tokens(self) -> tuple[list[int], list[int]]:
-        """The tokens the labels share after the prompt (usually none) and the token where
-        each label then starts, in (tie, 1, 2) order."""
+    def _label_tokens(self) -> tuple[list[int], list[int] | None, list[list[int]] | None]:
+        """What likelihood mode scores after the prompt, in (tie, 1, 2) order: the tokens
+        the labels share (usually none) and the token where each label then starts; or,
+        when labels still start alike, each label's whole token sequence after the shared
+        ones (``(stem, None, sequences)``)."""
         probe = prompt_tail(self.render(_PROBE))
         base = self.tokenizer(probe, add_special_tokens=False)["input_ids"]
         continuations = []
@@ -385,15 +391,18 @@ class LocalJudge(PairwiseJudge):
                     break
                 common += 1
             stem = stem[:common]
-        firsts = [c[len(stem)] if len(c) > len(stem) else None for c in continuations]
-        if None in firsts or len(set(firsts)) != len(firsts):
-            labels = [self.format.labels[w] for w in self._winners]
+        rests = [c[len(stem) :] for c in continuations]
+        labels = [self.format.labels[w] for w in self._winners]
+        if any(a is not b and b[: len(a)] == a for a in rests for b in rests):
             raise ValueError(
-                f"format {self.format.name!r}'s labels {labels} start with the same token "
+                f"format {self.format.name!r}'s labels {labels} are prefixes of one another "
                 "under this tokenizer; likelihood mode cannot tell them apart (use "
                 "mode='generate')"
             )
-        return stem, [token for token in firsts if token is not None]
+        firsts = [rest[0] for rest in rests]
+        if len(set(firsts)) == len(firsts):
+            return stem, firsts, None
+        return stem, None, rests
 
     def _length(self, text: str) -> int:
         return len(self._tokens(text))
@@ -446,8 +455,9 @@ class LocalJudge(PairwiseJudge):
 
     def prompts(self, requests: Sequence[JudgeRequest]) -> tuple[list[str], int]:
         """Prompts for a batch and how many had to be cut."""
+        label_length = max(map(len, self._label_sequences or [[0]]))
         reserve = (
-            1 + len(self._label_stem)
+            label_length + len(self._label_stem)
             if self.mode == "likelihood"
             else min(int(self.generation["max_new_tokens"]), self.max_length // 4)
         )
@@ -504,6 +514,8 @@ class LocalJudge(PairwiseJudge):
     def _likelihood(self, texts: list[str]) -> list[Verdict]:
         import torch
 
+        if self._label_sequences is not None:
+            return self._verdicts(self._whole_label_log_probs(texts))
         encoded = self._encode(texts, self._label_stem)
         mask = encoded["attention_mask"]
         # Left padding: positions must count real tokens only.
@@ -517,8 +529,56 @@ class LocalJudge(PairwiseJudge):
                 output = self.model(**encoded, position_ids=positions, use_cache=False)
             log_probs = torch.log_softmax(output.logits[:, -1, :].float(), dim=-1)
             chosen = log_probs[:, self._label_ids]
-            probabilities = torch.softmax(chosen, dim=-1).cpu().tolist()
-            mass = chosen.exp().sum(dim=-1).cpu().tolist()
+        return self._verdicts(chosen)
+
+    def _whole_label_log_probs(self, texts: list[str]) -> Any:
+        """Each label's log-probability after each prompt (the sum over its tokens), as a
+        ``(texts, labels)`` tensor: one forward pass over one row per text and label, left
+        padded so that every row ends with its label."""
+        import torch
+
+        sequences = self._label_sequences
+        assert sequences is not None
+        prompts = self.tokenizer(texts, add_special_tokens=self._add_special_tokens)["input_ids"]
+        rows = [list(p) + self._label_stem + seq for p in prompts for seq in sequences]
+        width = max(len(row) for row in rows)
+        pad = int(self.tokenizer.pad_token_id)
+        ids = torch.tensor([[pad] * (width - len(row)) + row for row in rows])
+        mask = torch.tensor([[0] * (width - len(row)) + [1] * len(row) for row in rows])
+        device = next(self.model.parameters()).device
+        ids, mask = ids.to(device), mask.to(device)
+        positions = (mask.long().cumsum(-1) - 1).clamp_(min=0)
+        keep = max(len(seq) for seq in sequences) + 1
+        with torch.inference_mode():
+            try:
+                output = self.model(
+                    input_ids=ids,
+                    attention_mask=mask,
+                    position_ids=positions,
+                    use_cache=False,
+                    logits_to_keep=keep,
+                )
+            except TypeError:  # architectures without logits_to_keep
+                output = self.model(
+                    input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=False
+                )
+            log_probs = torch.log_softmax(output.logits[:, -keep:, :].float(), dim=-1)
+        totals = []
+        for r in range(len(rows)):
+            seq = sequences[r % len(sequences)]
+            # The logits at kept index keep - len(seq) - 1 + i predict the label's token i.
+            start = keep - len(seq) - 1
+            totals.append(
+                sum(float(log_probs[r, start + i, token]) for i, token in enumerate(seq))
+            )
+        return torch.tensor(totals).reshape(len(texts), len(sequences))
+
+    def _verdicts(self, chosen: Any) -> list[Verdict]:
+        """Verdicts from the labels' log-probabilities, a ``(texts, labels)`` tensor."""
+        import torch
+
+        probabilities = torch.softmax(chosen, dim=-1).cpu().tolist()
+        mass = chosen.exp().sum(dim=-1).cpu().tolist()
         verdicts = []
         for row, label_mass in zip(probabilities, mass, strict=True):
             full = [0.0, 0.0, 0.0]  # (tie, 1, 2); a format without ties leaves P(tie) at 0
