@@ -304,6 +304,7 @@ def run(options: argparse.Namespace) -> dict[str, Any]:
     def objective(trial: optuna.Trial) -> float:
         params = suggest(trial)
         model = with_lora(base, params["lora_rank"])
+        # JudgeCallback answers the study's prompts through this model's generate: time it.
         model.generate = clock.timed("generation", model.generate)
         args = transformers.TrainingArguments(
             output_dir=str(out / f"trial-{trial.number}"),
@@ -446,17 +447,17 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--trials", type=int, help="trials, the first with Alpaca's (6)")
     parser.add_argument("--steps", type=int, help="optimizer steps per trial (3 epochs)")
-    parser.add_argument("--quick", action="store_true", help="1 trial of 2 steps, few prompts")
+    parser.add_argument("--quick", action="store_true", help="1 trial of 4 steps, few prompts")
     parser.add_argument("--judge", default="reference:token_f1", help="a judge spec")
     parser.add_argument("--out", default="real-model-lora-run", help="study, checkpoints, report")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--write-tune", metavar="FOLDER", help="write the tune files; no run")
     options = parser.parse_args(argv)
     # Training records, study prompts, held-out prompts, new tokens per answer.
-    sizes = (8, 6, 6, 8) if options.quick else (80, 15, 40, 12)
+    sizes = (8, 6, 6, 8) if options.quick else (48, 12, 40, 12)
     options.n_train, options.n_judge, options.n_heldout, options.max_new_tokens = sizes
     options.trials = options.trials or (1 if options.quick else 6)
-    options.steps = options.steps or (2 if options.quick else None)
+    options.steps = options.steps or (4 if options.quick else None)
     if options.write_tune:
         gguf = smollm2_gguf()
         if gguf is None:
