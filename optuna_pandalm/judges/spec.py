@@ -172,6 +172,20 @@ prometheus2)
                 f"judge spec {spec!r}: expected remote:http(s)://host:port/v1?model=NAME"
             )
         return spec
+    from optuna_pandalm.judges.loading import gguf_problem, is_gguf
+
+    if is_gguf(target):
+        if kind == "reward":
+            raise ValueError(
+                f"judge spec {spec!r}: a reward model loads from its folder; a .gguf file holds "
+                "no classification head"
+            )
+        problem = gguf_problem(Path(target).expanduser())
+        if problem is not None:
+            raise ValueError(
+                f"judge spec {spec!r}: cannot load the judge model's {target!r} ({problem})"
+            )
+        return spec
     config = Path(target).expanduser() / "config.json"
     try:
         json.loads(config.read_text(encoding="utf-8"))

@@ -1,9 +1,10 @@
 """Instruction tuning under judge-driven search: the config, its validation, the objective.
 
 Used by ``optuna-pandalm tune CONFIG.yaml`` and by the CPU demo. A trial loads the base
-model from a local folder, optionally wraps it with a LoRA adapter (peft), trains it with the
-Hugging Face ``Trainer`` on Alpaca-format data, and lets :class:`JudgeCallback` score each
-epoch's checkpoint. Nothing is downloaded.
+model from a local folder or a ``.gguf`` file (:mod:`~optuna_pandalm.training.trainee`),
+optionally wraps it with a LoRA adapter (peft), trains it with the Hugging Face ``Trainer``
+on Alpaca-format data, and lets :class:`JudgeCallback` score each epoch's checkpoint.
+Nothing is downloaded.
 
 torch, transformers, peft, PyYAML, SQLAlchemy and the callback (a transformers class) are
 imported inside the functions that need them, so a config can be read and checked without
@@ -25,11 +26,18 @@ from typing import TYPE_CHECKING, Any
 
 from optuna_pandalm.attributes import ERROR_ATTR
 from optuna_pandalm.errors import ConfigError, PromptFormatError
+from optuna_pandalm.judges.loading import gguf_problem, is_gguf
 from optuna_pandalm.prompts import Prompt, load_prompts
 from optuna_pandalm.study.judged_study import INTERRUPTED
-from optuna_pandalm.training.generation import PromptTemplate, check_template, format_prompt
+from optuna_pandalm.training.generation import (
+    PromptTemplate,
+    check_template,
+    format_prompt,
+    user_message,
+)
 from optuna_pandalm.training.progress import TrialProgress, quiet_third_party
 from optuna_pandalm.training.sft import TRL_MISSING, sft_trainer
+from optuna_pandalm.training.trainee import load_trainee
 
 if TYPE_CHECKING:
     import torch
@@ -41,6 +49,7 @@ __all__ = [
     "InstructionDataset",
     "SearchSpace",
     "TuneConfig",
+    "answer_ids",
     "load_train_data",
     "make_collator",
     "make_objective",
@@ -289,9 +298,14 @@ class TuneConfig:
 
     def check_files(self) -> None:
         model = Path(self.base_model)
-        if not (model / "config.json").is_file():
+        if is_gguf(model):
+            problem = gguf_problem(model)
+            if problem is not None:
+                raise ConfigError(f"config.base_model: {str(model)!r}: {problem}")
+        elif not (model / "config.json").is_file():
             raise ConfigError(
-                f"config.base_model: no model folder at {str(model)!r} (local folders only)"
+                f"config.base_model: no model folder at {str(model)!r} (local folders or "
+                ".gguf files only)"
             )
         for key in ("train_data", "eval_prompts"):
             if not Path(getattr(self, key)).is_file():
@@ -341,9 +355,35 @@ def load_train_data(path: str | Path) -> list[dict[str, str]]:
     return records
 
 
+def answer_ids(record: Mapping[str, str], template: PromptTemplate, tokenizer: Any) -> list[int]:
+    """The tokens the trainee learns to write after the prompt: the answer, then what ends it.
+
+    With ``template="chat"`` that is the assistant turn as the tokenizer's chat template
+    closes it (for SmolLM2, the answer then ``<|im_end|>`` and a newline), so that training
+    text and generation prompts have one layout; otherwise the answer and the EOS token. A chat
+    template that does not lay out the conversation as the prompt followed by the answer (one
+    that rewrites earlier turns) falls back to the answer and the EOS token.
+    """
+    answer = record["output"]
+    if template == "chat":
+        prompt = Prompt(record["instruction"], record.get("input", ""))
+        turns = [
+            {"role": "user", "content": user_message(prompt)},
+            {"role": "assistant", "content": answer},
+        ]
+        whole: str = tokenizer.apply_chat_template(turns, tokenize=False)
+        asked = format_prompt(prompt, "chat", tokenizer)
+        if whole.startswith(asked) and whole[len(asked) :].startswith(answer):
+            turn: list[int] = tokenizer(whole[len(asked) :], add_special_tokens=False)["input_ids"]
+            return turn
+    ids: list[int] = tokenizer(answer, add_special_tokens=False)["input_ids"]
+    return [*ids, tokenizer.eos_token_id]
+
+
 class InstructionDataset:
     """Alpaca records tokenized for causal-LM training: the prompt (formatted with the
-    template) is masked out of the loss; the answer and an EOS token are learned."""
+    template) is masked out of the loss; the answer and what ends it (:func:`answer_ids`:
+    the chat template's end of turn, or the EOS token) are learned."""
 
     def __init__(
         self,
@@ -358,11 +398,9 @@ class InstructionDataset:
                 Prompt(r["instruction"], r.get("input", "")), template, tokenizer
             )
             prompt_ids = tokenizer(prompt_text)["input_ids"]
-            answer_ids = tokenizer(r["output"], add_special_tokens=False)["input_ids"] + [
-                tokenizer.eos_token_id
-            ]
-            ids = (prompt_ids + answer_ids)[:max_length]
-            labels = ([-100] * len(prompt_ids) + answer_ids)[:max_length]
+            answer = answer_ids(r, template, tokenizer)
+            ids = (prompt_ids + answer)[:max_length]
+            labels = ([-100] * len(prompt_ids) + answer)[:max_length]
             self.items.append({"input_ids": ids, "labels": labels})
 
     def __len__(self) -> int:
@@ -431,15 +469,11 @@ def make_objective(
         params = config.search_space.suggest(trial)
         for key, value in params.items():
             trial.set_user_attr(f"hp_{key}", value)
-        tokenizer = transformers.AutoTokenizer.from_pretrained(
-            config.tokenizer or config.base_model,
-            local_files_only=True,
+        model: torch.nn.Module
+        model, tokenizer = load_trainee(
+            config.base_model,
+            tokenizer=config.tokenizer,
             trust_remote_code=config.trust_remote_code,
-        )
-        if tokenizer.pad_token is None:
-            tokenizer.pad_token = tokenizer.eos_token
-        model: torch.nn.Module = transformers.AutoModelForCausalLM.from_pretrained(
-            config.base_model, local_files_only=True, trust_remote_code=config.trust_remote_code
         )
         if params["method"] == "lora":
             import peft
