@@ -176,3 +176,27 @@ def test_a_gguf_file_is_a_judge(tmp_path):
     assert str(GGUF) in judge.name  # the file keys the verdict cache
     (verdict,) = judge.judge([JudgeRequest("What is 2 + 3?", "5", "7", reference="5")])
     assert verdict.winner in (0, 1, 2) and verdict.probabilities is not None
+
+
+def test_a_chat_format_judge_on_the_gguf_file_lays_out_its_chat_template(tmp_path):
+    from optuna_pandalm.judges.spec import judge_from_spec
+
+    judge = judge_from_spec(f"local:{GGUF}?format=mtbench&mode=likelihood&dtype=float32")
+    request = JudgeRequest("What is 2 + 3?", "5", "7")
+    prompt = judge.prompts([request])[0][0]  # type: ignore[attr-defined]
+    # SmolLM2's template: its system turn, MT-Bench's prompt as the user turn, then "[[".
+    assert prompt.startswith("<|im_start|>system\n") and prompt.endswith(
+        "<|im_start|>assistant\n[["
+    )
+    assert "[The Start of Assistant A's Answer]\n5\n" in prompt
+    (verdict,) = judge.judge([request])
+    assert verdict.winner in (0, 1, 2) and verdict.probabilities is not None
+
+
+def test_tune_dry_run_takes_the_gguf_base_model(example, tmp_path, capsys):
+    from optuna_pandalm.commands.cli import main
+
+    config = example.write_tune(tmp_path / "tune", example.make_tasks(8, 4, 4), GGUF)
+    assert main(["tune", str(config), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "valid" in out and "SmolLM2" in out

@@ -156,22 +156,21 @@ def _load(config: TuneConfig) -> tuple[list[Prompt], list[dict[str, str]]]:
 
 def _model_and_tokenizer(config: TuneConfig) -> tuple[Any, Any]:
     """The base model's config (not its weights) and the tokenizer."""
-    import transformers
+    from optuna_pandalm.judges.loading import is_gguf, load_model_config, load_tokenizer
 
+    trusted = config.trust_remote_code
     try:
-        model_config = transformers.AutoConfig.from_pretrained(
-            config.base_model, local_files_only=True, trust_remote_code=config.trust_remote_code
-        )
+        model_config = load_model_config(config.base_model, trust_remote_code=trusted)
     except Exception as error:  # transformers raises OSError, ValueError, KeyError, ...
+        model = Path(config.base_model)
+        read = model if is_gguf(model) else model / "config.json"
         raise ConfigError(
-            f"config.base_model: cannot read {str(Path(config.base_model) / 'config.json')!r}"
+            f"config.base_model: cannot read {str(read)!r}"
             f" ({type(error).__name__}: {str(error).splitlines()[0][:200]})"
         ) from None
     source = config.tokenizer or config.base_model
     try:
-        tokenizer = transformers.AutoTokenizer.from_pretrained(
-            source, local_files_only=True, trust_remote_code=config.trust_remote_code
-        )
+        tokenizer = load_tokenizer(source, trust_remote_code=trusted)
     except Exception as error:
         key = "tokenizer" if config.tokenizer else "base_model"
         raise ConfigError(

@@ -137,7 +137,8 @@ def judge_from_spec(spec: str) -> PairwiseJudge:
 def check_spec(spec: str) -> str:
     """Check a spec as far as can be done without loading a model or calling a server: the
     kind, the option names and types, a reference judge's metric, a model folder with a
-    readable ``config.json``, a remote judge's model name and URL. Returns the spec.
+    readable ``config.json`` or a readable ``.gguf`` file, a remote judge's model name and
+    URL. Returns the spec.
 
     Raises:
         ValueError: naming the spec and what is wrong.
