@@ -200,3 +200,14 @@ def test_tune_dry_run_takes_the_gguf_base_model(example, tmp_path, capsys):
     assert main(["tune", str(config), "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert "valid" in out and "SmolLM2" in out
+
+
+def test_judge_eval_warns_that_smollm2_is_no_judge(capsys):
+    # Measured on 100 pairs (benchmarks/README.md): it names the first response every time.
+    from optuna_pandalm.commands.cli import main
+
+    judge = f"pandalm:{GGUF}?mode=likelihood&dtype=float32"
+    options = ["--data", "pandalm", "--judge", judge, "--limit", "3", "--swap"]
+    assert main(["judge-eval", *options]) == 0
+    warnings = [line for line in capsys.readouterr().out.splitlines() if "warning:" in line]
+    assert any("position" in line for line in warnings), warnings
