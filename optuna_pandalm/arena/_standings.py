@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from optuna_pandalm.arena._meaning import score_meaning
 from optuna_pandalm.arena._players import Player
 from optuna_pandalm.outcomes import Side, side, sides
 from optuna_pandalm.statistics.bradley_terry import BradleyTerryResult, fit_bradley_terry
@@ -193,6 +194,11 @@ class Standings:
             effects[name] = Effect(value, value * math.exp(-half), value * math.exp(half))
         return effects
 
+    def score_meaning(self) -> str:
+        """What a score means with this fit's tie strength, in one sentence (the report,
+        the CLI and the trial notes say it alike); see ``arena/_meaning.py``."""
+        return score_meaning(self.result.tie_strength)
+
     @functools.cached_property
     def index(self) -> dict[int, int]:
         """Row of each player id."""
@@ -246,7 +252,8 @@ class Standings:
             return []
         scores = self.result.scores
         order = sorted(
-            range(len(self.players)), key=lambda i: rank_key(scores[i], self.players[i].id)
+            range(len(self.players)),
+            key=lambda i: rank_key(float(scores[i]), self.players[i].id),
         )
         if top is not None:
             order = order[: max(top, 0)]
@@ -386,13 +393,12 @@ def _judged(counts: GameCounts) -> GameCounts:
     if counts.identical is None or not counts.identical.any():
         return counts
     keep = ~counts.identical
-    return GameCounts(
-        **{
-            field.name: None if value is None else value[keep]
-            for field in dataclasses.fields(counts)
-            for value in [getattr(counts, field.name)]
-        }
-    )
+    kept: dict[str, Any] = {
+        field.name: None if value is None else value[keep]
+        for field in dataclasses.fields(counts)
+        for value in [getattr(counts, field.name)]
+    }
+    return GameCounts(**kept)
 
 
 def _annotator_codes(

@@ -64,8 +64,8 @@ def _square_root(covariance: _Float) -> _Float:
     jitter = 0.0
     for _ in range(8):
         try:
-            root: _Float = np.linalg.cholesky(covariance + jitter * np.eye(len(covariance)))
-            return root
+            root = np.linalg.cholesky(covariance + jitter * np.eye(len(covariance)))
+            return np.asarray(root, dtype=np.float64)
         except np.linalg.LinAlgError:
             jitter = max(jitter * 100, scale * 1e-12, 1e-300)
     # Not even near positive semi-definite: an eigen-decomposition, clipped at 0.
