@@ -161,7 +161,7 @@ class Games(Database):
             keys.append(verdicts.c.judge_name)
         # Identical responses (the verdict's two hashes equal): kept out of the fit.
         same = verdicts.c.response_1_hash == verdicts.c.response_2_hash
-        keys.append(sa.case((same, 1), else_=0))
+        keys.append(sa.cast(same, sa.Integer))  # no bound parameters: PostgreSQL groups by it
         condition = games.c.arena_id == arena_id
         if max_game_id is not None:
             condition = sa.and_(condition, games.c.id <= max_game_id)
