@@ -33,7 +33,13 @@ from optuna_pandalm.arena._match_play import (
 from optuna_pandalm.arena._players import Player
 from optuna_pandalm.arena._result import EvaluationResult
 from optuna_pandalm.arena._rules import MatchRules
-from optuna_pandalm.arena._standings import Effect, LeaderboardRow, Standings, length_feature
+from optuna_pandalm.arena._standings import (
+    Effect,
+    LeaderboardRow,
+    Standings,
+    length_feature,
+    rank_key,
+)
 from optuna_pandalm.arena._votes import JudgeAgreement, annotator_name
 from optuna_pandalm.statistics.sign_test import sign_test
 from optuna_pandalm.store import HUMAN_PREFIX
@@ -54,6 +60,7 @@ __all__ = [
     "Standings",
     "annotator_name",
     "length_feature",
+    "rank_key",
     "refuse_another_prompt_set",
     "sign_test",
 ]

@@ -147,6 +147,7 @@ def _leaderboard(args: argparse.Namespace) -> int:
             "study": args.study_name,
             "position_effect": fit.position_effect,
             "tie_strength": fit.tie_strength,
+            "score_meaning": standings.score_meaning(),
             **standings.model_effects(),
             "rows": [row.as_dict() for row in rows],
         }
@@ -154,6 +155,7 @@ def _leaderboard(args: argparse.Namespace) -> int:
         return 0
     _print_rows(rows)
     print(f"position effect {fit.position_effect:+.3f}, tie strength {fit.tie_strength:.3f}")
+    print(f"scores: {standings.score_meaning()}")
     length = standings.length_effect()
     if length is not None:
         print(f"length effect {length.estimate:+.3f} [{length.low:+.3f}, {length.high:+.3f}]")
@@ -163,15 +165,26 @@ def _leaderboard(args: argparse.Namespace) -> int:
 def _print_rows(rows: Sequence[Any]) -> None:
     """The leaderboard as an aligned table."""
     header = f"{'#':>3}  {'player':<24}{'score':>8}  {'95% interval':>17}{'P(best)':>9}"
-    voted = any(row.human_votes for row in rows)  # the column appears with people's votes
-    print(f"{header}{'games':>7}  W-T-L" + ("  human votes" if voted else ""))
+    # Optional columns appear when some row has them: people's votes, identical-answer ties
+    # (stored, not fitted: docs/statistics.md).
+    extra = [
+        (name, width, attribute)
+        for name, width, attribute in (
+            ("human votes", 13, "human_votes"),
+            ("identical", 11, "identical"),
+        )
+        if any(getattr(row, attribute) for row in rows)
+    ]
+    titles = "".join(f"{name:>{width}}" for name, width, _ in extra)
+    print(f"{header}{'games':>7}  {'W-T-L':<9}{titles}".rstrip())
     for rank, row in enumerate(rows, start=1):
         who = row.label
         interval = f"[{row.ci_low:+.2f}, {row.ci_high:+.2f}]"
         record = f"{row.wins}-{row.ties}-{row.losses}"
+        values = "".join(f"{getattr(row, a):>{width}}" for _, width, a in extra)
         print(
             f"{rank:>3}  {who:<24}{row.score:>+8.3f}  {interval:>17}{row.p_best:>9.3f}"
-            f"{row.games:>7}  " + (f"{record:<7}{row.human_votes:>11}" if voted else record)
+            f"{row.games:>7}  {record:<9}{values}".rstrip()
         )
 
 
@@ -334,6 +347,7 @@ def _tune(args: argparse.Namespace) -> int:
     report = write_report(arena, study, f"{config.output_dir}/report.html")
     standings = arena.standings()
     _print_rows(standings.leaderboard(top=10))
+    print(f"scores: {standings.score_meaning()}")
     _warn_if_every_game_tied(standings, config.study_name)
     print(f"report: {report}")
     return 0
@@ -368,6 +382,7 @@ def _demo(args: argparse.Namespace) -> int:
             f"{who:>7} {row['step'] if row['step'] is not None else '-':>6} {row['score']:>+8.3f} "
             f"{interval:>18} {row['p_best']:>8.3f}  {row['wins']}-{row['ties']}-{row['losses']}"
         )
+    print(f"scores: {summary['score_meaning']}")
     accuracy = summary["heldout_accuracy"]
     print(f"\nbest trial {summary['best_trial']} (step {summary['best_step']}):")
     for name, value in summary["best_params"].items():

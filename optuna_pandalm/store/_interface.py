@@ -142,8 +142,8 @@ class ArenaStore(Protocol):
         max_game_id: int | None = None,
         min_game_id: int | None = None,
     ) -> GameCounts:
-        """Game counts per (first, second, outcome[, prompt][, lengths][, annotator]) for
-        the games with ``min_game_id < id <= max_game_id``."""
+        """Game counts per (first, second, outcome[, prompt][, lengths][, annotator],
+        identical responses) for the games with ``min_game_id < id <= max_game_id``."""
 
     def version(self, arena_id: int) -> tuple[int, int, int, int]:
         """(games, largest game id, players, largest player id): changes whenever a game or
