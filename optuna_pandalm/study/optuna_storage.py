@@ -131,6 +131,12 @@ class OutageTolerantStorage(RDBStorage):
     long, in seconds, one call keeps retrying a database that refuses or drops connections
     before it gives up with ``optuna.exceptions.StorageInternalError`` naming the cause.
 
+    Every call a study makes waits, also those that Optuna's ``_CachedStorage`` (which
+    ``create_study`` puts around it) sends to the private methods behind ``study.ask``,
+    ``trial.suggest_*``, ``study.trials`` and ``study.best_trial``. Optuna's schema is
+    created under the lock of :class:`~optuna_pandalm.Store`, so workers starting at once
+    on an empty database do not collide.
+
     Example:
         >>> import optuna
         >>> storage = OutageTolerantStorage("sqlite://", outage_timeout=60)
