@@ -6,14 +6,17 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import os
+import sqlite3
 import traceback
 from collections.abc import Iterator
 from typing import Any
 
 import optuna
 import pytest
+import sqlalchemy as sa
 
 from optuna_pandalm import Store
+from optuna_pandalm.store import create_optuna_schema
 from optuna_pandalm.study.optuna_storage import OutageTolerantStorage
 
 N_WORKERS = 4
@@ -105,3 +108,33 @@ def test_preparing_optuna_schema_twice_is_harmless(tmp_path):
     store = Store(url, prepare_optuna=True)
     store.prepare_optuna_schema()
     assert optuna.get_all_study_summaries(storage=url) == []
+
+
+def _collides_once(url: str, error: Exception) -> tuple[list[int], Any]:
+    attempts: list[int] = []
+
+    def create() -> optuna.storages.RDBStorage:
+        attempts.append(1)
+        if len(attempts) == 1:  # another process created the table a moment before
+            raise sa.exc.OperationalError("CREATE TABLE studies", {}, error)
+        return optuna.storages.RDBStorage(url)
+
+    return attempts, create
+
+
+def test_a_collision_with_a_creator_outside_the_lock_is_retried(tmp_path):
+    url = f"sqlite:///{tmp_path / 'hpo.db'}"
+    attempts, create = _collides_once(
+        url, sqlite3.OperationalError("table studies already exists")
+    )
+    create_optuna_schema(url, create)
+    assert len(attempts) == 2
+    assert optuna.get_all_study_summaries(storage=url) == []
+
+
+def test_another_failure_while_creating_optuna_schema_is_not_retried(tmp_path):
+    url = f"sqlite:///{tmp_path / 'hpo.db'}"
+    attempts, create = _collides_once(url, sqlite3.OperationalError("disk I/O error"))
+    with pytest.raises(sa.exc.OperationalError, match="disk I/O error"):
+        create_optuna_schema(url, create)
+    assert len(attempts) == 1
