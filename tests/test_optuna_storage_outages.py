@@ -2,9 +2,9 @@
 out an outage, including those that Optuna's ``_CachedStorage`` (which ``create_study`` puts
 around an RDB storage) sends to private methods of the backend.
 
-The outage is a SQLite file locked by another connection for a second, with a busy timeout of
-50 ms: each storage call meets the transient "database is locked" at once, as it would meet a
-refused connection, and must wait instead of failing."""
+Two outages: a SQLite file locked by another connection for a second, with a busy timeout of
+50 ms (each storage call meets the transient "database is locked" at once); and the PostgreSQL
+test server stopped, its sessions cut off, and restarted two seconds later."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ import optuna
 import pytest
 
 from optuna_pandalm.study.optuna_storage import OutageTolerantStorage
+from tests.test_store_outage import _server_stopped, postgres_url  # noqa: F401 - fixture
 
 OUTAGE_S = 1.0
 
@@ -37,6 +38,13 @@ WORKER_CALLS: dict[str, Callable[[optuna.Study, optuna.Trial], Any]] = {
     "study.enqueue_trial": lambda study, trial: study.enqueue_trial({"x": 0.5}),
     "study.set_user_attr": lambda study, trial: study.set_user_attr("k", 1),
 }
+
+
+def _worker_study(storage: OutageTolerantStorage) -> tuple[optuna.Study, optuna.Trial]:
+    """A study with a best trial, and a trial of it RUNNING."""
+    study = optuna.create_study(storage=storage, direction="maximize")
+    study.optimize(lambda t: t.suggest_float("x", 0.0, 1.0), n_trials=1)
+    return study, study.ask()
 
 
 def _locked_for(path: str, seconds: float) -> threading.Timer:
@@ -61,12 +69,20 @@ def test_each_optuna_call_of_a_worker_rides_out_an_outage(call, tmp_path):
         outage_timeout=30,
         engine_kwargs={"connect_args": {"timeout": 0.05}},  # "locked" at once, not waited
     )
-    study = optuna.create_study(storage=storage, direction="maximize")
-    study.optimize(lambda t: t.suggest_float("x", 0.0, 1.0), n_trials=1)  # a best trial
-    trial = study.ask()
+    study, trial = _worker_study(storage)
     storage.engine.dispose()  # no connection of the pool holds a read lock
     timer = _locked_for(path, OUTAGE_S)
     start = time.monotonic()
     WORKER_CALLS[call](study, trial)  # raised StorageInternalError before the fix
     assert time.monotonic() - start >= OUTAGE_S * 0.9  # it waited for the database
     timer.join()
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("call", list(WORKER_CALLS))
+def test_each_optuna_call_of_a_worker_rides_out_a_postgresql_restart(call, postgres_url):  # noqa: F811
+    study, trial = _worker_study(OutageTolerantStorage(postgres_url, outage_timeout=60))
+    with _server_stopped(2.0):
+        start = time.monotonic()
+        WORKER_CALLS[call](study, trial)  # the server is down: the call waits for it
+    assert time.monotonic() - start >= 1.5
