@@ -567,6 +567,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         print(f"optuna-pandalm {args.command}: interrupted (Ctrl-C){resume}", file=sys.stderr)
         return 130
+    finally:
+        _forget_escaped_interrupt()
+
+
+def _forget_escaped_interrupt() -> None:
+    """Make a Ctrl-C that was handled end the process with the status ``main`` returns.
+
+    CPython notes a ``KeyboardInterrupt`` that escapes source text run by ``exec`` or
+    ``eval`` (dataclasses and namedtuple build their methods so: a Ctrl-C during the import
+    of torch or transformers often lands there) and, under ``python -m``, ends the process
+    by SIGINT at exit (status -2) although the exception was handled here. Running source
+    text clears that note; when nothing escaped, this does nothing.
+    """
+    exec("")
 
 
 def _no_interrupt_traceback(record: logging.LogRecord) -> bool:

@@ -10,6 +10,8 @@ Its parts, one concept each:
 * ``_outage``: what a database failure means; riding out outages with bounded backoff.
 * ``_schema``: the ``pandalm_`` tables, the schema version and the migrations, the lock.
 * ``_texts``: text hashes.
+* ``_optuna_schema``: :func:`create_optuna_schema`, Optuna's schema made under the lock
+  (several processes starting at once on an empty database).
 * ``_optuna_tables``: the columns of Optuna's tables read here; Optuna's rows are never
   written here (a finished trial stays as Optuna left it).
 * ``_database``: what the mixins below share (the engine, idempotent inserts).
@@ -49,6 +51,7 @@ from optuna_pandalm.store._audit import VoteRecord
 from optuna_pandalm.store._engine import mask_url
 from optuna_pandalm.store._games import GameCounts, GameRecord
 from optuna_pandalm.store._interface import ArenaStore
+from optuna_pandalm.store._optuna_schema import create_optuna_schema
 from optuna_pandalm.store._outage import is_transient, ride_out
 from optuna_pandalm.store._players import PlayerRecord
 from optuna_pandalm.store._schema import HUMAN_PREFIX, JUDGE_ANNOTATOR, SCHEMA_VERSION
@@ -72,6 +75,7 @@ __all__ = [
     "StoredVerdict",
     "VerdictKey",
     "VoteRecord",
+    "create_optuna_schema",
     "is_transient",
     "mask_url",
     "refuse_other_settings",

@@ -11,6 +11,7 @@ backoff as our own store, so a worker waits for the database and the study goes 
 from __future__ import annotations
 
 import functools
+import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -18,13 +19,26 @@ import optuna
 from optuna.storages import RDBStorage
 from sqlalchemy import exc as sa_exc
 
-from optuna_pandalm.store import StoreError, is_transient, mask_url, ride_out
+from optuna_pandalm.store import (
+    StoreError,
+    create_optuna_schema,
+    is_transient,
+    mask_url,
+    ride_out,
+)
 
 __all__ = ["OutageTolerantStorage"]
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
-# Every storage call a worker makes. Writes are safe to repeat (attributes, params and
+# Set while this thread is inside a patient call: a public call made of private ones
+# (``create_new_trial`` calls ``_create_new_trial``) rides one outage once, not nested.
+_riding = threading.local()
+
+# Every storage call a worker makes: the public ones, and the private ones that Optuna's
+# ``_CachedStorage`` (which ``create_study`` wraps around an RDB storage) calls on its
+# backend instead (``study.ask``, ``trial.suggest_*``, ``study.trials``,
+# ``study.best_trial``). Writes are safe to repeat (attributes, params and
 # intermediate values are upserts; a state change that landed before the connection dropped
 # is recognised below), except ``create_new_trial``, whose repeat after a commit that
 # landed unseen would leave one extra trial RUNNING: rare, and ``check`` reports it.
@@ -40,7 +54,9 @@ _CALLS = (
     "get_study_system_attrs",
     "get_all_studies",
     "create_new_trial",
+    "_create_new_trial",
     "set_trial_param",
+    "_set_trial_param",
     "get_trial_id_from_study_id_trial_number",
     "get_trial_number_from_id",
     "get_trial_param",
@@ -50,8 +66,10 @@ _CALLS = (
     "set_trial_system_attr",
     "get_trial",
     "get_all_trials",
+    "_get_trials",
     "get_n_trials",
     "get_best_trial",
+    "_get_best_trial_id",
     "get_trial_params",
     "get_trial_user_attrs",
     "get_trial_system_attrs",
@@ -72,6 +90,8 @@ def _database_error(error: BaseException) -> sa_exc.DBAPIError | None:
 def _patient(name: str, method: _F) -> _F:
     @functools.wraps(method)
     def wrapper(self: OutageTolerantStorage, *args: Any, **kwargs: Any) -> Any:
+        if getattr(_riding, "active", False):
+            return method(self, *args, **kwargs)
         attempts = [0]
 
         def call() -> Any:
@@ -88,6 +108,7 @@ def _patient(name: str, method: _F) -> _F:
                     raise database from None
                 raise
 
+        _riding.active = True
         try:
             return ride_out(
                 f"Optuna's {name}",
@@ -97,6 +118,8 @@ def _patient(name: str, method: _F) -> _F:
             )
         except StoreError as error:
             raise optuna.exceptions.StorageInternalError(str(error)) from None
+        finally:
+            _riding.active = False
 
     return wrapper  # type: ignore[return-value]
 
@@ -107,6 +130,12 @@ class OutageTolerantStorage(RDBStorage):
     Takes every ``RDBStorage`` argument (heartbeat included) plus ``outage_timeout``: how
     long, in seconds, one call keeps retrying a database that refuses or drops connections
     before it gives up with ``optuna.exceptions.StorageInternalError`` naming the cause.
+
+    Every call a study makes waits, also those that Optuna's ``_CachedStorage`` (which
+    ``create_study`` puts around it) sends to the private methods behind ``study.ask``,
+    ``trial.suggest_*``, ``study.trials`` and ``study.best_trial``. Optuna's schema is
+    created under the lock of :class:`~optuna_pandalm.Store`, so workers starting at once
+    on an empty database do not collide.
 
     Example:
         >>> import optuna
@@ -120,7 +149,11 @@ class OutageTolerantStorage(RDBStorage):
     def __init__(self, url: str, *args: Any, outage_timeout: float = 120.0, **kwargs: Any):
         self.outage_timeout = outage_timeout
         self.masked_url = mask_url(url)
-        super().__init__(url, *args, **kwargs)
+        # Optuna creates its schema here, without a lock: under ours, so that workers
+        # started at once on an empty database (and their arenas) do not collide.
+        create_optuna_schema(
+            url, lambda: super(OutageTolerantStorage, self).__init__(url, *args, **kwargs)
+        )
 
 
 for _name in _CALLS:
