@@ -11,6 +11,7 @@ if TYPE_CHECKING:
     from optuna_pandalm.arena import Arena
 
 from optuna_pandalm.attributes import BASELINE_ATTR, ERROR_ATTR
+from optuna_pandalm.errors import JudgeTimeoutError
 from optuna_pandalm.publish.callback import PublishCallback
 
 __all__ = ["INTERRUPTED", "open_judged_study", "optimize", "trials_to_run"]
@@ -63,7 +64,8 @@ def optimize(
 ) -> None:
     """``study.optimize`` that publishes ``arena``'s standings after each finished trial
     (:class:`~optuna_pandalm.publish.PublishCallback`) and leaves no trial of this process
-    RUNNING on Ctrl-C.
+    RUNNING on Ctrl-C. A trial whose judge call timed out
+    (:class:`~optuna_pandalm.errors.JudgeTimeoutError`) fails, and the next one runs.
 
     Optuna marks a trial FAIL when Ctrl-C stops its objective (the objective of
     :func:`~optuna_pandalm.training.tuning.make_objective` then records why in ``pandalm_error``),
@@ -74,7 +76,11 @@ def optimize(
 
     try:
         study.optimize(
-            objective, n_trials=n_trials, timeout=timeout, callbacks=[PublishCallback(arena)]
+            objective,
+            n_trials=n_trials,
+            timeout=timeout,
+            catch=(JudgeTimeoutError,),  # a hung judge fails its trial; the study goes on
+            callbacks=[PublishCallback(arena)],
         )
     except KeyboardInterrupt:
         number = getattr(study.sampler, "last_trial", None)

@@ -1,0 +1,91 @@
+"""Specification: a hung judge fails its trial and the study goes on; a trial left RUNNING
+without a heartbeat is failed by the next worker; ``check`` names a stalled worker."""
+
+from __future__ import annotations
+
+import threading
+
+import optuna
+import pytest
+
+from optuna_pandalm import Arena, JudgeRequest, Verdict
+from optuna_pandalm.attributes import ERROR_ATTR
+from optuna_pandalm.errors import JudgeFailedError, JudgeTimeoutError
+from optuna_pandalm.judges import PairwiseJudge
+from optuna_pandalm.study.judged_study import open_judged_study, optimize
+from optuna_pandalm.testing import simulated_prompts, simulated_response
+
+PROMPTS = simulated_prompts(8)
+ANSWERS = [simulated_response(1.0)] * 8
+BASELINE = ("defaults", [simulated_response(0.0)] * 8)
+
+
+class _HangsOnce(PairwiseJudge):
+    """Hangs on its first call until released (then answers "late"); answers at once after."""
+
+    name = "hangs-once"
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.release = threading.Event()
+        self.late_answer_returned = threading.Event()
+
+    def judge(self, requests: list[JudgeRequest]) -> list[Verdict]:
+        self.calls += 1
+        if self.calls == 1:
+            self.release.wait(60)
+            self.late_answer_returned.set()
+            return [Verdict(1, reason="late") for _ in requests]
+        return [Verdict(2, reason="in time") for _ in requests]
+
+
+def _objective(arena):
+    def objective(trial):
+        arena.evaluate(trial, 1, ANSWERS)
+        return arena.finalize(trial)
+
+    return objective
+
+
+def test_a_hung_judge_fails_its_trial_naming_the_timeout_and_the_next_trial_runs(tmp_path):
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    judge = _HangsOnce()
+    arena = Arena(
+        url, "s", judge, PROMPTS, baseline=BASELINE, batch_size=8, min_games=8, judge_timeout=0.5
+    )
+    study = open_judged_study(arena, url, base_sampler=optuna.samplers.RandomSampler(seed=0))
+    try:
+        optimize(study, _objective(arena), arena=arena, n_trials=2)
+        hung, after = study.trials
+        assert hung.state == optuna.trial.TrialState.FAIL  # not retried: a retry answers
+        assert "timed out" in hung.user_attrs[ERROR_ATTR]
+        assert "judge_timeout = 0.5 s" in hung.user_attrs[ERROR_ATTR]
+        assert after.state == optuna.trial.TrialState.COMPLETE
+    finally:
+        judge.release.set()
+    assert judge.late_answer_returned.wait(10)
+    # The late answers (winner 1, "late") are used nowhere: trial 0 has no game, and trial
+    # 1's games, on the same requests, are the answers given in time.
+    assert arena.match_record(arena.trial_players(0)[0], arena.baseline) == (0, 0, 0)
+    reasons = {reason for _, reason in arena.reasons(arena.trial_players(1)[0], limit=100)}
+    assert reasons == {"in time"}
+
+
+def test_judge_timeout_error_is_handled_as_a_judge_failure():
+    assert issubclass(JudgeTimeoutError, JudgeFailedError)
+
+
+@pytest.mark.parametrize("bad", [0, -1.0, float("nan")])
+def test_a_judge_timeout_that_is_not_a_positive_number_of_seconds_is_refused(bad):
+    with pytest.raises(ValueError, match="judge_timeout"):
+        Arena("sqlite://", "s", _HangsOnce(), PROMPTS, judge_timeout=bad)
+
+
+def test_a_remote_judges_default_timeout_is_its_own_http_bound():
+    from optuna_pandalm.arena._judge_deadline import call_deadline
+    from optuna_pandalm.judges import RemoteJudge
+
+    judge = RemoteJudge("http://judge:8000/v1", "m", timeout=10, max_retries=2, backoff=1)
+    # per request: 3 attempts of 10 s, 2 waits of at most 30 s; 16 requests at 8 at once:
+    # 2 waves, plus one for the label lookup
+    assert call_deadline(judge, 16) == 3 * (3 * 10 + 2 * 30)
