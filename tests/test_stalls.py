@@ -4,6 +4,7 @@ without a heartbeat is failed by the next worker; ``check`` names a stalled work
 from __future__ import annotations
 
 import threading
+import time
 
 import optuna
 import pytest
@@ -89,3 +90,70 @@ def test_a_remote_judges_default_timeout_is_its_own_http_bound():
     # per request: 3 attempts of 10 s, 2 waits of at most 30 s; 16 requests at 8 at once:
     # 2 waves, plus one for the label lookup
     assert call_deadline(judge, 16) == 3 * (3 * 10 + 2 * 30)
+
+
+# --- a trial whose worker died before its first heartbeat ------------------------------------
+def _heartbeat_storage(url: str, grace_period: int):
+    from optuna_pandalm.study.optuna_storage import OutageTolerantStorage
+
+    return OutageTolerantStorage(url, heartbeat_interval=1, grace_period=grace_period)
+
+
+def _arena(url: str) -> Arena:
+    from optuna_pandalm.testing import SimulatedJudge
+
+    return Arena(url, "s", SimulatedJudge(), PROMPTS, baseline=BASELINE, batch_size=8)
+
+
+def test_a_resumed_worker_fails_a_trial_whose_worker_died_before_its_first_heartbeat(
+    tmp_path, caplog
+):
+    from optuna_pandalm.study import check_study
+
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    arena = _arena(url)
+    storage = _heartbeat_storage(url, grace_period=1)
+    sampler = optuna.samplers.RandomSampler(seed=0)
+    dead = open_judged_study(arena, storage, base_sampler=sampler).ask()  # no heartbeat: ask()
+    time.sleep(1.5)  # past the grace period
+    resumed = open_judged_study(arena, storage, base_sampler=sampler)
+    with caplog.at_level("WARNING", logger="optuna_pandalm"):
+        optimize(resumed, _objective(arena), arena=arena, n_trials=1)
+    first, second = resumed.trials
+    assert first.number == dead.number and first.state == optuna.trial.TrialState.FAIL
+    assert "before its first heartbeat" in first.user_attrs[ERROR_ATTR]
+    assert f"trial {dead.number} failed" in caplog.text
+    assert second.state == optuna.trial.TrialState.COMPLETE
+    assert check_study(arena, resumed, grace_period=1)["trials left RUNNING"] == []
+
+
+def test_a_trial_without_heartbeat_is_left_running_within_the_grace_period(tmp_path):
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    arena = _arena(url)
+    storage = _heartbeat_storage(url, grace_period=600)
+    sampler = optuna.samplers.RandomSampler(seed=0)
+    young = open_judged_study(arena, storage, base_sampler=sampler).ask()
+    resumed = open_judged_study(arena, storage, base_sampler=sampler)
+    optimize(resumed, _objective(arena), arena=arena, n_trials=1)
+    assert resumed.trials[young.number].state == optuna.trial.TrialState.RUNNING
+
+
+def test_without_a_heartbeat_no_running_trial_is_failed(tmp_path):
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    arena = _arena(url)
+    storage = optuna.storages.RDBStorage(url)  # no heartbeat: running and dead look alike
+    sampler = optuna.samplers.RandomSampler(seed=0)
+    other = open_judged_study(arena, storage, base_sampler=sampler).ask()
+    time.sleep(1.1)
+    resumed = open_judged_study(arena, storage, base_sampler=sampler)
+    optimize(resumed, _objective(arena), arena=arena, n_trials=1)
+    assert resumed.trials[other.number].state == optuna.trial.TrialState.RUNNING
+
+
+def test_tune_and_the_demo_open_their_study_with_a_heartbeat(tmp_path):
+    from optuna_pandalm.study.judged_study import GRACE_PERIOD, HEARTBEAT_INTERVAL
+
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    study = open_judged_study(_arena(url), url, base_sampler=optuna.samplers.RandomSampler())
+    assert study._storage.get_heartbeat_interval() == HEARTBEAT_INTERVAL
+    assert GRACE_PERIOD == 180  # check's default grace period

@@ -179,3 +179,7 @@ class ArenaStore(Protocol):
     def heartbeat_ages(self, study_name: str) -> dict[int, float]:
         """Seconds since each trial's last Optuna heartbeat, by trial number (database
         clock); empty when there are none."""
+
+    def trials_without_heartbeat(self, study_name: str) -> list[int]:
+        """RUNNING trials of the study that never had an Optuna heartbeat (their worker died
+        before its first beat), by number; empty when the database has no heartbeats."""
