@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
 from optuna_pandalm.arena import _trial
@@ -362,9 +362,12 @@ class Arena(Votes):
         """The current scores with the ids they were fitted on (see ``Standings.snapshot``)."""
         return self.standings().snapshot()
 
-    def incumbent(self, *, exclude: Player | None = None) -> Player | None:
-        """The player with the highest current score (ties: the oldest), or ``None``."""
-        return self.standings().incumbent(exclude=exclude)
+    def incumbent(
+        self, *, exclude: Player | None = None, skip_trials: Collection[int] = ()
+    ) -> Player | None:
+        """The player with the highest current score (ties: the oldest), or ``None``; never
+        ``exclude`` nor a checkpoint of the trials ``skip_trials``."""
+        return self.standings().incumbent(exclude=exclude, skip_trials=skip_trials)
 
     def leaderboard(self, *, top: int | None = None) -> list[LeaderboardRow]:
         """Players by score, with 95% intervals, P(best) and game records (see
@@ -399,16 +402,20 @@ class Arena(Votes):
 
         return contending
 
-    def opponent(self, player: Player) -> Player | None:
+    def opponent(self, player: Player, *, skip_trials: Collection[int] = ()) -> Player | None:
         """Whom a new checkpoint plays: the incumbent's trial at the same step, else the
-        incumbent (``None`` when there is none).
+        incumbent (``None`` when there is none). The incumbent is never a checkpoint of the
+        trials ``skip_trials``: :meth:`evaluate` passes the study's FAILED trials, whose
+        checkpoints stay in the scores but cannot be the study's result, so that the pruner
+        compares with what the search can still deliver (see
+        :class:`~optuna_pandalm.JudgePruner`).
 
         Like for like, as Optuna's pruners compare intermediate values at one step: an
         epoch-1 checkpoint is not pitted against a finished model, and a dip every trial
         takes at one epoch (PandaLM Appendix J) is a dip on both sides. The fit links the
         two anyway, and :meth:`finalize` plays the top contenders directly.
         """
-        incumbent = self.incumbent(exclude=player)
+        incumbent = self.incumbent(exclude=player, skip_trials=skip_trials)
         if (
             incumbent is None
             or incumbent.trial in (None, player.trial)
@@ -445,8 +452,8 @@ class Arena(Votes):
 
         Stores the generations, plays a match against :meth:`opponent` (the incumbent's
         trial at the same step, else the incumbent: the baseline, or nobody, for the very
-        first checkpoint), refits, reports the score to the trial
-        (``trial.report(score, step)``) and returns what happened.
+        first checkpoint; never a FAILED trial's checkpoint), refits, reports the score to
+        the trial (``trial.report(score, step)``) and returns what happened.
 
         Raises:
             TypeError, ValueError: generations that are not one string per prompt, a step
@@ -459,7 +466,7 @@ class Arena(Votes):
         texts = self._check_generations(generations, f"trial {number} step {step}")
         calls_before = self.judge_calls
         player = self._add_checkpoint(number, step, texts)
-        opponent = self.opponent(player)
+        opponent = self.opponent(player, skip_trials=_trial.failed_trials(trial))
         outcome = MatchOutcome()
         if opponent is not None:
             try:
