@@ -157,3 +157,44 @@ def test_tune_and_the_demo_open_their_study_with_a_heartbeat(tmp_path):
     study = open_judged_study(_arena(url), url, base_sampler=optuna.samplers.RandomSampler())
     assert study._storage.get_heartbeat_interval() == HEARTBEAT_INTERVAL
     assert GRACE_PERIOD == 180  # check's default grace period
+
+
+# --- check names the worker of a trial whose judging stalled ---------------------------------
+def test_check_names_the_host_and_process_of_a_trial_whose_judging_stalled(tmp_path):
+    import math
+    import os
+    import socket
+
+    from optuna_pandalm.study import check_study
+
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    judge = _HangsOnce()
+    arena = Arena(url, "s", judge, PROMPTS, baseline=BASELINE, judge_timeout=math.inf)
+    study = optuna.create_study(study_name="s", storage=url, direction="maximize")
+    trial = study.ask()
+    worker = threading.Thread(target=arena.evaluate, args=(trial, 1, ANSWERS))
+    worker.start()
+    try:
+        while judge.calls == 0:  # the match has begun: its judge call hangs
+            time.sleep(0.05)
+        time.sleep(1.0)
+        stalled = check_study(arena, study, stall_limit=0.5)["trials whose judging stalled"]
+        assert len(stalled) == 1
+        assert stalled[0].startswith("trial 0: judging step 1 against baseline defaults")
+        assert f"worker {socket.gethostname()}:{os.getpid()} (host:pid)" in stalled[0]
+        assert check_study(arena, study, stall_limit=600)["trials whose judging stalled"] == []
+    finally:
+        judge.release.set()
+        worker.join(30)
+    time.sleep(1.0)  # the trial now trains on (its score reported): no stall
+    assert check_study(arena, study, stall_limit=0.5)["trials whose judging stalled"] == []
+
+
+@pytest.mark.parametrize("bad", ["-5", "0", "nan"])
+def test_check_refuses_a_stall_limit_that_is_not_positive_seconds(bad, tmp_path, capsys):
+    from optuna_pandalm.commands.cli import main
+
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    assert main(["check", "--storage", url, "--study-name", "s", "--stall-limit", bad]) == 2
+    assert "--stall-limit must be a positive number of seconds" in capsys.readouterr().err
+    assert not (tmp_path / "db.sqlite").exists()  # read-only: nothing created

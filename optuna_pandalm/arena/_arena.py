@@ -465,6 +465,7 @@ class Arena(Votes):
         step = checkpoint_step(step)
         texts = self._check_generations(generations, f"trial {number} step {step}")
         calls_before = self.judge_calls
+        _trial.record_worker(trial)
         player = self._add_checkpoint(number, step, texts)
         opponent = self.opponent(player, skip_trials=_trial.failed_trials(trial))
         outcome = MatchOutcome()

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from optuna_pandalm.attributes import BEST_STEP_ATTR, PRUNED_ATTR, SCORE_ATTR
+from optuna_pandalm.attributes import BEST_STEP_ATTR, PRUNED_ATTR, SCORE_ATTR, WORKER_ATTR
 
 if TYPE_CHECKING:
     from optuna_pandalm.arena._players import Player
@@ -24,6 +24,7 @@ __all__ = [
     "raise_if_pruned",
     "record",
     "record_finish",
+    "record_worker",
     "report",
 ]
 
@@ -38,6 +39,19 @@ def record(trial: Any, key: str, value: Any) -> None:
     """A trial user attribute, when ``trial`` is a live trial."""
     if hasattr(trial, "set_user_attr"):
         trial.set_user_attr(key, value)
+
+
+def record_worker(trial: Any) -> None:
+    """``pandalm_worker``: ``"host:pid"`` of this process, on a live trial that does not
+    have it yet, so that ``check`` can name the worker of a trial whose judging stalled."""
+    if not hasattr(trial, "set_user_attr"):
+        return
+    import os
+    import socket
+
+    worker = f"{socket.gethostname()}:{os.getpid()}"
+    if getattr(trial, "user_attrs", {}).get(WORKER_ATTR) != worker:
+        trial.set_user_attr(WORKER_ATTR, worker)
 
 
 def failed_trials(trial: Any) -> frozenset[int]:

@@ -37,6 +37,8 @@ Its parts, one concept each:
                              ``votes``, ``verdict_counts``, ``game_details``, ``integrity``
   ``OptunaHeartbeats``       Optuna's trial heartbeats, read for ``check`` and resumed
   (``_optuna_heartbeats``)   workers: ``heartbeat_ages``, ``trials_without_heartbeat``
+  ``Activity``               when each player last had something stored, for
+  (``_activity``)            ``check``'s stalled workers: ``last_stored``
   ``Store`` (``_store``)     ``masked_url``, ``read_only``, ``close``
   =========================  ==========================================================
 """
