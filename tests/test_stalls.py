@@ -198,3 +198,29 @@ def test_check_refuses_a_stall_limit_that_is_not_positive_seconds(bad, tmp_path,
     assert main(["check", "--storage", url, "--study-name", "s", "--stall-limit", bad]) == 2
     assert "--stall-limit must be a positive number of seconds" in capsys.readouterr().err
     assert not (tmp_path / "db.sqlite").exists()  # read-only: nothing created
+
+
+class _SlowOnce(PairwiseJudge):
+    """Takes 2 s on its first call, answers at once after; picklable."""
+
+    name = "slow-once"
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def judge(self, requests: list[JudgeRequest]) -> list[Verdict]:
+        self.calls += 1
+        if self.calls == 1:
+            time.sleep(2)
+        return [Verdict(1) for _ in requests]
+
+
+def test_an_arena_that_abandoned_a_judge_call_still_pickles_and_its_copy_judges(tmp_path):
+    import pickle
+
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    arena = Arena(url, "s", _SlowOnce(), PROMPTS, baseline=BASELINE, judge_timeout=0.2)
+    with pytest.raises(JudgeTimeoutError):
+        arena.evaluate(0, 1, ANSWERS)
+    copy = pickle.loads(pickle.dumps(arena))
+    assert copy.evaluate(1, 1, ANSWERS).games == len(PROMPTS)

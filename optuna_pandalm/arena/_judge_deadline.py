@@ -113,6 +113,10 @@ class DeadlineJudge(PairwiseJudge):
     def __repr__(self) -> str:
         return f"DeadlineJudge({self.inner!r}, timeout={self.timeout})"
 
+    def __getstate__(self) -> dict[str, Any]:
+        # Threads do not pickle; a copy has abandoned no call of its own.
+        return {**self.__dict__, "_abandoned": []}
+
     def deadline(self, n_requests: int) -> float:
         """Seconds a call on ``n_requests`` requests may take."""
         return call_deadline(self.inner, n_requests) if self.timeout is None else self.timeout
