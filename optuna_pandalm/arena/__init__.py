@@ -7,6 +7,8 @@ One concept per module:
   racing, batch size, retries), checked once.
 * ``_match_play``: :class:`MatchPlay`, shown order, racing, the verdict cache, judge
   validation and retries; the only code that calls the judge.
+* ``_judge_deadline``: the deadline on every judge call (``judge_timeout``): a hung judge
+  fails its trial with :class:`~optuna_pandalm.errors.JudgeTimeoutError`.
 * ``_judge_watch``: a degenerate judge, logged once after a study's first verdicts and
   shown by ``check``.
 * ``_standings``: :class:`Standings`, the immutable scores every other layer reads.

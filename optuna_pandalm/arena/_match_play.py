@@ -33,7 +33,12 @@ import numpy as np
 from optuna_pandalm.arena._judge_watch import JudgeWatch
 from optuna_pandalm.arena._players import Player
 from optuna_pandalm.arena._rules import POSITIONS, MatchRules
-from optuna_pandalm.errors import InvalidVerdictError, JudgeFailedError, JudgeUnavailableError
+from optuna_pandalm.errors import (
+    InvalidVerdictError,
+    JudgeFailedError,
+    JudgeTimeoutError,
+    JudgeUnavailableError,
+)
 from optuna_pandalm.judges.base import JudgeRequest, PairwiseJudge, Verdict, canonical_verdict
 from optuna_pandalm.outcomes import Side, check_winner, outcome_of, side
 from optuna_pandalm.prompts import Prompt
@@ -170,7 +175,7 @@ class MatchPlay:
                 answers = self.judge.judge([requests[i] for i in remaining])
                 error: Exception | None = None
                 completed = dict(zip(remaining, self._checked(answers, remaining), strict=True))
-            except InvalidVerdictError:
+            except (InvalidVerdictError, JudgeTimeoutError):  # a bug, or a hung call
                 raise
             except Exception as failure:  # OOM, HTTP, timeouts: a failure to answer
                 error = failure

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 import numpy as np
@@ -226,8 +226,11 @@ class Standings:
         """P(best) of every player (0..1), drawn once per standings with a fixed seed."""
         return self._p_best
 
-    def incumbent(self, *, exclude: Player | None = None) -> Player | None:
-        """The player with the highest score (ties: the oldest), or ``None``.
+    def incumbent(
+        self, *, exclude: Player | None = None, skip_trials: Collection[int] = ()
+    ) -> Player | None:
+        """The player with the highest score (ties: the oldest), or ``None``; never
+        ``exclude`` nor a checkpoint of the trials ``skip_trials`` (failed ones).
 
         Players without games (their score is only the prior's) are passed over while any
         player has games: a checkpoint another worker has just added is not yet a champion.
@@ -235,7 +238,7 @@ class Standings:
         candidates = [
             (rank_key(self.result.scores[i], p.id), i)
             for i, p in enumerate(self.players)
-            if exclude is None or p.id != exclude.id
+            if (exclude is None or p.id != exclude.id) and p.trial not in skip_trials
         ]
         played = [c for c in candidates if self.records[c[1]].sum() > 0]
         pool = played or candidates

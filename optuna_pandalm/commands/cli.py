@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -212,11 +213,17 @@ def _load_study(args: argparse.Namespace) -> Any:
 def _check(args: argparse.Namespace) -> int:
     from optuna_pandalm.study.check import check_study, study_warnings
 
+    if not 0 < args.stall_limit < math.inf:  # NaN too
+        raise CommandError(
+            f"--stall-limit must be a positive number of seconds, got {args.stall_limit}"
+        )
     arena = _load_arena(args)
     study = _load_study(args)
     if study is None:
         print(f"note: no Optuna study {args.study_name!r} in that storage; trial checks skipped")
-    problems = check_study(arena, study, grace_period=args.grace_period)
+    problems = check_study(
+        arena, study, grace_period=args.grace_period, stall_limit=args.stall_limit
+    )
     total = sum(len(found) for found in problems.values())
     standings = arena.standings()
     games = int(standings.counts.count.sum())
@@ -457,6 +464,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=180.0,
         help="seconds without an Optuna heartbeat after which a RUNNING trial is reported",
+    )
+    check.add_argument(
+        "--stall-limit",
+        type=float,
+        default=3600.0,
+        help="seconds a RUNNING trial's checkpoint may be judged with nothing stored before "
+        "it is reported, with its worker's host and process id",
     )
     check.set_defaults(handler=_check)
 

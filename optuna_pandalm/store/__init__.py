@@ -37,8 +37,10 @@ Its parts, one concept each:
                              (:class:`GameRecord`, :class:`GameCounts`)
   ``Audit`` (``_audit``)     read-only queries for reports and ``check``: ``reasons``,
                              ``votes``, ``verdict_counts``, ``game_details``, ``integrity``
-  ``OptunaHeartbeats``       Optuna's trial heartbeats, read for ``check``:
-  (``_optuna_heartbeats``)   ``heartbeat_ages``
+  ``OptunaHeartbeats``       Optuna's trial heartbeats, read for ``check`` and resumed
+  (``_optuna_heartbeats``)   workers: ``heartbeat_ages``, ``trials_without_heartbeat``
+  ``Activity``               when each player last had something stored, for
+  (``_activity``)            ``check``'s stalled workers: ``last_stored``
   ``Store`` (``_store``)     ``masked_url``, ``read_only``, ``close``
   =========================  ==========================================================
 """

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from optuna_pandalm.errors import StoreError
+from optuna_pandalm.store._activity import Activity
 from optuna_pandalm.store._arenas import Arenas
 from optuna_pandalm.store._audit import Audit
 from optuna_pandalm.store._engine import create_engine, driver_url, mask_url, sqlite_path
@@ -32,7 +33,7 @@ __all__ = ["DEFAULT_OUTAGE_TIMEOUT_S", "Store"]
 DEFAULT_OUTAGE_TIMEOUT_S = 60.0
 
 
-class Store(VerdictCache, Arenas, Players, Games, Audit, OptunaHeartbeats):
+class Store(VerdictCache, Arenas, Players, Games, Audit, OptunaHeartbeats, Activity):
     """Typed access to the ``pandalm_`` tables: the verdict cache and the per-arena tables.
 
     Tables are prefixed ``pandalm_`` and can live in the same database as the Optuna study
