@@ -61,6 +61,9 @@ def store_games(
     prompts = load_prompts(
         [{"id": r["idx"], "instruction": r["instruction"], "input": r["input"]} for r in rows],
         on_invalid="skip",
+        # The test set asks each instruction of several pairs of responses: one position
+        # per row, each with its own recorded verdict.
+        allow_duplicates=True,
     )
     instruction_number: dict[str, int] = {}
     clusters = [

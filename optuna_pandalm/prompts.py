@@ -203,7 +203,9 @@ def _read_file(path: Path) -> tuple[Iterator[tuple[int, Any]], str]:
     return (_jsonl_records(text, origin) if is_jsonl else _json_records(text, origin)), origin
 
 
-def load_prompts(source: PromptSource, *, on_invalid: str = "raise") -> list[Prompt]:
+def load_prompts(
+    source: PromptSource, *, on_invalid: str = "raise", allow_duplicates: bool = False
+) -> list[Prompt]:
     """Load an evaluation prompt set.
 
     Args:
@@ -215,14 +217,18 @@ def load_prompts(source: PromptSource, *, on_invalid: str = "raise") -> list[Pro
             ``"skip"`` leaves it out with a warning naming the file and line. PandaLM's
             ``testset-inference-v1.json`` needs ``"skip"``: its record 161 has a blank
             instruction.
+        allow_duplicates: Keep two prompts of equal content (instruction, input and
+            reference). Off by default: the verdict cache is keyed by content, so one
+            verdict would stand for two games. Only for reading back a study stored before
+            duplicates were refused.
 
     Returns:
         The prompts, in order.
 
     Raises:
         PromptFormatError: For unreadable or non-UTF-8 files, invalid JSON, a missing, empty
-            or non-string field, duplicate ids or an empty set; the message names the file,
-            the line and the field.
+            or non-string field, duplicate ids, duplicate prompts or an empty set; the
+            message names the file, the line (of both, for a duplicate) and the field.
 
     Example:
         >>> prompts = load_prompts([{"instruction": "Add 2 and 3.", "output": "5"}])
@@ -240,6 +246,7 @@ def load_prompts(source: PromptSource, *, on_invalid: str = "raise") -> list[Pro
         records = ((None, record) for record in source)  # type: ignore[misc]
     prompts: list[Prompt] = []
     seen: dict[str, str] = {}
+    seen_content: dict[str, str] = {}
     for index, (line, record) in enumerate(records):
         where = _where(origin, line, index)
         try:
@@ -255,6 +262,13 @@ def load_prompts(source: PromptSource, *, on_invalid: str = "raise") -> list[Pro
                     f"{where}: duplicate id {prompt.id!r} (first at {seen[prompt.id]})"
                 )
             seen[prompt.id] = where
+        if not allow_duplicates:
+            if prompt.hash in seen_content:
+                raise PromptFormatError(
+                    f"{where}: duplicate prompt: the same instruction, input and reference "
+                    f"as {seen_content[prompt.hash]} (one verdict would decide both games)"
+                )
+            seen_content[prompt.hash] = where
         prompts.append(prompt)
     if not prompts:
         raise PromptFormatError(f"{origin}: the prompt set is empty")

@@ -139,3 +139,23 @@ def test_records_in_memory_are_named_by_index():
 def test_a_single_mapping_is_not_a_prompt_set():
     with pytest.raises(PromptFormatError, match="path or a list"):
         load_prompts({"instruction": "a"})
+
+
+def test_a_duplicate_prompt_is_refused_with_the_lines_of_both(tmp_path):
+    lines = [
+        {"instruction": "Add 2 and 3.", "output": "5"},
+        {"instruction": "Name a colour."},
+        {"instruction": "Add 2 and 3.", "output": "5"},
+    ]
+    path = _write(tmp_path, "p.jsonl", "\n".join(json.dumps(r) for r in lines))
+    with pytest.raises(PromptFormatError, match=r"line 3: duplicate prompt.* line 1\b"):
+        load_prompts(path)
+
+
+def test_prompts_differing_in_input_or_reference_are_not_duplicates():
+    records = [
+        {"instruction": "Translate.", "input": "chat"},
+        {"instruction": "Translate.", "input": "chien"},
+        {"instruction": "Translate.", "input": "chien", "output": "dog"},
+    ]
+    assert len(load_prompts(records)) == 3

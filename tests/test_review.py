@@ -75,6 +75,14 @@ def _review(server: ReviewServer, name: str = "ada") -> tuple[str, str, str]:
     return cookies, csrf.group(1), task.group(1)
 
 
+def _serves_the_page(host: str, port: int) -> None:
+    connection = http.client.HTTPConnection(host, port, timeout=30)
+    connection.request("GET", "/?name=ada")
+    response = connection.getresponse()
+    assert response.status == 200 and "Answer A" in response.read().decode()
+    connection.close()
+
+
 def _vote(server, cookies, csrf, task, *, origin=None, site=None, choice="first") -> int:
     headers = {"Cookie": cookies}
     if origin is not None:
@@ -401,12 +409,102 @@ def test_review_serves_and_prints_its_address_with_the_storage_url_masked():
             line = process.stdout.readline()
             port = int(re.search(r"http://127\.0\.0\.1:(\d+)/", line).group(1))
             assert "hunter2" not in line and "***" in line
-            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-            connection.request("GET", "/?name=ada")
-            response = connection.getresponse()
-            assert response.status == 200 and "Answer A" in response.read().decode()
-            connection.close()
+            _serves_the_page("127.0.0.1", port)
         finally:
             process.terminate()
             _, err = process.communicate(timeout=30)
         assert "hunter2" not in err
+
+
+# --- hostile clients and settings ----------------------------------------------------------
+@pytest.mark.parametrize("token", ["two words", "a+b", "x%20y", "é"])
+def test_a_token_that_would_change_in_a_url_or_cookie_is_refused_at_start(study_url, token):
+    with pytest.raises(ValueError, match="may hold only letters, digits") as error:
+        ReviewServer(open_arena(study_url, "review"), port=0, token=token)
+    assert token not in str(error.value)
+
+
+def test_the_review_command_refuses_such_a_token_in_one_line(study_url, capsys, monkeypatch):
+    from optuna_pandalm.commands.cli import main
+
+    monkeypatch.setenv("OPTUNA_PANDALM_REVIEW_TOKEN", "open sesame")
+    assert main(["review", "--storage", study_url, "--study-name", "review", "--port", "0"]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "$OPTUNA_PANDALM_REVIEW_TOKEN may hold only" in error
+    assert "sesame" not in error
+
+
+def _raw(port: int, data: bytes, *, family: int = socket.AF_INET) -> socket.socket:
+    client = socket.socket(family, socket.SOCK_STREAM)
+    client.settimeout(10)
+    client.connect(("127.0.0.1", port))
+    client.sendall(data)
+    return client
+
+
+def test_a_non_ascii_digit_in_content_length_is_a_bad_request(server):
+    request = (
+        f"POST /vote HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n"
+        f"X-Review-Token: {TOKEN}\r\nContent-Length: \u00b2\r\n\r\nab"
+    )
+    # Headers are read as Latin-1: the byte 0xB2 is "²", which str.isdigit() accepts.
+    with _raw(server.port, request.encode("latin-1")) as client:
+        assert client.recv(100).startswith(b"HTTP/1.0 400")
+
+
+def test_clients_that_never_send_their_body_hold_a_bounded_number_of_threads(
+    study_url, monkeypatch
+):
+    import threading
+    import time
+
+    from optuna_pandalm.review import _server
+
+    monkeypatch.setattr(_server, "_READ_TIMEOUT_S", 1.0)
+    running = ReviewServer(open_arena(study_url, "review"), port=0, token=TOKEN).start()
+    before = threading.active_count()
+    promise = (
+        f"POST /vote HTTP/1.1\r\nHost: 127.0.0.1:{running.port}\r\n"
+        f"X-Review-Token: {TOKEN}\r\nContent-Length: 100\r\n\r\n"
+    )
+    stalled = [_raw(running.port, promise.encode()) for _ in range(50)]
+    try:
+        assert threading.active_count() - before <= _server._MAX_THREADS
+        deadline = time.monotonic() + 5 * _server._READ_TIMEOUT_S
+        for client in stalled:  # each is answered 503 or closed by the read timeout
+            client.settimeout(max(0.01, deadline - time.monotonic()))
+            client.recv(100)
+        status, _, _ = _request(running, "GET", "/?name=ada", headers={"X-Review-Token": TOKEN})
+        assert status == 200
+    finally:
+        for client in stalled:
+            client.close()
+        running.shutdown()
+
+
+@pytest.mark.parametrize("port", ["70000", "-5"])
+def test_a_port_out_of_range_is_one_line_and_exit_2(study_url, capsys, port):
+    from optuna_pandalm.commands.cli import main
+
+    assert main(["review", "--storage", study_url, "--study-name", "review", "--port", port]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and f"port must be in 0..65535, got {port}" in error
+
+
+def _ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as probe:
+            probe.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not _ipv6_loopback(), reason="no IPv6 loopback on this machine")
+def test_the_page_is_served_on_the_ipv6_loopback(study_url):
+    running = ReviewServer(open_arena(study_url, "review"), host="::1", port=0).start()
+    try:
+        assert running.url == f"http://[::1]:{running.port}/"
+        _serves_the_page("::1", running.port)
+    finally:
+        running.shutdown()

@@ -19,7 +19,7 @@ from optuna_pandalm.arena._match_play import (
 )
 from optuna_pandalm.arena._players import Player, checkpoint_step, trial_number
 from optuna_pandalm.arena._result import EvaluationResult
-from optuna_pandalm.arena._rules import MatchRules
+from optuna_pandalm.arena._rules import MatchRules, check_arena_arguments
 from optuna_pandalm.arena._standings import LeaderboardRow, Standings, fit_standings
 from optuna_pandalm.arena._votes import Votes
 from optuna_pandalm.attributes import ERROR_ATTR
@@ -157,10 +157,19 @@ class Arena(Votes):
         contender_floor: float | None = None,
         judge_timeout: float | None = None,
     ) -> None:
-        self.prompts = (
-            load_prompts(prompts)
-            if isinstance(prompts, (str, os.PathLike))
-            else load_prompts(list(prompts))
+        check_arena_arguments(
+            study_name,
+            judge,
+            p_best_threshold=p_best_threshold,
+            max_extra_matches=max_extra_matches,
+            contender_floor=contender_floor,
+        )
+        # A read-only arena reads a study as it was stored, even one stored before duplicate
+        # prompts were refused (so that `check` can report the verdicts they share).
+        read_back = not isinstance(storage, str) and bool(getattr(storage, "read_only", False))
+        self.prompts = load_prompts(
+            prompts if isinstance(prompts, (str, os.PathLike)) else list(prompts),
+            allow_duplicates=read_back,
         )
         self.store = _open_store(storage, prepare_optuna=True)
         self.study_name = study_name
@@ -168,8 +177,6 @@ class Arena(Votes):
         self.seed = 0 if seed is None else seed
         self.p_best_threshold = p_best_threshold
         self.max_extra_matches = max_extra_matches
-        if contender_floor is not None and not 0 <= contender_floor < 1:
-            raise ValueError(f"contender_floor must be in [0, 1), got {contender_floor}")
         self.contender_floor = contender_floor
         deadline_judge = DeadlineJudge(judge, judge_timeout)  # checked before any write
         # Checked before anything is written: a bad rule must not bind the study. The

@@ -7,7 +7,9 @@ import dataclasses
 import math
 import operator
 
-__all__ = ["POSITIONS", "MatchRules"]
+from optuna_pandalm.judges.base import PairwiseJudge
+
+__all__ = ["POSITIONS", "MatchRules", "check_arena_arguments"]
 
 POSITIONS = ("random", "swap", "fixed")
 """The allowed :attr:`MatchRules.position` modes."""
@@ -83,3 +85,41 @@ class MatchRules:
         object.__setattr__(self, "racing_alpha", alpha)
         object.__setattr__(self, "judge_backoff", backoff)
         object.__setattr__(self, "racing", bool(self.racing))
+
+
+def check_arena_arguments(
+    study_name: object,
+    judge: object,
+    *,
+    p_best_threshold: float,
+    max_extra_matches: int,
+    contender_floor: float | None,
+) -> None:
+    """Refuse the :class:`~optuna_pandalm.Arena` arguments that are not match rules, before
+    anything is read or stored: each would otherwise fail later, far from its cause.
+
+    Raises:
+        TypeError: a judge that is not a ``PairwiseJudge``, a study name that is not a
+            string, a number that is not one.
+        ValueError: an empty study name, a level outside its range or NaN.
+
+    Example:
+        >>> check_arena_arguments("", None, p_best_threshold=0.2, max_extra_matches=2,
+        ...                       contender_floor=None)
+        Traceback (most recent call last):
+        ...
+        ValueError: study_name must be a non-empty string, got ''
+    """
+    if not isinstance(study_name, str):
+        raise TypeError(f"study_name must be a string, got {type(study_name).__name__}")
+    if not study_name.strip():
+        raise ValueError(f"study_name must be a non-empty string, got {study_name!r}")
+    if not isinstance(judge, PairwiseJudge):
+        raise TypeError(f"judge must be a PairwiseJudge, got {type(judge).__name__}")
+    threshold = float(p_best_threshold)
+    if not 0 <= threshold <= 1:  # False for NaN
+        raise ValueError(f"p_best_threshold must be in [0, 1], got {p_best_threshold!r}")
+    if operator.index(max_extra_matches) < 0:
+        raise ValueError(f"max_extra_matches must be >= 0, got {max_extra_matches!r}")
+    if contender_floor is not None and not 0 <= float(contender_floor) < 1:
+        raise ValueError(f"contender_floor must be in [0, 1), got {contender_floor!r}")

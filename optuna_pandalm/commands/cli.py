@@ -21,14 +21,17 @@ from typing import Any
 from optuna_pandalm import __version__
 from optuna_pandalm.attributes import SNAPSHOT_ATTR
 from optuna_pandalm.commands._study_options import (
+    add_storage_argument,
     add_study_arguments,
     refuse_another_length_control,
+    resolve_storage,
 )
 from optuna_pandalm.commands.review import add_review_command
 from optuna_pandalm.demo.run import next_steps, run_demo
 from optuna_pandalm.errors import CommandError
 from optuna_pandalm.prompts import PromptFormatError, load_prompts, prompt_set_hash
 from optuna_pandalm.publish.report import write_report
+from optuna_pandalm.url_masking import mask_secrets
 
 _logger = logging.getLogger(__name__)
 
@@ -140,6 +143,8 @@ def _load_arena(args: argparse.Namespace) -> Any:
 
 
 def _leaderboard(args: argparse.Namespace) -> int:
+    if args.top < 0:
+        raise CommandError(f"--top must be >= 0 (0: every player), got {args.top}")
     standings = _load_arena(args).standings()
     rows = standings.leaderboard(top=args.top or None)
     fit = standings.result
@@ -213,6 +218,8 @@ def _load_study(args: argparse.Namespace) -> Any:
 def _check(args: argparse.Namespace) -> int:
     from optuna_pandalm.study.check import check_study, study_warnings
 
+    if not (math.isfinite(args.grace_period) and args.grace_period >= 0):
+        raise CommandError(f"--grace-period must be >= 0 seconds, got {args.grace_period}")
     if not 0 < args.stall_limit < math.inf:  # NaN too
         raise CommandError(
             f"--stall-limit must be a positive number of seconds, got {args.stall_limit}"
@@ -264,11 +271,17 @@ def _upgrade(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     if not Path(args.out).parent.is_dir():
         raise CommandError(f"--out {args.out}: no such folder {Path(args.out).parent}")
+    if Path(args.out).is_dir():
+        raise CommandError(f"--out {args.out} is a folder: give the HTML file to write")
     arena = _load_arena(args)
     study = _load_study(args)
     if study is None:
         raise CommandError(f"no Optuna study {args.study_name!r} in that storage")
-    print(write_report(arena, study, args.out))
+    try:
+        written = write_report(arena, study, args.out)
+    except OSError as error:  # an unwritable folder or file
+        raise CommandError(f"--out {args.out}: cannot write ({error.strerror})") from None
+    print(written)
     return 0
 
 
@@ -432,7 +445,7 @@ def build_parser() -> argparse.ArgumentParser:
         "judge, BradleyTerrySampler(TPE) and JudgePruner; print the leaderboard and write an "
         "HTML report.",
     )
-    demo.add_argument("--storage", default=None, help="SQLAlchemy URL (default: OUT/demo.db)")
+    add_storage_argument(demo, required=False)
     demo.add_argument("--study-name", default="optuna-pandalm-demo")
     demo.add_argument("--n-trials", type=int, default=12, help="trials, the baseline included")
     demo.add_argument(
@@ -482,7 +495,7 @@ def build_parser() -> argparse.ArgumentParser:
         "score. Stop every worker first: workers of an older version cannot write to the "
         "new schema.",
     )
-    upgrade.add_argument("--storage", required=True, help="SQLAlchemy URL")
+    add_storage_argument(upgrade)
     upgrade.set_defaults(handler=_upgrade)
 
     report = commands.add_parser("report", help="write a self-contained HTML report")
@@ -569,9 +582,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     logging.getLogger("optuna.study._optimize").addFilter(_no_interrupt_traceback)
     try:
+        resolve_storage(args)
         return handler(args)
     except CommandError as error:
-        print(f"optuna-pandalm {args.command}: error: {error}", file=sys.stderr)
+        # An error may quote a URL (a driver's message): its secrets never reach the screen.
+        print(f"optuna-pandalm {args.command}: error: {mask_secrets(str(error))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         resume = (

@@ -34,7 +34,12 @@ def _run(args: argparse.Namespace) -> int:
             done = import_dashboard_votes(
                 arena, args.storage, args.import_dashboard, annotator=args.annotator
             )
-        except (KeyError, ValueError) as error:
+        except KeyError:  # Optuna's "Record does not exist."
+            raise CommandError(
+                f"--import-dashboard {args.import_dashboard}: no study of that name in "
+                f"{mask_url(args.storage)!r}"
+            ) from None
+        except ValueError as error:
             raise CommandError(f"--import-dashboard {args.import_dashboard}: {error}") from None
         print(
             f"{where}: {done.imported} votes imported from Dashboard study "
@@ -49,6 +54,8 @@ def _run(args: argparse.Namespace) -> int:
         server = ReviewServer(
             arena, host=args.host, port=args.port, token=token, contenders=args.contenders
         )
+    except ValueError as error:  # a port out of range, a token that cannot travel
+        raise CommandError(str(error).replace("the access token", f"${TOKEN_ENV}")) from None
     except OSError as error:
         raise CommandError(f"cannot listen on {args.host}:{args.port}: {error}") from None
     print(f"review page for {where}: {server.url}")

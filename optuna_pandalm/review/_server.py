@@ -27,7 +27,9 @@ import http.cookies
 import ipaddress
 import logging
 import random
+import re
 import secrets
+import socket
 import threading
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -51,6 +53,13 @@ _MAX_BODY = 16_384
 # Memory bounds: the oldest sessions, and a session's oldest open reviews, are forgotten.
 _MAX_SESSIONS = 1000
 _MAX_TASKS = 20
+# Slow or stalled clients (a body promised and never sent) hold a thread each: a read
+# gives up after _READ_TIMEOUT_S, and past _MAX_THREADS connections at once the next is
+# answered 503 at once instead of queueing a new thread.
+_READ_TIMEOUT_S = 10.0
+_MAX_THREADS = 32
+# The token travels in a URL and a cookie, where a space or "+" would change on the way.
+_TOKEN_CHARACTERS = re.compile(r"[A-Za-z0-9._~-]+")
 _HEADERS = {
     "Content-Security-Policy": (
         "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
@@ -105,10 +114,17 @@ class ReviewServer:
 
     Args:
         arena: A writable arena (see :func:`open_arena`).
-        host: Interface to bind; loopback by default. Anything else exposes the page (and,
-            without a token, the right to vote) to the network.
-        port: TCP port; 0 picks a free one (see :attr:`url`).
-        token: Access token required on every request, or ``None``.
+        host: Interface to bind (an IPv4 or IPv6 address, or a name); loopback by
+            default. Anything else exposes the page (and, without a token, the right to
+            vote) to the network.
+        port: TCP port, 0..65535; 0 picks a free one (see :attr:`url`).
+        token: Access token required on every request, or ``None``: letters, digits and
+            ``- . _ ~`` only (as ``secrets.token_urlsafe()`` makes), since it travels in
+            a URL and a cookie.
+
+    Raises:
+        ValueError: a port out of range or a token with other characters.
+        OSError: the address cannot be bound.
         contenders: How many of the top players by P(best) the reviews are drawn from.
         seed: Seeds the shown order and the tie-breaks (random when ``None``).
 
@@ -131,14 +147,21 @@ class ReviewServer:
         contenders: int = 4,
         seed: int | None = None,
     ) -> None:
+        if not 0 <= port <= 65535:
+            raise ValueError(f"port must be in 0..65535, got {port}")
+        if token and not _TOKEN_CHARACTERS.fullmatch(token):
+            raise ValueError(  # the token itself is not shown: it is a secret
+                "the access token may hold only letters, digits and - . _ ~ (it travels in a "
+                "URL and a cookie); make one with: python -c 'import secrets; "
+                "print(secrets.token_urlsafe())'"
+            )
         self.arena = arena
         self.token = token or None
         self.contenders = contenders
         self._rng = random.Random(seed if seed is not None else secrets.randbits(64))
         self._sessions: dict[str, _Session] = {}
         self._lock = threading.Lock()  # one request at a time touches the arena
-        self._httpd = ThreadingHTTPServer((host, port), _handler(self))
-        self._httpd.daemon_threads = True
+        self._httpd = _BoundedHTTPServer((host, port), _handler(self))
         self.host, self.port = host, int(self._httpd.server_address[1])
         self._thread: threading.Thread | None = None
 
@@ -251,10 +274,41 @@ class ReviewServer:
         return next_url(name)
 
 
+class _BoundedHTTPServer(ThreadingHTTPServer):
+    """A thread per connection, at most ``_MAX_THREADS`` at once; IPv6 for an IPv6 host."""
+
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], handler: Any) -> None:
+        if ":" in address[0]:  # "::1": ThreadingHTTPServer binds IPv4 only
+            self.address_family = socket.AF_INET6
+        self._slots = threading.BoundedSemaphore(_MAX_THREADS)
+        super().__init__(address, handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self._slots.acquire(blocking=False):
+            with contextlib.suppress(OSError):
+                request.sendall(b"HTTP/1.0 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n")
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:  # no thread started: give its slot back
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
+
+
 def _handler(server: ReviewServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         server_version = "optuna-pandalm-review"
         sys_version = ""
+        timeout = _READ_TIMEOUT_S  # a client that stops sending frees its thread
         _set_cookies: list[str]
 
         def log_message(self, format: str, *args: Any) -> None:
@@ -344,7 +398,9 @@ def _handler(server: ReviewServer) -> type[BaseHTTPRequestHandler]:
             if url.path != "/vote":
                 return self._finish(HTTPStatus.NOT_FOUND, "<!DOCTYPE html><p>404</p>")
             given_length = self.headers.get("Content-Length") or "0"
-            length = int(given_length) if given_length.isdigit() else 0
+            # ASCII digits only: "²".isdigit() is true, and int("²") raises.
+            digits = given_length.isascii() and given_length.isdigit()
+            length = int(given_length) if digits else 0
             if not 0 < length <= _MAX_BODY:
                 return self._finish(HTTPStatus.BAD_REQUEST, _plain("bad request body"))
             raw = self.rfile.read(length).decode("utf-8", "replace")

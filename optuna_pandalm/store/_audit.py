@@ -210,6 +210,25 @@ class Audit(Database):
             problems["duplicate verdicts"] = [
                 f"{r[0]} {r[1][:12]}: {r[-1]} copies" for r in repeated
             ]
+            # One verdict may back games of other players whose texts are the same (a cache
+            # hit), never two games of one pair on two prompts: equal prompts counted twice.
+            shared = connection.execute(
+                sa.select(
+                    games.c.verdict_id,
+                    games.c.low_player_id,
+                    games.c.high_player_id,
+                    sa.func.min(games.c.prompt_position),
+                    sa.func.max(games.c.prompt_position),
+                )
+                .where(games.c.arena_id == arena_id)
+                .group_by(games.c.verdict_id, games.c.low_player_id, games.c.high_player_id)
+                .having(sa.func.count(sa.distinct(games.c.prompt_position)) > 1)
+            ).all()
+            problems["verdicts shared by games"] = [
+                f"verdict {r[0]} decides players {r[1]} vs {r[2]} on prompts {r[3]} and {r[4]} "
+                "(duplicate prompts in the set)"
+                for r in shared
+            ]
             # Verdicts the arena's games use, and cached ones about its texts: a winner other
             # than 0, 1, 2 or NULL (e.g. numpy's int64 stored by SQLite as an 8-byte blob)
             # would be read back as something else.

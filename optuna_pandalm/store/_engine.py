@@ -51,6 +51,10 @@ def _parse(url: str, masked: str) -> sa.URL:
             f"malformed storage URL {masked!r}: expected e.g. 'sqlite:///hpo.db' or "
             "'postgresql://user@host/db'"
         ) from None
+    if "@" in (parsed.host or ""):  # the driver would look up a host named by the password
+        raise StoreError(
+            f"malformed storage URL {masked!r}: the password holds '@'; write it as '%40'"
+        )
     if parsed.drivername == "postgresql":
         # SQLAlchemy's default driver is psycopg2; use psycopg 3 when that is what is there.
         try:

@@ -31,6 +31,20 @@ class PlayerRecord:
     name: str | None
 
 
+# The players.step column is sa.Integer: 32 bits on PostgreSQL, 64 on SQLite.
+_STEP_BITS = {"postgresql": 32}
+
+
+def _check_step(step: int, dialect: str) -> None:
+    """Refuse a step the column cannot hold, before the database sees it (PostgreSQL
+    would fail the transaction, SQLite raise ``OverflowError``)."""
+    limit = 2 ** (_STEP_BITS.get(dialect, 64) - 1)
+    if not -limit <= step < limit:
+        raise ValueError(
+            f"step {step} is out of range: a step on {dialect} must be in [{-limit}, {limit - 1}]"
+        )
+
+
 class Players(Database):
     """The store's players and their generations."""
 
@@ -54,6 +68,7 @@ class Players(Database):
         else:
             if step is None:
                 raise ValueError("a checkpoint player needs a step")
+            _check_step(step, self._writer.dialect.name)
             key = f"trial/{int(trial)}/step/{int(step)}"  # type: ignore[arg-type]
         with self._writer.begin() as connection:
             self._insert_ignore(

@@ -268,7 +268,14 @@ def schema_lock(engine: sa.Engine) -> Iterator[None]:
     if path is None or fcntl is None:
         yield
         return
-    with open(f"{path}.pandalm-lock", "a") as lock_file:
+    try:
+        lock_file = open(f"{path}.pandalm-lock", "a")  # noqa: SIM115 - closed below
+    except OSError as error:  # a read-only folder: one clear error, not a raw OSError
+        raise StoreError(
+            f"cannot create the lock file {error.filename!r} beside the SQLite database "
+            f"({error.strerror}): its folder must be writable"
+        ) from None
+    with lock_file:
         fcntl.flock(lock_file, fcntl.LOCK_EX)
         try:
             yield

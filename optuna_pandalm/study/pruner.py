@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import operator
 from typing import TYPE_CHECKING
 
 from optuna.pruners import BasePruner
@@ -145,6 +146,10 @@ class JudgePruner(BasePruner):
         rank_min_peers: int = 4,
         rank_checkpoints: int = 2,
     ) -> None:
+        if not callable(getattr(arena, "standings", None)):  # duck-typed, as the sampler
+            raise TypeError(f"arena must be an Arena, got {type(arena).__name__}")
+        if operator.index(n_warmup_steps) < 0:
+            raise ValueError(f"n_warmup_steps must be >= 0, got {n_warmup_steps!r}")
         if not 0 < alpha < 1:
             raise ValueError(f"alpha must be in (0, 1), got {alpha}")
         if patience < 1:

@@ -230,6 +230,13 @@ class BradleyTerrySampler(BaseSampler):
     """
 
     def __init__(self, arena: Arena, base_sampler: BaseSampler | None = None) -> None:
+        if not callable(getattr(arena, "scores", None)):  # duck-typed: stand-ins in tests
+            raise TypeError(f"arena must be an Arena, got {type(arena).__name__}")
+        if base_sampler is not None and not isinstance(base_sampler, BaseSampler):
+            raise TypeError(
+                f"base_sampler must be an Optuna sampler (such as "
+                f"optuna.samplers.TPESampler()), got {base_sampler!r}"
+            )
         self.arena = arena
         self.base_sampler = base_sampler or optuna.samplers.TPESampler()
         self._rescore = _Rescorer()
