@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from optuna_pandalm.attributes import SNAPSHOT_ATTR
+from optuna_pandalm.store import pending_entries
 
 if TYPE_CHECKING:
     from optuna_pandalm.arena import Arena
 
-__all__ = ["check_study", "study_problems", "study_warnings"]
+__all__ = ["check_study", "journal_problems", "study_problems", "study_warnings"]
 
 
 def check_study(
@@ -21,14 +22,31 @@ def check_study(
     invalid verdicts counted as games, players without generations) and, with the Optuna
     ``study``, :func:`study_problems`. A RUNNING trial is a problem when no heartbeat
     reached Optuna's storage in the last ``grace_period`` seconds (or it never had one):
-    its worker is probably gone.
+    its worker is probably gone. Verdicts a dead worker left in this machine's journal
+    (:func:`journal_problems`) are a problem too, until ``check --repair`` stores them.
     """
     problems = arena.check()
+    problems.update(journal_problems(arena))
     if study is not None:
         problems.update(
             study_problems(arena, study, tolerance=tolerance, grace_period=grace_period)
         )
     return problems
+
+
+def journal_problems(arena: Arena, *, root: Any = None) -> dict[str, list[str]]:
+    """Segments of this machine's verdict journal of the study (``root``: its folder, by
+    default ``$OPTUNA_PANDALM_JOURNAL`` or the user's cache) that no live worker holds: what
+    a dead worker judged and the store never took. Read only."""
+    found = pending_entries(arena.store.masked_url, arena.study_name, root=root)
+    return {
+        "unsaved verdicts in this machine's journal": [
+            f"{verdicts} verdicts and {games} games in {path}: store them with "
+            "`optuna-pandalm check --repair` (or by starting a worker)"
+            for path, (verdicts, games) in found.items()
+            if verdicts or games
+        ]
+    }
 
 
 def study_warnings(arena: Arena) -> list[str]:

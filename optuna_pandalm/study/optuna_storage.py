@@ -18,7 +18,13 @@ import optuna
 from optuna.storages import RDBStorage
 from sqlalchemy import exc as sa_exc
 
-from optuna_pandalm.store import StoreError, is_transient, mask_url, ride_out
+from optuna_pandalm.store import (
+    DEFAULT_OUTAGE_TIMEOUT_S,
+    StoreError,
+    is_transient,
+    mask_url,
+    ride_out,
+)
 
 __all__ = ["OutageTolerantStorage"]
 
@@ -106,7 +112,9 @@ class OutageTolerantStorage(RDBStorage):
 
     Takes every ``RDBStorage`` argument (heartbeat included) plus ``outage_timeout``: how
     long, in seconds, one call keeps retrying a database that refuses or drops connections
-    before it gives up with ``optuna.exceptions.StorageInternalError`` naming the cause.
+    before it gives up with ``optuna.exceptions.StorageInternalError`` naming the cause;
+    the default is our store's (``DEFAULT_OUTAGE_TIMEOUT_S``, 120 s), so a worker's two
+    storages give up on the same outage together.
 
     Example:
         >>> import optuna
@@ -117,7 +125,9 @@ class OutageTolerantStorage(RDBStorage):
         2
     """
 
-    def __init__(self, url: str, *args: Any, outage_timeout: float = 120.0, **kwargs: Any):
+    def __init__(
+        self, url: str, *args: Any, outage_timeout: float = DEFAULT_OUTAGE_TIMEOUT_S, **kwargs: Any
+    ):
         self.outage_timeout = outage_timeout
         self.masked_url = mask_url(url)
         super().__init__(url, *args, **kwargs)
