@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from optuna_pandalm import Arena
+from optuna_pandalm import Arena, StoreError
 from optuna_pandalm.commands.cli import main
 from optuna_pandalm.judges.base import JudgeRequest, Verdict
 from optuna_pandalm.store import (
@@ -64,7 +64,7 @@ def judged(log: Path) -> list[VerdictKey]:
 _WORKER = """
 import os, signal, sys
 sys.path.insert(0, {root!r})
-from optuna_pandalm import Arena
+from optuna_pandalm import Arena, StoreError
 from optuna_pandalm.errors import StoreError
 from optuna_pandalm.store import Store
 from tests.test_journal import SETTINGS, STRONG, PROMPTS, LoggingJudge
@@ -181,3 +181,34 @@ def test_a_worker_that_never_failed_leaves_no_journal(url):
     arena.evaluate(0, 1, STRONG)
     assert not journal_folder(arena.store.masked_url, "j").exists()
     assert os.listdir(os.environ[JOURNAL_ENV]) == []
+
+
+def test_a_batch_of_games_the_store_refused_is_stored_by_the_same_worker_later(url, monkeypatch):
+    arena = Arena(url, "j", SimulatedJudge(), PROMPTS, **SETTINGS)
+    save_games = arena.store.save_games
+    refusals = iter([StoreError("save_games failed: disk full")])
+
+    def refusing(*args, **kwargs):
+        error = next(refusals, None)
+        if error is not None:
+            raise error
+        return save_games(*args, **kwargs)
+
+    monkeypatch.setattr(arena.store, "save_games", refusing)
+    with pytest.raises(StoreError, match="disk full"):
+        arena.evaluate(0, 1, STRONG)  # judged and its verdicts stored; its games refused
+    assert int(arena.standings().counts.count.sum()) == 0
+    arena.evaluate(1, 1, [simulated_response(0.5, text=f"mid {i}") for i in range(8)])
+    # The next write went through, and the refused games came back from the journal.
+    (player,) = arena.trial_players(0)
+    assert sum(arena.match_record(player, arena.baseline)) == 8
+    assert not journal_folder(arena.store.masked_url, "j").exists()
+
+
+def test_a_journal_that_cannot_be_written_is_given_up_with_a_warning(url, tmp_path, caplog):
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("")  # a file where the journal's folder would be
+    arena = Arena(url, "j", SimulatedJudge(), PROMPTS, journal=blocked, **SETTINGS)
+    with caplog.at_level(logging.WARNING):
+        assert arena.evaluate(0, 1, STRONG).games == 8  # the study goes on
+    assert "cannot write the verdict journal" in caplog.text

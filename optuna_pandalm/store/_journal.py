@@ -194,9 +194,8 @@ class Journal:
         if not lines:
             return
         if self._file is None:
-            self.folder.mkdir(parents=True, exist_ok=True)
             self.path = self.folder / f"{os.getpid()}-{time.time_ns()}.jsonl"
-            self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 (held open)
+            self._file = _create(self.path)
             fcntl.flock(self._file, fcntl.LOCK_EX)  # ours while this process lives
         self._file.write(lines)
         self._file.flush()
@@ -220,6 +219,19 @@ class Journal:
         done = _store_entries(store, _read(self.path), self.path)
         self.forget()
         return done
+
+
+def _create(path: Path) -> IO[str]:
+    """Open a new segment, making its folders; another worker may remove them, empty,
+    between the two steps (:func:`_remove_empty`), so that is retried."""
+    for attempt in range(10):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            return open(path, "a", encoding="utf-8")
+        except FileNotFoundError:
+            if attempt == 9:
+                raise
+    raise AssertionError("unreachable")
 
 
 def _remove_empty(folder: Path) -> None:
