@@ -25,6 +25,7 @@ from optuna_pandalm.store import (
     Store,
     VerdictKey,
     journal_folder,
+    pending_entries,
     replay_journals,
     text_hash,
 )
@@ -110,7 +111,7 @@ def test_the_next_arena_stores_what_a_dead_worker_judged_and_judges_nothing_twic
     result = arena.evaluate(0, 1, STRONG)  # the dead worker's checkpoint again
     assert arena.judge_calls == 0 and len(judged(log)) == 8  # nothing judged twice
     assert result.games + stored_games == 8 and not any(arena.check().values())
-    assert not journal_folder(arena.store.masked_url, "j").exists()  # replayed: deleted
+    assert pending_entries(arena.store.masked_url, "j") == {}  # replayed: deleted
 
 
 def test_a_torn_last_line_is_skipped_with_a_warning(url, tmp_path, caplog):
@@ -176,10 +177,20 @@ def test_replaying_twice_or_by_two_processes_at_once_stores_nothing_twice(url, t
     assert int(arena.standings().counts.count.sum()) == 8 and not any(arena.check().values())
 
 
+_CLEAN_WORKER = """
+import sys
+sys.path.insert(0, {root!r})
+from optuna_pandalm import Arena
+from optuna_pandalm.testing import SimulatedJudge
+from tests.test_journal import SETTINGS, STRONG, PROMPTS
+Arena({url!r}, "j", SimulatedJudge(), PROMPTS, **SETTINGS).evaluate(0, 1, STRONG)
+"""
+
+
 def test_a_worker_that_never_failed_leaves_no_journal(url):
-    arena = Arena(url, "j", SimulatedJudge(), PROMPTS, **SETTINGS)
-    arena.evaluate(0, 1, STRONG)
-    assert not journal_folder(arena.store.masked_url, "j").exists()
+    script = _CLEAN_WORKER.format(root=str(ROOT), url=url)
+    worker = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=300)
+    assert worker.returncode == 0, worker.stderr
     assert os.listdir(os.environ[JOURNAL_ENV]) == []
 
 
@@ -202,7 +213,8 @@ def test_a_batch_of_games_the_store_refused_is_stored_by_the_same_worker_later(u
     # The next write went through, and the refused games came back from the journal.
     (player,) = arena.trial_players(0)
     assert sum(arena.match_record(player, arena.baseline)) == 8
-    assert not journal_folder(arena.store.masked_url, "j").exists()
+    assert arena.matches.journal is not None and arena.matches.journal.path is not None
+    assert arena.matches.journal.path.stat().st_size == 0  # stored: emptied
 
 
 def test_a_journal_that_cannot_be_written_is_given_up_with_a_warning(url, tmp_path, caplog):

@@ -14,11 +14,13 @@ argument of the arena, else ``$OPTUNA_PANDALM_JOURNAL``, else
 the masked storage URL (a relative SQLite path made absolute), ``<study>`` the study's
 name made safe for a file name plus a hash, ``<host>`` this machine's name: each machine
 replays only what it wrote (a home folder shared over NFS holds one folder per machine).
-Each worker process appends to a segment of its own, which it holds an exclusive ``flock``
-on while it lives; the kernel drops the lock when the process dies, however it dies, which
+Each worker process appends to a segment of its own (emptied whenever the store has taken
+everything in it, deleted at a clean exit), which it holds an exclusive ``flock`` on while it
+lives; the kernel drops the lock when the process dies, however it dies, which
 is how a replayer tells a dead worker's segment from a live one's.
 
-Format: one JSON object per line, appended and ``fsync``ed before the store is asked:
+Format: one JSON object per line, appended and synced (``fdatasync``) before the store is
+asked:
 
 * ``{"kind": "verdict", "study", "arena_id", "judge", "prompt_hash", "response_1_hash",
   "response_2_hash", "verdict": {winner, p_tie, p_1, p_2, reason, reference, raw,
@@ -41,6 +43,7 @@ raw text).
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import dataclasses
 import fcntl
@@ -155,6 +158,7 @@ class Journal:
         self.study_name = study_name
         self.arena_id = arena_id
         self._file: IO[str] | None = None
+        self._holds = False  # the segment holds entries the store may not have
         self.path: Path | None = None
 
     def verdicts(
@@ -197,24 +201,37 @@ class Journal:
             self.path = self.folder / f"{os.getpid()}-{time.time_ns()}.jsonl"
             self._file = _create(self.path)
             fcntl.flock(self._file, fcntl.LOCK_EX)  # ours while this process lives
+            atexit.register(self.close)
         self._file.write(lines)
         self._file.flush()
-        os.fsync(self._file.fileno())
+        os.fdatasync(self._file.fileno())
+        self._holds = True
 
     def forget(self) -> None:
-        """Delete the segment: the store holds everything in it."""
+        """Empty the segment: the store holds everything in it. Kept open for the next
+        write (emptying costs no sync: entries a crash brings back are stored again, which
+        stores nothing twice)."""
+        if self._file is not None and self._holds:
+            self._file.truncate(0)
+            self._holds = False
+
+    def close(self) -> None:
+        """Close the segment, deleting it (and the study's empty folders) when the store
+        holds everything in it; registered to run at exit."""
         if self._file is None or self.path is None:
             return
-        with contextlib.suppress(FileNotFoundError):
-            self.path.unlink()
+        if not self._holds:
+            with contextlib.suppress(FileNotFoundError):
+                self.path.unlink()
         self._file.close()
         self._file, self.path = None, None
-        _remove_empty(self.folder)
+        if not self._holds:
+            _remove_empty(self.folder)
 
     def replay_own(self, store: ArenaStore) -> JournalReplay:
         """Store everything in this process's segment, then delete it (after a failure the
         games of a batch may be nowhere else)."""
-        if self.path is None:
+        if self.path is None or not self._holds:
             return JournalReplay()
         done = _store_entries(store, _read(self.path), self.path)
         self.forget()
@@ -376,7 +393,9 @@ def replay_journals(
                         continue
                 except FileNotFoundError:
                     continue  # replayed and deleted while we waited
-                done.add(_store_entries(store, _read(path), path))
+                entries = _read(path)
+                if entries:
+                    done.add(_store_entries(store, entries, path))
                 path.unlink()
         _remove_empty(folder)
     if done.segments:
