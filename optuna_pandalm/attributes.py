@@ -15,6 +15,7 @@ __all__ = [
     "PRUNED_ATTR",
     "SCORE_ATTR",
     "SNAPSHOT_ATTR",
+    "WORKER_ATTR",
 ]
 
 LEADERBOARD_ATTR = "pandalm_leaderboard"  # study: the top rows, for people
@@ -27,3 +28,4 @@ BEST_STEP_ATTR = "pandalm_best_step"  # trial: the step of its best checkpoint a
 SCORE_ATTR = "pandalm_score"  # trial: that checkpoint's score at its finish (log-odds)
 PRUNED_ATTR = "pandalm_pruned"  # trial: which loss pruned it
 BASELINE_ATTR = "baseline"  # trial: the enqueued Alpaca-defaults trial
+WORKER_ATTR = "pandalm_worker"  # trial: "host:pid" of the process judging it (for check)

@@ -11,7 +11,7 @@ The classes, by where they come from:
   :class:`CommandError`;
 * the judge: :class:`JudgeUnavailableError` (and the remote judge's
   :class:`RemoteJudgeError`, :class:`JudgeRefusedError`, :class:`NoTokenizeEndpointError`),
-  :class:`InvalidVerdictError`, :class:`JudgeFailedError`;
+  :class:`InvalidVerdictError`, :class:`JudgeFailedError` (and :class:`JudgeTimeoutError`);
 * the database: :class:`StoreError`, :class:`PromptSetMismatchError`;
 * training: :class:`TrainingDivergedError`.
 
@@ -33,6 +33,7 @@ __all__ = [
     "InvalidVerdictError",
     "JudgeFailedError",
     "JudgeRefusedError",
+    "JudgeTimeoutError",
     "JudgeUnavailableError",
     "NoTokenizeEndpointError",
     "PandaLMError",
@@ -125,6 +126,15 @@ class JudgeFailedError(PandaLMError, RuntimeError):
     Games committed before the failure stay valid and nothing was cached for the failed
     requests; the trial fails with this cause in its user attribute ``pandalm_error``.
     """
+
+
+class JudgeTimeoutError(JudgeFailedError):
+    """Raised by the arena when one judge call took longer than the arena's
+    ``judge_timeout``: the judge hangs (a deadlocked GPU, a server that accepts and never
+    answers). Not retried, so a hung judge costs one deadline, not one per retry; handled
+    like :class:`JudgeFailedError` (the trial fails with this message, naming the timeout, in
+    ``pandalm_error``). The call is abandoned in its thread and its answers, should they
+    come, are never used or cached."""
 
 
 # --- the database -----------------------------------------------------------------------------

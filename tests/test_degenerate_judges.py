@@ -3,6 +3,7 @@ after a study's first verdicts, and ``check`` shows it, by one rule for every ju
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 
@@ -195,3 +196,24 @@ def test_check_says_nothing_of_a_sound_judge(tmp_path, capsys):
     url = f"sqlite:///{tmp_path / 'study.db'}"
     assert main(["check", "--storage", url, "--study-name", "s"]) == 0
     assert "warning" not in capsys.readouterr().out
+
+
+def test_identical_answer_ties_do_not_make_a_judge_look_degenerate():
+    # 100 certain ties (two identical answers: the judge was not asked) and 12 judged games
+    # split evenly: the judge said nothing degenerate.
+    import numpy as np
+
+    from optuna_pandalm.arena._judge_watch import stored_judge_warnings
+    from optuna_pandalm.store import GameCounts
+
+    counts = GameCounts(
+        first=np.array([1, 1, 1, 1]),
+        second=np.array([2, 2, 2, 2]),
+        outcome=np.array([0, 1, 2, 0]),
+        count=np.array([100.0, 5.0, 5.0, 2.0]),
+        annotator=np.array(["j", "j", "j", "j"], dtype=object),
+        identical=np.array([True, False, False, False]),
+    )
+    assert stored_judge_warnings(counts, position="random") == []
+    judged_alike = dataclasses.replace(counts, identical=np.zeros(4, dtype=bool))
+    assert stored_judge_warnings(judged_alike, position="random") != []

@@ -151,7 +151,7 @@ def test_report_says_what_the_anchor_is(demo_like):
     study, arena = demo_like
     page = render_report(arena, study)
     assert "trial 0 step 94, the first judged checkpoint of the baseline trial 0" in page
-    assert "log-odds of beating it on a prompt" in page
+    assert "log-odds of beating it in a game that is not a tie" in page
     assert "[+0.00, +0.00]" not in page and ">anchor</td>" in page  # its row says so
 
 
@@ -262,7 +262,8 @@ def test_leaderboard_command_prints_an_aligned_table_and_json(study_and_arena):
     table = _cli("leaderboard", "--storage", url, "--study-name", "report", "--top", "3")
     assert table.returncode == 0, table.stderr
     lines = table.stdout.splitlines()
-    assert lines[0].split()[:3] == ["#", "player", "score"] and len(lines) == 5
+    assert lines[0].split()[:3] == ["#", "player", "score"] and len(lines) == 6
+    assert lines[-1].startswith("scores: +1 = winning 73% of the decisive games")
     document = json.loads(
         _cli("leaderboard", "--storage", url, "--study-name", "report", "--json").stdout
     )

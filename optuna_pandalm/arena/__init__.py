@@ -7,6 +7,8 @@ One concept per module:
   racing, batch size, retries), checked once.
 * ``_match_play``: :class:`MatchPlay`, shown order, racing, the verdict cache, judge
   validation and retries; the only code that calls the judge.
+* ``_judge_deadline``: the deadline on every judge call (``judge_timeout``): a hung judge
+  fails its trial with :class:`~optuna_pandalm.errors.JudgeTimeoutError`.
 * ``_judge_watch``: a degenerate judge, logged once after a study's first verdicts and
   shown by ``check``.
 * ``_standings``: :class:`Standings`, the immutable scores every other layer reads.
@@ -33,7 +35,13 @@ from optuna_pandalm.arena._match_play import (
 from optuna_pandalm.arena._players import Player
 from optuna_pandalm.arena._result import EvaluationResult
 from optuna_pandalm.arena._rules import MatchRules
-from optuna_pandalm.arena._standings import Effect, LeaderboardRow, Standings, length_feature
+from optuna_pandalm.arena._standings import (
+    Effect,
+    LeaderboardRow,
+    Standings,
+    length_feature,
+    rank_key,
+)
 from optuna_pandalm.arena._votes import JudgeAgreement, annotator_name
 from optuna_pandalm.statistics.sign_test import sign_test
 from optuna_pandalm.store import HUMAN_PREFIX
@@ -54,6 +62,7 @@ __all__ = [
     "Standings",
     "annotator_name",
     "length_feature",
+    "rank_key",
     "refuse_another_prompt_set",
     "sign_test",
 ]

@@ -6,10 +6,11 @@ import contextlib
 import dataclasses
 import logging
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from typing import Any
 
 from optuna_pandalm.arena import _trial
+from optuna_pandalm.arena._judge_deadline import DeadlineJudge
 from optuna_pandalm.arena._judge_watch import stored_judge_warnings
 from optuna_pandalm.arena._ledger import Ledger, as_player
 from optuna_pandalm.arena._match_play import (
@@ -107,6 +108,17 @@ class Arena(Votes):
             lets contenders play on. ``None`` (the default): every match runs to racing's
             end. Opt-in: with the pruner's rank rule it saved judge calls but lost regret at
             10 and 20 trainings (figures: ``benchmarks/README.md``, ``bt_tpe_lean``).
+        judge_timeout: Seconds one judge call (a batch of up to ``batch_size`` requests,
+            twice that with ``position="swap"``) may take: past it the call is abandoned and
+            :class:`~optuna_pandalm.errors.JudgeTimeoutError` (a ``JudgeFailedError``, not
+            retried) fails the trial, naming the timeout in ``pandalm_error``; the next
+            trial runs (``study.optimize(..., catch=(JudgeTimeoutError,))``, as
+            :func:`~optuna_pandalm.study.judged_study.optimize` does). ``None`` (the
+            default): derived from the judge, a remote judge's own HTTP bound
+            (``timeout * (max_retries + 1)`` plus backoffs, per wave of requests) or 60 s
+            per request for a local model (see ``_judge_deadline``); ``math.inf``: none.
+            Python cannot stop a thread: a hung local model keeps its thread (and memory)
+            until it returns, and what it returns then is never used or cached.
         journal: Root folder of the local verdict journal (``docs/storage.md``): every
             verdict and batch of games is written there, fsynced, before the store is asked
             to take it, so a worker that dies while the database cannot take them loses
@@ -156,6 +168,7 @@ class Arena(Votes):
         judge_backoff: float = 2.0,
         short_match: int | None = None,
         contender_floor: float | None = None,
+        judge_timeout: float | None = None,
         journal: str | os.PathLike[str] | bool | None = None,
     ) -> None:
         self.prompts = (
@@ -172,6 +185,7 @@ class Arena(Votes):
         if contender_floor is not None and not 0 <= contender_floor < 1:
             raise ValueError(f"contender_floor must be in [0, 1), got {contender_floor}")
         self.contender_floor = contender_floor
+        deadline_judge = DeadlineJudge(judge, judge_timeout)  # checked before any write
         # Checked before anything is written: a bad rule must not bind the study. The
         # position is the study's, set below once it is read.
         rules = MatchRules(
@@ -209,7 +223,12 @@ class Arena(Votes):
         self.robust_errors: bool = bool(scoring["robust_errors"])
         self.rules = dataclasses.replace(rules, position=self.position)
         self.matches = MatchPlay(
-            self.store, self.arena_id, judge, self.prompts, self.rules, self._journal(journal)
+            self.store,
+            self.arena_id,
+            deadline_judge,
+            self.prompts,
+            self.rules,
+            self._journal(journal),
         )
         self._ledger = self._new_ledger()
         self._standings: tuple[tuple[int, int, int, int], Standings] | None = None
@@ -372,9 +391,12 @@ class Arena(Votes):
         """The current scores with the ids they were fitted on (see ``Standings.snapshot``)."""
         return self.standings().snapshot()
 
-    def incumbent(self, *, exclude: Player | None = None) -> Player | None:
-        """The player with the highest current score (ties: the oldest), or ``None``."""
-        return self.standings().incumbent(exclude=exclude)
+    def incumbent(
+        self, *, exclude: Player | None = None, skip_trials: Collection[int] = ()
+    ) -> Player | None:
+        """The player with the highest current score (ties: the oldest), or ``None``; never
+        ``exclude`` nor a checkpoint of the trials ``skip_trials``."""
+        return self.standings().incumbent(exclude=exclude, skip_trials=skip_trials)
 
     def leaderboard(self, *, top: int | None = None) -> list[LeaderboardRow]:
         """Players by score, with 95% intervals, P(best) and game records (see
@@ -409,16 +431,20 @@ class Arena(Votes):
 
         return contending
 
-    def opponent(self, player: Player) -> Player | None:
+    def opponent(self, player: Player, *, skip_trials: Collection[int] = ()) -> Player | None:
         """Whom a new checkpoint plays: the incumbent's trial at the same step, else the
-        incumbent (``None`` when there is none).
+        incumbent (``None`` when there is none). The incumbent is never a checkpoint of the
+        trials ``skip_trials``: :meth:`evaluate` passes the study's FAILED trials, whose
+        checkpoints stay in the scores but cannot be the study's result, so that the pruner
+        compares with what the search can still deliver (see
+        :class:`~optuna_pandalm.JudgePruner`).
 
         Like for like, as Optuna's pruners compare intermediate values at one step: an
         epoch-1 checkpoint is not pitted against a finished model, and a dip every trial
         takes at one epoch (PandaLM Appendix J) is a dip on both sides. The fit links the
         two anyway, and :meth:`finalize` plays the top contenders directly.
         """
-        incumbent = self.incumbent(exclude=player)
+        incumbent = self.incumbent(exclude=player, skip_trials=skip_trials)
         if (
             incumbent is None
             or incumbent.trial in (None, player.trial)
@@ -455,8 +481,8 @@ class Arena(Votes):
 
         Stores the generations, plays a match against :meth:`opponent` (the incumbent's
         trial at the same step, else the incumbent: the baseline, or nobody, for the very
-        first checkpoint), refits, reports the score to the trial
-        (``trial.report(score, step)``) and returns what happened.
+        first checkpoint; never a FAILED trial's checkpoint), refits, reports the score to
+        the trial (``trial.report(score, step)``) and returns what happened.
 
         Raises:
             TypeError, ValueError: generations that are not one string per prompt, a step
@@ -471,8 +497,9 @@ class Arena(Votes):
         step = checkpoint_step(step)
         texts = self._check_generations(generations, f"trial {number} step {step}")
         calls_before = self.judge_calls
+        _trial.record_worker(trial)
         player = self._add_checkpoint(number, step, texts)
-        opponent = self.opponent(player)
+        opponent = self.opponent(player, skip_trials=_trial.failed_trials(trial))
         outcome = MatchOutcome()
         if opponent is not None:
             with _recording_judge_errors(trial):

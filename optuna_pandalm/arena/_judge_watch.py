@@ -79,7 +79,7 @@ def stored_judge_warnings(counts: GameCounts, *, position: str) -> list[str]:
     judges played :data:`MIN_VERDICTS` games or more. Only with ``position="random"``: there
     a game's outcome is its verdict in the shown order; with ``"swap"`` a game joins two
     verdicts (conflicting ones are a tie), with ``"fixed"`` the shown order is the
-    challenger's.
+    challenger's. Identical-answer games are left out: the judge was not asked.
     """
     if position != "random" or counts.annotator is None:
         return []
@@ -88,6 +88,8 @@ def stored_judge_warnings(counts: GameCounts, *, position: str) -> list[str]:
         if str(judge).startswith(HUMAN_PREFIX):
             continue
         mine = counts.annotator == judge
+        if counts.identical is not None:  # certain ties, not the judge's statements
+            mine &= ~counts.identical
         outcomes = zip(counts.outcome[mine].tolist(), counts.count[mine].tolist(), strict=True)
         labels: list[int | None] = [int(o) for o, n in outcomes for _ in range(int(n))]
         if len(labels) >= MIN_VERDICTS:

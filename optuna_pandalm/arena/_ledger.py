@@ -71,7 +71,7 @@ class Ledger:
         return counts
 
 
-_KEYS = ("prompt_position", "first_length", "second_length")
+_KEYS = ("prompt_position", "first_length", "second_length", "identical")
 
 
 def merge_counts(known: GameCounts, delta: GameCounts) -> GameCounts:
@@ -95,7 +95,9 @@ def merge_counts(known: GameCounts, delta: GameCounts) -> GameCounts:
     count = np.bincount(
         inverse.reshape(-1), np.concatenate([known.count, delta.count]), minlength=len(unique)
     )
-    fields = {k: unique[:, 3 + i] for i, k in enumerate(optional)}
+    fields: dict[str, np.ndarray] = {k: unique[:, 3 + i] for i, k in enumerate(optional)}
+    if "identical" in fields:
+        fields["identical"] = fields["identical"].astype(bool)
     return GameCounts(
         first=unique[:, 0],
         second=unique[:, 1],

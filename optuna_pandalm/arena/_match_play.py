@@ -19,6 +19,11 @@ This is the one place that talks to the judge. Its rules:
 * After the first verdicts of the judge in this arena, a degenerate judge (one label, such
   as "the response shown first wins", in 90% or more of them) is logged once as a WARNING
   (:class:`~optuna_pandalm.arena._judge_watch.JudgeWatch`).
+* Two answers that are the same text are a tie whatever the judge would say: the judge is
+  not asked. The game is stored as a tie (so records show it and the pair does not play
+  that prompt again) on a verdict of the judge's key whose reason says so
+  (:data:`IDENTICAL_REASON`; a verdict the cache already holds for that key is used as it
+  is), and the fit leaves it out (``docs/statistics.md``).
 """
 
 from __future__ import annotations
@@ -33,7 +38,12 @@ import numpy as np
 from optuna_pandalm.arena._judge_watch import JudgeWatch
 from optuna_pandalm.arena._players import Player
 from optuna_pandalm.arena._rules import POSITIONS, MatchRules
-from optuna_pandalm.errors import InvalidVerdictError, JudgeFailedError, JudgeUnavailableError
+from optuna_pandalm.errors import (
+    InvalidVerdictError,
+    JudgeFailedError,
+    JudgeTimeoutError,
+    JudgeUnavailableError,
+)
 from optuna_pandalm.judges.base import JudgeRequest, PairwiseJudge, Verdict, canonical_verdict
 from optuna_pandalm.outcomes import Side, check_winner, outcome_of, side
 from optuna_pandalm.prompts import Prompt
@@ -48,9 +58,19 @@ from optuna_pandalm.store import (
     text_hash,
 )
 
-__all__ = ["POSITIONS", "JudgeFailedError", "MatchOutcome", "MatchPlay", "MatchProgress"]
+__all__ = [
+    "IDENTICAL_REASON",
+    "POSITIONS",
+    "JudgeFailedError",
+    "MatchOutcome",
+    "MatchPlay",
+    "MatchProgress",
+]
 
 _logger = logging.getLogger(__name__)
+
+IDENTICAL_REASON = "identical answers: a tie, the judge was not asked"
+"""The reason stored on the tie recorded for two answers that are the same text."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -139,6 +159,19 @@ class MatchPlay:
             cached.update(fresh)
         return [cached[key] for key in keys]
 
+    def certain_ties(self, keys: Sequence[VerdictKey]) -> list[StoredVerdict]:
+        """Stored verdicts for keys whose two answers are the same text, without asking the
+        judge: the cached one, else a tie saved with :data:`IDENTICAL_REASON`."""
+        if not keys:
+            return []
+        self._save_unsaved()
+        found = self.store.find_verdicts(self.judge.name, keys)
+        missing = [key for key in dict.fromkeys(keys) if key not in found]
+        found.update(
+            self._save([(key, StoredVerdict(0, reason=IDENTICAL_REASON)) for key in missing])
+        )
+        return [found[key] for key in keys]
+
     def _judge(
         self, requests: list[JudgeRequest], keys: list[VerdictKey]
     ) -> dict[VerdictKey, StoredVerdict]:
@@ -152,7 +185,7 @@ class MatchPlay:
                 answers = self.judge.judge([requests[i] for i in remaining])
                 error: Exception | None = None
                 completed, malformed = self._checked(answers, remaining)
-            except InvalidVerdictError:
+            except (InvalidVerdictError, JudgeTimeoutError):  # a bug, or a hung call
                 raise
             except Exception as failure:  # OOM, HTTP, timeouts: a failure to answer
                 error, malformed = failure, None
@@ -329,6 +362,8 @@ class MatchPlay:
         for start in range(0, len(order), rules.batch_size):
             batch = order[start : start + rules.batch_size]
             shown = [(p, first) for p in batch for first in self._shown_orders(bool(coins[p]))]
+            same = [(p, True) for p in batch if a[p] == b[p]]
+            shown = [(p, first) for p, first in shown if a[p] != b[p]]
             built = [
                 self._request(p, a[p], b[p]) if first else self._request(p, b[p], a[p])
                 for p, first in shown
@@ -337,11 +372,14 @@ class MatchPlay:
             sentences = self._watch.add([v.winner for v in verdicts])
             if sentences:
                 _logger.warning("in this study's first matches, %s", " ".join(sentences))
+            ties_for_sure = self.certain_ties([self._request(p, a[p], a[p])[1] for p, _ in same])
             # The challenger's side of each verdict (None: invalid), with the verdict's id.
             results: dict[int, list[tuple[Side | None, int | None]]] = {}
             for (p, first), verdict in zip(shown, verdicts, strict=True):
                 ours = None if verdict.winner is None else side(verdict.winner, shown_first=first)
                 results.setdefault(p, []).append((ours, verdict.id))
+            for (p, _), verdict in zip(same, ties_for_sure, strict=True):
+                results[p] = [(Side.TIE, verdict.id)]
             records = []
             for p, seen in results.items():
                 valid = [(s, v) for s, v in seen if s is not None]

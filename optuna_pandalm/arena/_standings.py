@@ -11,11 +11,12 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 import numpy as np
 
+from optuna_pandalm.arena._meaning import score_meaning
 from optuna_pandalm.arena._players import Player
 from optuna_pandalm.outcomes import Side, side, sides
 from optuna_pandalm.statistics.bradley_terry import BradleyTerryResult, fit_bradley_terry
@@ -28,6 +29,7 @@ __all__ = [
     "Standings",
     "fit_standings",
     "length_feature",
+    "rank_key",
     "tally",
 ]
 
@@ -39,6 +41,21 @@ _P_BEST_SEED = 0
 _RECORD_COLUMN = {Side.WIN: 0, Side.TIE: 1, Side.LOSS: 2}
 # The length feature is rounded to this step so that games aggregate into few rows.
 _LENGTH_STEP = 0.02
+# Scores are ranked at this many decimals: a warm-started fit and a fresh one agree to far
+# more, but not to the last bit, and players with the same record must not swap places.
+_RANK_DECIMALS = 6
+
+
+def rank_key(score: float, player_id: int) -> tuple[float, int]:
+    """The one order of players everywhere (leaderboards, the report, the dashboard, the
+    incumbent): higher score first, scores equal to 6 decimals by player id (the older
+    first). Sort by it ascending.
+
+    Example:
+        >>> sorted([(1.0 + 1e-12, 7), (1.0, 3), (2.0, 9)], key=lambda s: rank_key(*s))
+        [(2.0, 9), (1.0, 3), (1.000000000001, 7)]
+    """
+    return (-round(float(score), _RANK_DECIMALS) + 0.0, int(player_id))
 
 
 def length_feature(first_length: np.ndarray, second_length: np.ndarray) -> np.ndarray:
@@ -73,7 +90,8 @@ class Effect:
 @dataclasses.dataclass(frozen=True)
 class LeaderboardRow:
     """One player's line: score and 95% interval (log-odds against the anchor), P(best)
-    (0..1) and its record over all its games."""
+    (0..1) and its record over the games fitted on; ``identical`` counts its games on
+    prompts where both answers were the same text, ties kept out of the fit."""
 
     player_id: int
     trial: int | None
@@ -88,6 +106,7 @@ class LeaderboardRow:
     ties: int
     losses: int
     human_votes: int = 0  # how many of the games are people's votes
+    identical: int = 0  # identical-answer ties, not in games nor in the fit
 
     @property
     def label(self) -> str:
@@ -123,13 +142,16 @@ class Standings:
     Attributes:
         players: Every player, in creation order; row ``i`` of every array is ``players[i]``.
         result: The Bradley–Terry fit (``result.scores`` log-odds against the anchor).
-        records: ``(players, 3)`` wins, ties, losses over all games.
-        counts: The game counts fitted on, with the store's player ids.
+        records: ``(players, 3)`` wins, ties, losses over the games fitted on.
+        counts: Every stored game's counts, with the store's player ids; those with
+            ``identical`` responses are not fitted on.
         as_of: ``(largest game id, largest player id)`` fitted on.
         anchor: The player whose score is 0 (the baseline, else the first player).
         annotators: Annotator names by the fit's annotator code (the reference first);
             empty when the counts do not say.
         human_votes: People's votes (games of ``human:NAME`` annotators) per player.
+        identical: Games per player on which both answers were the same text: certain
+            ties, counted here and kept out of the fit (docs/statistics.md).
     """
 
     players: tuple[Player, ...]
@@ -140,6 +162,7 @@ class Standings:
     anchor: Player | None
     annotators: tuple[str, ...] = ()
     human_votes: np.ndarray | None = None
+    identical: np.ndarray | None = None
 
     def length_effect(self) -> Effect | None:
         """The length effect (log-odds per unit of :func:`length_feature`) with its 95%
@@ -171,6 +194,11 @@ class Standings:
             effects[name] = Effect(value, value * math.exp(-half), value * math.exp(half))
         return effects
 
+    def score_meaning(self) -> str:
+        """What a score means with this fit's tie strength, in one sentence (the report,
+        the CLI and the trial notes say it alike); see ``arena/_meaning.py``."""
+        return score_meaning(self.result.tie_strength)
+
     @functools.cached_property
     def index(self) -> dict[int, int]:
         """Row of each player id."""
@@ -198,24 +226,27 @@ class Standings:
         """P(best) of every player (0..1), drawn once per standings with a fixed seed."""
         return self._p_best
 
-    def incumbent(self, *, exclude: Player | None = None) -> Player | None:
-        """The player with the highest score (ties: the oldest), or ``None``.
+    def incumbent(
+        self, *, exclude: Player | None = None, skip_trials: Collection[int] = ()
+    ) -> Player | None:
+        """The player with the highest score (ties: the oldest), or ``None``; never
+        ``exclude`` nor a checkpoint of the trials ``skip_trials`` (failed ones).
 
         Players without games (their score is only the prior's) are passed over while any
         player has games: a checkpoint another worker has just added is not yet a champion.
         """
         candidates = [
-            (float(self.result.scores[i]), -p.id, i)
+            (rank_key(self.result.scores[i], p.id), i)
             for i, p in enumerate(self.players)
-            if exclude is None or p.id != exclude.id
+            if (exclude is None or p.id != exclude.id) and p.trial not in skip_trials
         ]
-        played = [c for c in candidates if self.records[c[2]].sum() > 0]
+        played = [c for c in candidates if self.records[c[1]].sum() > 0]
         pool = played or candidates
-        return self.players[max(pool)[2]] if pool else None
+        return self.players[min(pool)[1]] if pool else None
 
     def best_of(self, players: Sequence[Player]) -> Player:
         """The highest-scoring of ``players`` (ties: the earliest)."""
-        return max(players, key=lambda p: (self.score(p), -p.id))
+        return min(players, key=lambda p: rank_key(self.score(p), p.id))
 
     def leaderboard(self, *, top: int | None = None) -> list[LeaderboardRow]:
         """Players by score with 95% intervals, P(best) and records; the ``top`` rows only
@@ -223,7 +254,10 @@ class Standings:
         if not self.players:
             return []
         scores = self.result.scores
-        order = sorted(range(len(self.players)), key=lambda i: (-scores[i], self.players[i].id))
+        order = sorted(
+            range(len(self.players)),
+            key=lambda i: rank_key(float(scores[i]), self.players[i].id),
+        )
         if top is not None:
             order = order[: max(top, 0)]
         low, high = self.result.interval(0.95, players=order if top is not None else None)
@@ -235,6 +269,7 @@ class Standings:
             player = self.players[i]
             wins, ties, losses = self.record(player)
             votes = 0 if self.human_votes is None else int(self.human_votes[i])
+            identical = 0 if self.identical is None else int(self.identical[i])
             rows.append(
                 LeaderboardRow(
                     player_id=player.id,
@@ -250,14 +285,16 @@ class Standings:
                     ties=ties,
                     losses=losses,
                     human_votes=votes,
+                    identical=identical,
                 )
             )
         return rows
 
     def pair_records(self, players: Sequence[Player]) -> np.ndarray:
-        """``(k, k, 3)``: wins, ties, losses of row player against column player."""
+        """``(k, k, 3)``: wins, ties, losses of row player against column player, over the
+        games fitted on."""
         where = {p.id: k for k, p in enumerate(players)}
-        c = self.counts
+        c = _judged(self.counts)
         keep = np.array(
             [int(a) in where and int(b) in where for a, b in zip(c.first, c.second, strict=True)],
             dtype=bool,
@@ -300,14 +337,20 @@ def fit_standings(
     the length term ``beta * length_feature``, so scores are at equal length. When the
     counts carry annotators and there is more than one, each gets a reliability and the
     machine judges a deviation on the players people voted on (see ``fit_bradley_terry``);
-    the reference annotator is the machine judge with the most games."""
+    the reference annotator is the machine judge with the most games.
+
+    Games whose two answers were the same text are left out of the fit and of the records
+    (they are certain ties, whatever the judge: they would only raise the tie strength and
+    so stretch every score) and counted in :attr:`Standings.identical`."""
+    stored = counts
+    counts = _judged(stored)
     ids = np.array([p.id for p in players], dtype=np.int64)
     size = 1 + max(ids.max(initial=0), counts.first.max(initial=0), counts.second.max(initial=0))
     position = np.full(int(size), -1, dtype=np.int64)  # store id -> row, -1 unknown
     position[ids] = np.arange(len(players))
-    first, second = position[counts.first], position[counts.second]
-    if np.any(first < 0) or np.any(second < 0):
+    if np.any(position[stored.first] < 0) or np.any(position[stored.second] < 0):
         raise RuntimeError("games of players that are not listed")
+    first, second = position[counts.first], position[counts.second]
     anchor_player = baseline if baseline is not None else (players[0] if players else None)
     anchor = 0 if anchor_player is None else int(position[anchor_player.id])
     previous = init.result if init is not None else None
@@ -337,7 +380,28 @@ def fit_standings(
         by_human = np.isin(codes, humans)
         votes = np.bincount(first[by_human], counts.count[by_human], minlength=len(players))
         votes += np.bincount(second[by_human], counts.count[by_human], minlength=len(players))
-    return Standings(tuple(players), result, records, counts, as_of, anchor_player, names, votes)
+    identical = None
+    if stored.identical is not None:
+        same = stored.identical
+        identical = np.bincount(
+            position[stored.first[same]], stored.count[same], minlength=len(players)
+        ) + np.bincount(position[stored.second[same]], stored.count[same], minlength=len(players))
+    return Standings(
+        tuple(players), result, records, stored, as_of, anchor_player, names, votes, identical
+    )
+
+
+def _judged(counts: GameCounts) -> GameCounts:
+    """The counts without the games whose two answers were the same text."""
+    if counts.identical is None or not counts.identical.any():
+        return counts
+    keep = ~counts.identical
+    kept: dict[str, Any] = {
+        field.name: None if value is None else value[keep]
+        for field in dataclasses.fields(counts)
+        for value in [getattr(counts, field.name)]
+    }
+    return GameCounts(**kept)
 
 
 def _annotator_codes(

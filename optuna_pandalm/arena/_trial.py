@@ -12,13 +12,21 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from optuna_pandalm.attributes import BEST_STEP_ATTR, PRUNED_ATTR, SCORE_ATTR
+from optuna_pandalm.attributes import BEST_STEP_ATTR, PRUNED_ATTR, SCORE_ATTR, WORKER_ATTR
 
 if TYPE_CHECKING:
     from optuna_pandalm.arena._players import Player
     from optuna_pandalm.arena._standings import Standings
 
-__all__ = ["pruning_reason", "raise_if_pruned", "record", "record_finish", "report"]
+__all__ = [
+    "failed_trials",
+    "pruning_reason",
+    "raise_if_pruned",
+    "record",
+    "record_finish",
+    "record_worker",
+    "report",
+]
 
 
 def report(trial: Any, score: float, step: int) -> None:
@@ -33,6 +41,31 @@ def record(trial: Any, key: str, value: Any) -> None:
         trial.set_user_attr(key, value)
 
 
+def record_worker(trial: Any) -> None:
+    """``pandalm_worker``: ``"host:pid"`` of this process, on a live trial that does not
+    have it yet, so that ``check`` can name the worker of a trial whose judging stalled."""
+    if not hasattr(trial, "set_user_attr"):
+        return
+    import os
+    import socket
+
+    worker = f"{socket.gethostname()}:{os.getpid()}"
+    if getattr(trial, "user_attrs", {}).get(WORKER_ATTR) != worker:
+        trial.set_user_attr(WORKER_ATTR, worker)
+
+
+def failed_trials(trial: Any) -> frozenset[int]:
+    """Numbers of the FAILED trials of a live trial's study (empty for a trial number or a
+    ``FrozenTrial``, which know no study)."""
+    study = getattr(trial, "study", None)
+    if study is None or not hasattr(study, "get_trials"):
+        return frozenset()
+    import optuna
+
+    failed = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.FAIL,))
+    return frozenset(t.number for t in failed)
+
+
 def record_finish(trial: Any, standings: Standings, best: Player) -> None:
     """The trial's best checkpoint as of its finish: ``pandalm_best_step`` and
     ``pandalm_score`` (log-odds, rounded to 4 places). Optuna freezes a finished trial, so
@@ -45,9 +78,10 @@ def pruning_reason(trial: Any, number: int, own: Sequence[Player]) -> str:
     """Why the study's pruner prunes the trial: a :class:`~optuna_pandalm.JudgePruner`
     names the loss; any other pruner is named with the trial's last judged step (``own``:
     its checkpoints, by step)."""
-    pruner = getattr(getattr(trial, "study", None), "pruner", None)
+    study = getattr(trial, "study", None)
+    pruner = getattr(study, "pruner", None)
     explain = getattr(pruner, "reason", None)
-    reason = explain(number) if callable(explain) else None
+    reason = explain(number, study=study) if callable(explain) else None
     if reason is not None:
         return str(reason)
     where = f" at step {own[-1].step}" if own else ""

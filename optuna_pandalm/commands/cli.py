@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -147,6 +148,7 @@ def _leaderboard(args: argparse.Namespace) -> int:
             "study": args.study_name,
             "position_effect": fit.position_effect,
             "tie_strength": fit.tie_strength,
+            "score_meaning": standings.score_meaning(),
             **standings.model_effects(),
             "rows": [row.as_dict() for row in rows],
         }
@@ -154,6 +156,7 @@ def _leaderboard(args: argparse.Namespace) -> int:
         return 0
     _print_rows(rows)
     print(f"position effect {fit.position_effect:+.3f}, tie strength {fit.tie_strength:.3f}")
+    print(f"scores: {standings.score_meaning()}")
     length = standings.length_effect()
     if length is not None:
         print(f"length effect {length.estimate:+.3f} [{length.low:+.3f}, {length.high:+.3f}]")
@@ -163,15 +166,26 @@ def _leaderboard(args: argparse.Namespace) -> int:
 def _print_rows(rows: Sequence[Any]) -> None:
     """The leaderboard as an aligned table."""
     header = f"{'#':>3}  {'player':<24}{'score':>8}  {'95% interval':>17}{'P(best)':>9}"
-    voted = any(row.human_votes for row in rows)  # the column appears with people's votes
-    print(f"{header}{'games':>7}  W-T-L" + ("  human votes" if voted else ""))
+    # Optional columns appear when some row has them: people's votes, identical-answer ties
+    # (stored, not fitted: docs/statistics.md).
+    extra = [
+        (name, width, attribute)
+        for name, width, attribute in (
+            ("human votes", 13, "human_votes"),
+            ("identical", 11, "identical"),
+        )
+        if any(getattr(row, attribute) for row in rows)
+    ]
+    titles = "".join(f"{name:>{width}}" for name, width, _ in extra)
+    print(f"{header}{'games':>7}  {'W-T-L':<9}{titles}".rstrip())
     for rank, row in enumerate(rows, start=1):
         who = row.label
         interval = f"[{row.ci_low:+.2f}, {row.ci_high:+.2f}]"
         record = f"{row.wins}-{row.ties}-{row.losses}"
+        values = "".join(f"{getattr(row, a):>{width}}" for _, width, a in extra)
         print(
             f"{rank:>3}  {who:<24}{row.score:>+8.3f}  {interval:>17}{row.p_best:>9.3f}"
-            f"{row.games:>7}  " + (f"{record:<7}{row.human_votes:>11}" if voted else record)
+            f"{row.games:>7}  {record:<9}{values}".rstrip()
         )
 
 
@@ -199,13 +213,19 @@ def _load_study(args: argparse.Namespace) -> Any:
 def _check(args: argparse.Namespace) -> int:
     from optuna_pandalm.study.check import check_study, study_warnings
 
+    if not 0 < args.stall_limit < math.inf:  # NaN too
+        raise CommandError(
+            f"--stall-limit must be a positive number of seconds, got {args.stall_limit}"
+        )
     if args.repair:
         _replay_journals(args.storage, args.study_name)
     arena = _load_arena(args)
     study = _load_study(args)
     if study is None:
         print(f"note: no Optuna study {args.study_name!r} in that storage; trial checks skipped")
-    problems = check_study(arena, study, grace_period=args.grace_period)
+    problems = check_study(
+        arena, study, grace_period=args.grace_period, stall_limit=args.stall_limit
+    )
     total = sum(len(found) for found in problems.values())
     standings = arena.standings()
     games = int(standings.counts.count.sum())
@@ -359,6 +379,7 @@ def _tune(args: argparse.Namespace) -> int:
     report = write_report(arena, study, f"{config.output_dir}/report.html")
     standings = arena.standings()
     _print_rows(standings.leaderboard(top=10))
+    print(f"scores: {standings.score_meaning()}")
     _warn_if_every_game_tied(standings, config.study_name)
     print(f"report: {report}")
     return 0
@@ -393,6 +414,7 @@ def _demo(args: argparse.Namespace) -> int:
             f"{who:>7} {row['step'] if row['step'] is not None else '-':>6} {row['score']:>+8.3f} "
             f"{interval:>18} {row['p_best']:>8.3f}  {row['wins']}-{row['ties']}-{row['losses']}"
         )
+    print(f"scores: {summary['score_meaning']}")
     accuracy = summary["heldout_accuracy"]
     print(f"\nbest trial {summary['best_trial']} (step {summary['best_step']}):")
     for name, value in summary["best_params"].items():
@@ -468,6 +490,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=180.0,
         help="seconds without an Optuna heartbeat after which a RUNNING trial is reported",
+    )
+    check.add_argument(
+        "--stall-limit",
+        type=float,
+        default=3600.0,
+        help="seconds a RUNNING trial's checkpoint may be judged with nothing stored before "
+        "it is reported, with its worker's host and process id",
     )
     check.add_argument(
         "--repair",
@@ -586,6 +615,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         print(f"optuna-pandalm {args.command}: interrupted (Ctrl-C){resume}", file=sys.stderr)
         return 130
+    finally:
+        _forget_escaped_interrupt()
+
+
+def _forget_escaped_interrupt() -> None:
+    """Make a Ctrl-C that was handled end the process with the status ``main`` returns.
+
+    CPython notes a ``KeyboardInterrupt`` that escapes source text run by ``exec`` or
+    ``eval`` (dataclasses and namedtuple build their methods so: a Ctrl-C during the import
+    of torch or transformers often lands there) and, under ``python -m``, ends the process
+    by SIGINT at exit (status -2) although the exception was handled here. Running source
+    text clears that note; when nothing escaped, this does nothing.
+    """
+    exec("")
 
 
 def _no_interrupt_traceback(record: logging.LogRecord) -> bool:

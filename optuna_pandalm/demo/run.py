@@ -248,7 +248,8 @@ def run_demo(
     optimize(study, objective, arena=arena, n_trials=remaining)
     this_run = [t for t in study.get_trials(deepcopy=False) if t.number not in before]
 
-    rows = arena.standings().leaderboard()
+    standings = arena.standings()
+    rows = standings.leaderboard()
     best_row = next((r for r in rows if r.trial is not None), None)
     complete = {t.number: t for t in study.trials}
     baseline_trial = next((t.number for t in study.trials if t.user_attrs.get(BASELINE_ATTR)), 0)
@@ -271,6 +272,7 @@ def run_demo(
             "baseline": complete[baseline_trial].user_attrs.get("heldout_exact_match"),
         },
         "leaderboard": [r.as_dict() for r in rows[:10]],
+        "score_meaning": standings.score_meaning(),
         "report": str(report),
         "seconds": round(time.perf_counter() - started, 1),
         "study": {

@@ -136,9 +136,9 @@ def _anchor(standings: Any, baseline_trials: set[int]) -> str:
     else:
         why = "the first checkpoint judged (the study has no baseline)"
     return (
-        f"{anchor.label}, {why}. Every score is the log-odds of beating it on a prompt "
-        "(score 0 by definition: its interval is empty); +1 means winning 73% of prompts "
-        "against it, -1 winning 27%."
+        f"{anchor.label}, {why}. Every score is the log-odds of beating it in a game "
+        "that is not a tie (score 0 by definition: its interval is empty): "
+        f"{standings.score_meaning()}"
     )
 
 
@@ -181,6 +181,12 @@ def render_report(arena: Arena, study: Any) -> str:
         ("checkpoints and baselines", _cell(len(rows))),
         ("judge", _cell(arena.judge.name)),
         ("games", _cell(counts["games"])),
+        (
+            "of them identical-answer ties (not asked of the judge, not fitted)",
+            _cell(
+                int(identical.sum()) // 2 if (identical := standings.identical) is not None else 0
+            ),
+        ),
         ("verdicts behind games (distinct judge calls)", _cell(counts["verdicts_in_games"])),
         ("invalid verdicts", _cell(counts["invalid_verdicts"])),
         ("position effect (log-odds for the first shown)", _cell(fit.position_effect)),

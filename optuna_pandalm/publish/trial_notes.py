@@ -106,6 +106,8 @@ def trial_note(
             f"{_CURRENT}).",
             "",
         ]
+    if score is not None:
+        lines += [f"What a score means now: {arena.standings().score_meaning()}", ""]
     lines += ["Matches against the incumbent (W-T-L from this trial's side):", ""]
     last: tuple[Player, Player] | None = None
     for player in players:

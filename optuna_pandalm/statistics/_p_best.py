@@ -38,9 +38,7 @@ def _share_best(
 ) -> _Float:
     """The share of ``n_samples`` draws from ``N(mean, covariance)`` in which each entry is
     the largest (0..1), drawn 2048 at a time."""
-    # Eigen-decomposition tolerates the semi-definite covariances of tiny problems.
-    values, vectors = np.linalg.eigh(covariance)
-    root = vectors * np.sqrt(np.maximum(values, 0.0))
+    root = _square_root(covariance)
     wins = np.zeros(len(mean))
     for start in range(0, n_samples, 2048):
         size = min(2048, n_samples - start)
@@ -48,3 +46,29 @@ def _share_best(
         wins += np.bincount(np.argmax(draws, axis=1), minlength=len(mean))
     share: _Float = wins / n_samples
     return share
+
+
+def _square_root(covariance: _Float) -> _Float:
+    """A factor ``L`` with ``L L' = covariance`` that moves continuously with it: Cholesky
+    (with a little jitter on the diagonal when the matrix is only semi-definite, as a
+    cluster-robust covariance with few clusters can be).
+
+    Continuity is what makes P(best) the same whoever asks: a warm-started fit and a fresh
+    one differ in the last digits, and so do the covariances. An eigen-decomposition is not
+    continuous where eigenvalues repeat (players with the same record against the same
+    opponents, such as checkpoints with identical answers): there a change in the 15th
+    digit rotated the eigenvectors, the same seed's draws went to other players and tied
+    players swapped P(best) (0.337 and 0.325) between a reader and the writer.
+    """
+    scale = float(np.max(np.diag(covariance), initial=0.0))
+    jitter = 0.0
+    for _ in range(8):
+        try:
+            root = np.linalg.cholesky(covariance + jitter * np.eye(len(covariance)))
+            return np.asarray(root, dtype=np.float64)
+        except np.linalg.LinAlgError:
+            jitter = max(jitter * 100, scale * 1e-12, 1e-300)
+    # Not even near positive semi-definite: an eigen-decomposition, clipped at 0.
+    values, vectors = np.linalg.eigh(covariance)
+    clipped: _Float = vectors * np.sqrt(np.maximum(values, 0.0))
+    return clipped

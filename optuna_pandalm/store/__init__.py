@@ -10,6 +10,8 @@ Its parts, one concept each:
 * ``_outage``: what a database failure means; riding out outages with bounded backoff.
 * ``_schema``: the ``pandalm_`` tables, the schema version and the migrations, the lock.
 * ``_texts``: text hashes.
+* ``_optuna_schema``: :func:`create_optuna_schema`, Optuna's schema made under the lock
+  (several processes starting at once on an empty database).
 * ``_optuna_tables``: the columns of Optuna's tables read here; Optuna's rows are never
   written here (a finished trial stays as Optuna left it).
 * ``_database``: what the mixins below share (the engine, idempotent inserts).
@@ -37,8 +39,10 @@ Its parts, one concept each:
                              (:class:`GameRecord`, :class:`GameCounts`)
   ``Audit`` (``_audit``)     read-only queries for reports and ``check``: ``reasons``,
                              ``votes``, ``verdict_counts``, ``game_details``, ``integrity``
-  ``OptunaHeartbeats``       Optuna's trial heartbeats, read for ``check``:
-  (``_optuna_heartbeats``)   ``heartbeat_ages``
+  ``OptunaHeartbeats``       Optuna's trial heartbeats, read for ``check`` and resumed
+  (``_optuna_heartbeats``)   workers: ``heartbeat_ages``, ``trials_without_heartbeat``
+  ``Activity``               when each player last had something stored, for
+  (``_activity``)            ``check``'s stalled workers: ``last_stored``
   ``Store`` (``_store``)     ``masked_url``, ``read_only``, ``close``
   =========================  ==========================================================
 """
@@ -61,6 +65,7 @@ from optuna_pandalm.store._journal import (
     pending_entries,
     replay_journals,
 )
+from optuna_pandalm.store._optuna_schema import create_optuna_schema
 from optuna_pandalm.store._outage import is_transient, ride_out
 from optuna_pandalm.store._players import PlayerRecord
 from optuna_pandalm.store._schema import HUMAN_PREFIX, JUDGE_ANNOTATOR, SCHEMA_VERSION
@@ -87,6 +92,7 @@ __all__ = [
     "StoredVerdict",
     "VerdictKey",
     "VoteRecord",
+    "create_optuna_schema",
     "is_transient",
     "journal_folder",
     "journal_root",

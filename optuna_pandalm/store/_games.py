@@ -54,6 +54,8 @@ class GameCounts:
     weights=count, clusters=prompt_position)`` once ids are mapped to 0..n-1.
     ``first_length`` / ``second_length`` are the two responses' lengths in characters;
     ``annotator`` (strings) whose verdict it was: the judge's name, or ``human:NAME``.
+    ``identical`` (bool): whether the two responses were the same text (equal hashes on
+    the game's verdict), a certain tie that says nothing about quality.
     """
 
     first: np.ndarray
@@ -64,6 +66,7 @@ class GameCounts:
     first_length: np.ndarray | None = None
     second_length: np.ndarray | None = None
     annotator: np.ndarray | None = None
+    identical: np.ndarray | None = None
 
 
 def _between(player_id: int, opponent_id: int) -> Any:
@@ -134,10 +137,10 @@ class Games(Database):
         min_game_id: int | None = None,
     ) -> GameCounts:
         """Counts of games per (first, second, outcome[, prompt][, the two responses'
-        lengths][, annotator]) in one query; ``max_game_id`` limits them to the games
-        stored up to that one (to refit a past fit), ``min_game_id`` to those stored after
-        that one (to add to earlier counts). Lengths are counted by the database (no text
-        is fetched)."""
+        lengths][, annotator], identical responses) in one query; ``max_game_id`` limits
+        them to the games stored up to that one (to refit a past fit), ``min_game_id`` to
+        those stored after that one (to add to earlier counts). Lengths are counted by the
+        database (no text is fetched)."""
         keys: list[Any] = [games.c.first_player_id, games.c.second_player_id, games.c.outcome]
         source: Any = games
         if by_prompt:
@@ -153,9 +156,12 @@ class Games(Database):
                     ),
                 )
                 keys.append(sa.func.length(shown.c.text))
+        source = source.join(verdicts, verdicts.c.id == games.c.verdict_id)
         if by_annotator:
-            source = source.join(verdicts, verdicts.c.id == games.c.verdict_id)
             keys.append(verdicts.c.judge_name)
+        # Identical responses (the verdict's two hashes equal): kept out of the fit.
+        same = verdicts.c.response_1_hash == verdicts.c.response_2_hash
+        keys.append(sa.cast(same, sa.Integer))  # no bound parameters: PostgreSQL groups by it
         condition = games.c.arena_id == arena_id
         if max_game_id is not None:
             condition = sa.and_(condition, games.c.id <= max_game_id)
@@ -172,7 +178,7 @@ class Games(Database):
             rows = connection.execute(query).all()
         columns = list(zip(*rows, strict=True)) if rows else [()] * (len(keys) + 1)
         as_int = [np.asarray(c, dtype=np.int64) for c in columns[:3]]
-        extra = list(columns[3:-1])
+        extra = list(columns[3:-2])
         prompt = np.asarray(extra.pop(0), dtype=np.int64) if by_prompt else None
         lengths = [np.asarray(extra.pop(0), dtype=np.int64) for _ in range(2 * by_length)]
         return GameCounts(
@@ -184,6 +190,7 @@ class Games(Database):
             first_length=lengths[0] if lengths else None,
             second_length=lengths[1] if lengths else None,
             annotator=np.asarray(extra.pop(0), dtype=object) if by_annotator else None,
+            identical=np.asarray(columns[-2], dtype=np.int64).astype(bool),
         )
 
     @database_operation(writes=False)

@@ -142,8 +142,8 @@ class ArenaStore(Protocol):
         max_game_id: int | None = None,
         min_game_id: int | None = None,
     ) -> GameCounts:
-        """Game counts per (first, second, outcome[, prompt][, lengths][, annotator]) for
-        the games with ``min_game_id < id <= max_game_id``."""
+        """Game counts per (first, second, outcome[, prompt][, lengths][, annotator],
+        identical responses) for the games with ``min_game_id < id <= max_game_id``."""
 
     def version(self, arena_id: int) -> tuple[int, int, int, int]:
         """(games, largest game id, players, largest player id): changes whenever a game or
@@ -175,7 +175,15 @@ class ArenaStore(Protocol):
     def integrity(self, arena_id: int, n_prompts: int) -> dict[str, list[str]]:
         """Problems in the stored data of one arena, by kind (empty lists when sound)."""
 
+    def last_stored(self, arena_id: int, player_ids: Iterable[int]) -> dict[int, float]:
+        """Per player, when it last had something stored (``_activity``: its creation, the
+        matches it started as challenger, their games), in seconds since the epoch."""
+
     # --- Optuna's tables, read only (``_optuna_heartbeats``) -----------------------------
     def heartbeat_ages(self, study_name: str) -> dict[int, float]:
         """Seconds since each trial's last Optuna heartbeat, by trial number (database
         clock); empty when there are none."""
+
+    def trials_without_heartbeat(self, study_name: str) -> list[int]:
+        """RUNNING trials of the study that never had an Optuna heartbeat (their worker died
+        before its first beat), by number; empty when the database has no heartbeats."""

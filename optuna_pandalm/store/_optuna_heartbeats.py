@@ -1,4 +1,5 @@
-"""Reading Optuna's trial heartbeats (its ``trial_heartbeats`` table), for ``check``."""
+"""Reading Optuna's trial heartbeats (its ``trial_heartbeats`` table), for ``check`` and for
+the resumed worker that fails trials whose worker died before their first heartbeat."""
 
 from __future__ import annotations
 
@@ -44,3 +45,30 @@ class OptunaHeartbeats(Database):
                 .where(_studies.c.study_name == study_name)
             ).all()
         return {int(number): (now - beat).total_seconds() for number, beat in rows}
+
+    @database_operation(writes=False)
+    def trials_without_heartbeat(self, study_name: str) -> list[int]:
+        """Numbers of the RUNNING trials of ``study_name`` that never had a heartbeat,
+        ascending. Empty when the database holds no Optuna heartbeats table (another
+        database, or no worker ever had a heartbeat).
+
+        Example:
+            >>> from optuna_pandalm.store import Store
+            >>> Store("sqlite://").trials_without_heartbeat("no-such-study")
+            []
+        """
+        with self.engine.connect() as connection:
+            if not sa.inspect(connection).has_table(_heartbeats.name):
+                return []
+            beat = sa.select(_heartbeats.c.trial_id).where(
+                _heartbeats.c.trial_id == _trials.c.trial_id
+            )
+            rows = connection.execute(
+                sa.select(_trials.c.number)
+                .join(_studies, _studies.c.study_id == _trials.c.study_id)
+                .where(_studies.c.study_name == study_name)
+                .where(sa.cast(_trials.c.state, sa.String) == "RUNNING")  # an enum in PostgreSQL
+                .where(~beat.exists())
+                .order_by(_trials.c.number)
+            ).all()
+        return [int(number) for (number,) in rows]

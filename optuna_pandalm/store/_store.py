@@ -8,18 +8,19 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from optuna_pandalm.errors import StoreError
+from optuna_pandalm.store._activity import Activity
 from optuna_pandalm.store._arenas import Arenas
 from optuna_pandalm.store._audit import Audit
 from optuna_pandalm.store._engine import create_engine, driver_url, mask_url, sqlite_path
 from optuna_pandalm.store._games import Games
 from optuna_pandalm.store._optuna_heartbeats import OptunaHeartbeats
+from optuna_pandalm.store._optuna_schema import create_optuna_schema_locked
 from optuna_pandalm.store._outage import database_operation, ride_out
 from optuna_pandalm.store._players import Players
 from optuna_pandalm.store._schema import (
     SCHEMA_VERSION,
     newer_schema_error,
     read_schema_version,
-    schema_lock,
     upgrade_schema,
 )
 from optuna_pandalm.store._verdict_cache import VerdictCache
@@ -36,7 +37,7 @@ so neither gives up on an outage the other rides out. Past it the worker's verdi
 its journal, not lost."""
 
 
-class Store(VerdictCache, Arenas, Players, Games, Audit, OptunaHeartbeats):
+class Store(VerdictCache, Arenas, Players, Games, Audit, OptunaHeartbeats, Activity):
     """Typed access to the ``pandalm_`` tables: the verdict cache and the per-arena tables.
 
     Tables are prefixed ``pandalm_`` and can live in the same database as the Optuna study
@@ -237,7 +238,8 @@ file of 'sqlite:////no/such/dir/x.db'
         Optuna creates its tables, its version row and its alembic stamp without a lock, so
         processes doing it at the same instant on an empty database fail (PostgreSQL
         ``duplicate key ... studydirection``; SQLite ``table ... already exists``). Here one
-        process creates them and the others find them. The lock is a PostgreSQL
+        process creates them and the others find them; a collision with a creator outside
+        the lock (plain Optuna in another process) is retried. The lock is a PostgreSQL
         session-level advisory lock held on a connection of its own, or on a SQLite file an
         exclusive ``flock`` on ``<database>.pandalm-lock`` (kept, not removed: see
         ``schema_lock``); processes cannot race on a memory database.
@@ -248,17 +250,18 @@ file of 'sqlite:////no/such/dir/x.db'
         """
         from optuna.storages import RDBStorage
 
-        with schema_lock(self.engine):
-            try:
-                storage = RDBStorage(driver_url(self.url))
-            except sa.exc.DBAPIError:
-                raise  # ride_out decides whether to wait
-            except Exception as error:
-                raise StoreError(
-                    f"prepare_optuna_schema failed on {self.masked_url!r}: "
-                    f"{type(error).__name__}: {error}"
-                ) from None
-            storage.engine.dispose()
+        try:
+            storage = create_optuna_schema_locked(
+                self.engine, lambda: RDBStorage(driver_url(self.url))
+            )
+        except sa.exc.DBAPIError:
+            raise  # ride_out decides whether to wait
+        except Exception as error:
+            raise StoreError(
+                f"prepare_optuna_schema failed on {self.masked_url!r}: "
+                f"{type(error).__name__}: {error}"
+            ) from None
+        storage.engine.dispose()
 
 
 if TYPE_CHECKING:

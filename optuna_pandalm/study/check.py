@@ -2,19 +2,36 @@
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Any
 
-from optuna_pandalm.attributes import SNAPSHOT_ATTR
+from optuna_pandalm.attributes import SNAPSHOT_ATTR, WORKER_ATTR
 from optuna_pandalm.store import pending_entries
 
 if TYPE_CHECKING:
     from optuna_pandalm.arena import Arena
 
-__all__ = ["check_study", "journal_problems", "study_problems", "study_warnings"]
+__all__ = [
+    "STALL_LIMIT",
+    "check_study",
+    "journal_problems",
+    "stalled_judging",
+    "study_problems",
+    "study_warnings",
+]
+
+STALL_LIMIT = 3600.0
+"""Seconds a RUNNING trial's checkpoint may be judged without anything stored before
+``check`` reports it: longer than a judge call may take with its retries."""
 
 
 def check_study(
-    arena: Arena, study: Any = None, *, tolerance: float = 1e-6, grace_period: float = 180.0
+    arena: Arena,
+    study: Any = None,
+    *,
+    tolerance: float = 1e-6,
+    grace_period: float = 180.0,
+    stall_limit: float = STALL_LIMIT,
 ) -> dict[str, list[str]]:
     """Every integrity problem of a study's arena, by kind (all lists empty when sound).
 
@@ -22,14 +39,24 @@ def check_study(
     invalid verdicts counted as games, players without generations) and, with the Optuna
     ``study``, :func:`study_problems`. A RUNNING trial is a problem when no heartbeat
     reached Optuna's storage in the last ``grace_period`` seconds (or it never had one):
-    its worker is probably gone. Verdicts a dead worker left in this machine's journal
+    its worker is probably gone; or when a checkpoint of it is being judged (stored, its
+    score not yet reported) and nothing was stored for it in the last ``stall_limit``
+    seconds: its worker, named by host and process, probably hangs (a judge that never
+    answers, with ``judge_timeout`` off), though Optuna's heartbeat goes on beating.
+    Verdicts a dead worker left in this machine's journal
     (:func:`journal_problems`) are a problem too, until ``check --repair`` stores them.
     """
     problems = arena.check()
     problems.update(journal_problems(arena))
     if study is not None:
         problems.update(
-            study_problems(arena, study, tolerance=tolerance, grace_period=grace_period)
+            study_problems(
+                arena,
+                study,
+                tolerance=tolerance,
+                grace_period=grace_period,
+                stall_limit=stall_limit,
+            )
         )
     return problems
 
@@ -58,10 +85,16 @@ def study_warnings(arena: Arena) -> list[str]:
 
 
 def study_problems(
-    arena: Arena, study: Any, *, tolerance: float, grace_period: float
+    arena: Arena,
+    study: Any,
+    *,
+    tolerance: float,
+    grace_period: float,
+    stall_limit: float = STALL_LIMIT,
 ) -> dict[str, list[str]]:
     """Players of trials the study lacks, trials left RUNNING without a heartbeat in the
-    last ``grace_period`` seconds, and published scores a refit from scratch does not
+    last ``grace_period`` seconds, RUNNING trials whose judging stored nothing in the last
+    ``stall_limit`` seconds, and published scores a refit from scratch does not
     reproduce."""
     import optuna
 
@@ -87,6 +120,7 @@ def study_problems(
         for t in running
         if ages.get(t.number) is None or ages[t.number] > grace_period
     ]
+    problems["trials whose judging stalled"] = stalled_judging(arena, running, stall_limit)
     stored = study.user_attrs.get(SNAPSHOT_ATTR)
     mismatches: list[str] = []
     if stored:
@@ -102,3 +136,35 @@ def study_problems(
                 mismatches.append(f"{key}: stored {score:+.6f}, refit {fresh[key]:+.6f}")
     problems["stored scores that a refit does not reproduce"] = mismatches
     return problems
+
+
+def stalled_judging(arena: Arena, running: list[Any], stall_limit: float) -> list[str]:
+    """The RUNNING trials among ``running`` whose newest checkpoint is being judged (stored,
+    its score not yet reported at its step) with nothing stored for it (the checkpoint, its
+    match, a game) in the last ``stall_limit`` seconds, each named with its worker
+    (``pandalm_worker``: host and process id). Ages use this machine's clock against the
+    writing worker's."""
+    newest = {}
+    for trial in running:
+        own = arena.trial_players(trial.number)
+        if own and own[-1].step is not None and own[-1].step not in trial.intermediate_values:
+            newest[trial.number] = (trial, own[-1])
+    if not newest:
+        return []
+    last = arena.store.last_stored(arena.arena_id, [p.id for _, p in newest.values()])
+    now = time.time()
+    found = []
+    for trial, player in newest.values():
+        age = now - last.get(player.id, now)
+        if age <= stall_limit:
+            continue
+        opponents = arena.incumbent_opponents(player)
+        against = f" against {opponents[-1].label}" if opponents else ""
+        worker = trial.user_attrs.get(WORKER_ATTR)
+        who = f"worker {worker} (host:pid)" if worker else "worker not recorded"
+        found.append(
+            f"trial {trial.number}: judging step {player.step}{against} stored nothing for "
+            f"{age:.0f} s (stall limit {stall_limit:g} s); {who}: a hung judge? look at that "
+            "process, set Arena(judge_timeout=...), restart the worker"
+        )
+    return found

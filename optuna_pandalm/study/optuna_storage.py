@@ -11,6 +11,7 @@ backoff as our own store, so a worker waits for the database and the study goes 
 from __future__ import annotations
 
 import functools
+import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -21,6 +22,7 @@ from sqlalchemy import exc as sa_exc
 from optuna_pandalm.store import (
     DEFAULT_OUTAGE_TIMEOUT_S,
     StoreError,
+    create_optuna_schema,
     is_transient,
     mask_url,
     ride_out,
@@ -30,7 +32,14 @@ __all__ = ["OutageTolerantStorage"]
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
-# Every storage call a worker makes. Writes are safe to repeat (attributes, params and
+# Set while this thread is inside a patient call: a public call made of private ones
+# (``create_new_trial`` calls ``_create_new_trial``) rides one outage once, not nested.
+_riding = threading.local()
+
+# Every storage call a worker makes: the public ones, and the private ones that Optuna's
+# ``_CachedStorage`` (which ``create_study`` wraps around an RDB storage) calls on its
+# backend instead (``study.ask``, ``trial.suggest_*``, ``study.trials``,
+# ``study.best_trial``). Writes are safe to repeat (attributes, params and
 # intermediate values are upserts; a state change that landed before the connection dropped
 # is recognised below), except ``create_new_trial``, whose repeat after a commit that
 # landed unseen would leave one extra trial RUNNING: rare, and ``check`` reports it.
@@ -46,7 +55,9 @@ _CALLS = (
     "get_study_system_attrs",
     "get_all_studies",
     "create_new_trial",
+    "_create_new_trial",
     "set_trial_param",
+    "_set_trial_param",
     "get_trial_id_from_study_id_trial_number",
     "get_trial_number_from_id",
     "get_trial_param",
@@ -56,8 +67,10 @@ _CALLS = (
     "set_trial_system_attr",
     "get_trial",
     "get_all_trials",
+    "_get_trials",
     "get_n_trials",
     "get_best_trial",
+    "_get_best_trial_id",
     "get_trial_params",
     "get_trial_user_attrs",
     "get_trial_system_attrs",
@@ -78,6 +91,8 @@ def _database_error(error: BaseException) -> sa_exc.DBAPIError | None:
 def _patient(name: str, method: _F) -> _F:
     @functools.wraps(method)
     def wrapper(self: OutageTolerantStorage, *args: Any, **kwargs: Any) -> Any:
+        if getattr(_riding, "active", False):
+            return method(self, *args, **kwargs)
         attempts = [0]
 
         def call() -> Any:
@@ -94,6 +109,7 @@ def _patient(name: str, method: _F) -> _F:
                     raise database from None
                 raise
 
+        _riding.active = True
         try:
             return ride_out(
                 f"Optuna's {name}",
@@ -103,6 +119,8 @@ def _patient(name: str, method: _F) -> _F:
             )
         except StoreError as error:
             raise optuna.exceptions.StorageInternalError(str(error)) from None
+        finally:
+            _riding.active = False
 
     return wrapper  # type: ignore[return-value]
 
@@ -115,6 +133,12 @@ class OutageTolerantStorage(RDBStorage):
     before it gives up with ``optuna.exceptions.StorageInternalError`` naming the cause;
     the default is our store's (``DEFAULT_OUTAGE_TIMEOUT_S``, 120 s), so a worker's two
     storages give up on the same outage together.
+
+    Every call a study makes waits, also those that Optuna's ``_CachedStorage`` (which
+    ``create_study`` puts around it) sends to the private methods behind ``study.ask``,
+    ``trial.suggest_*``, ``study.trials`` and ``study.best_trial``. Optuna's schema is
+    created under the lock of :class:`~optuna_pandalm.Store`, so workers starting at once
+    on an empty database do not collide.
 
     Example:
         >>> import optuna
@@ -130,7 +154,11 @@ class OutageTolerantStorage(RDBStorage):
     ):
         self.outage_timeout = outage_timeout
         self.masked_url = mask_url(url)
-        super().__init__(url, *args, **kwargs)
+        # Optuna creates its schema here, without a lock: under ours, so that workers
+        # started at once on an empty database (and their arenas) do not collide.
+        create_optuna_schema(
+            url, lambda: super(OutageTolerantStorage, self).__init__(url, *args, **kwargs)
+        )
 
 
 for _name in _CALLS:

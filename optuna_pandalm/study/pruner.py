@@ -90,6 +90,18 @@ class JudgePruner(BasePruner):
     Never prunes: before ``n_warmup_steps``; when there is no incumbent (an arena that has
     judged nothing); the incumbent's own trial.
 
+    A FAILED trial's checkpoints never prune: a loss to one does not count, and neither
+    the incumbent nor the rank rule's peers are taken from FAILED trials (the arena does
+    not pick them as opponents either). Their games stay in the scores, being real
+    verdicts, but a failed trial is no result the search can deliver (it has no value, and
+    it may have failed because something broke: a judge that timed out mid-match, a worker
+    killed, weights gone NaN after the judged step), so losing to it says nothing about
+    whether a trial can still win. Optuna's median, percentile and Wilcoxon pruners likewise
+    compare only with finished trials that have values. Losses to RUNNING and PRUNED
+    trials' checkpoints count: a running trial may become the best, and a pruned one's
+    checkpoints were judged to the end by the same rules (as ``SuccessiveHalvingPruner``
+    compares with every trial that reached a rung).
+
     The rank rule is opt-in: with the arena's ``contender_floor`` (``bt_tpe_lean`` in
     ``benchmarks/hpo_efficiency.py``) it trains fewer epochs with fewer judge calls, but it
     lost regret at 10 and 20 trainings (figures: ``benchmarks/README.md``).
@@ -156,10 +168,11 @@ class JudgePruner(BasePruner):
             raise ValueError(f"rank_checkpoints must be >= 1, got {rank_checkpoints}")
         self.rank_checkpoints = rank_checkpoints
 
-    def _loss(self, player: Player) -> PruningReason | None:
-        """The significant loss of ``player``'s latest match, or ``None``."""
+    def _loss(self, player: Player, failed: frozenset[int]) -> PruningReason | None:
+        """The significant loss of ``player``'s latest match, or ``None`` (also when that
+        opponent is a checkpoint of the ``failed`` trials)."""
         opponents = self.arena.incumbent_opponents(player)
-        if not opponents:
+        if not opponents or opponents[-1].trial in failed:
             return None
         opponent = opponents[-1]
         wins, ties, losses = self.arena.match_record(player, opponent)
@@ -174,7 +187,7 @@ class JudgePruner(BasePruner):
             step, opponent.label, opponent.step, wins, ties, losses, p_value, self.alpha, 0, test
         )
 
-    def _rank_loss(self, players: list[Player]) -> PruningReason | None:
+    def _rank_loss(self, players: list[Player], failed: frozenset[int]) -> PruningReason | None:
         """The trial's newest checkpoint, one of its first ``rank_checkpoints``, is below
         the kept share of every trial's checkpoint at its step and not plausibly ahead of
         the last one kept; ``None`` otherwise."""
@@ -186,7 +199,11 @@ class JudgePruner(BasePruner):
         standings = self.arena.standings()  # its players: every checkpoint fitted
         if player.id not in standings.index:
             return None
-        peers = [p for p in standings.players if p.step == player.step and p.trial is not None]
+        peers = [
+            p
+            for p in standings.players
+            if p.step == player.step and p.trial is not None and p.trial not in failed
+        ]
         if len(peers) < self.rank_min_peers:
             return None
         ranked = sorted(peers, key=lambda p: (-standings.score(p), p.id))
@@ -214,19 +231,24 @@ class JudgePruner(BasePruner):
             kept=kept,
         )
 
-    def reason(self, trial_number: int) -> PruningReason | None:
+    def reason(
+        self, trial_number: int, *, study: optuna.study.Study | None = None
+    ) -> PruningReason | None:
         """Why this pruner prunes the trial now, or ``None`` when it does not (same rules
-        as :meth:`prune`)."""
+        as :meth:`prune`; without ``study``, no trial is known to have failed)."""
         players = self.arena.trial_players(trial_number)
         if not players or (players[-1].step or 0) < self.n_warmup_steps:
             return None
-        incumbent = self.arena.incumbent()
+        failed = _failed_trials(study)
+        incumbent = self.arena.incumbent(skip_trials=failed)
         if incumbent is None or incumbent.trial == trial_number:
             return None
-        return self._significant_loss(players) or self._rank_loss(players)
+        return self._significant_loss(players, failed) or self._rank_loss(players, failed)
 
-    def _significant_loss(self, players: list[Player]) -> PruningReason | None:
-        loss = self._loss(players[-1])
+    def _significant_loss(
+        self, players: list[Player], failed: frozenset[int]
+    ) -> PruningReason | None:
+        loss = self._loss(players[-1], failed)
         if loss is None:
             return None
         if self.same_step and loss.opponent_step == players[-1].step:
@@ -234,7 +256,7 @@ class JudgePruner(BasePruner):
         if len(players) < self.patience:
             return None
         earlier = players[-self.patience : -1]
-        if all(self._loss(p) is not None for p in earlier):
+        if all(self._loss(p, failed) is not None for p in earlier):
             return dataclasses.replace(loss, earlier=len(earlier))
         return None
 
@@ -243,7 +265,17 @@ class JudgePruner(BasePruner):
         step = trial.last_step
         if step is None or step < self.n_warmup_steps:
             return False
-        return self.reason(trial.number) is not None
+        return self.reason(trial.number, study=study) is not None
+
+
+def _failed_trials(study: optuna.study.Study | None) -> frozenset[int]:
+    """Numbers of the study's FAILED trials (none without a study)."""
+    if study is None:
+        return frozenset()
+    from optuna.trial import TrialState
+
+    failed = study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+    return frozenset(t.number for t in failed)
 
 
 def _score_test(standings: Standings, player: Player, opponent: Player) -> float:
