@@ -6,11 +6,19 @@ with ``Arena(url, ...)`` and Optuna's storage through
 run, worker 0 is killed with SIGKILL and, later, the PostgreSQL server is stopped for 30 s
 and started again. Printed (one JSON document): trials by state, how long the outage was,
 verdicts lost by the surviving workers (judged but not stored: must be 0), verdicts the
-killed worker had judged but not stored (its batch in flight), and ``check``. Needs the
-throwaway server of ``.ci/postgres.sh`` (its data folder and binaries, to stop it):
+killed worker had judged but not stored (its batch in flight), and ``check``. With
+``--store-timeout`` shorter than ``--outage``, the workers give up during the outage and die
+with verdicts unsaved; their verdict journal (``docs/storage.md``) keeps them, and an
+``Arena`` opened afterwards on the same machine stores them: ``verdicts_lost`` counts, for
+every worker (the killed one included), what the judge logged as answered and the database
+does not hold after that replay (must be 0), ``verdicts_judged_twice`` the keys the judges
+answered more than once. Needs the throwaway server of ``.ci/postgres.sh`` (its data folder
+and binaries, to stop it):
 
     eval "$(bash .ci/postgres.sh)"
     python benchmarks/faults.py --trials 40
+    python benchmarks/faults.py --trials 12 --kill-at 45 --outage-at 35 --outage 20 \
+        --store-timeout 5 --judge-delay 1
 """
 
 from __future__ import annotations
@@ -19,6 +27,7 @@ import argparse
 import json
 import multiprocessing
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -29,14 +38,22 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
-def _worker(url: str, seed: int, n_trials: int, log: str, barrier) -> None:
+def _worker(
+    url: str,
+    seed: int,
+    n_trials: int,
+    log: str,
+    barrier,
+    timeout: float | None,
+    judge_delay: float,
+) -> None:
     import logging
 
     import optuna
     from optuna.storages import RetryHeartbeatStaleTrialCallback
 
     from optuna_pandalm import Arena, BradleyTerrySampler, JudgePruner, PublishCallback
-    from optuna_pandalm.store import text_hash
+    from optuna_pandalm.store import DEFAULT_OUTAGE_TIMEOUT_S, Store, text_hash
     from optuna_pandalm.study.optuna_storage import OutageTolerantStorage
     from optuna_pandalm.testing import Landscape, SimulatedJudge, simulated_prompts
 
@@ -49,6 +66,7 @@ def _worker(url: str, seed: int, n_trials: int, log: str, barrier) -> None:
         """Writes each judged request's cache key down as soon as it is judged."""
 
         def judge(self, requests):
+            time.sleep(judge_delay)  # a real judge's cost: the outage finds it judging
             verdicts = super().judge(requests)
             with open(log, "a") as judged:
                 for r in requests:
@@ -57,8 +75,10 @@ def _worker(url: str, seed: int, n_trials: int, log: str, barrier) -> None:
             return verdicts
 
     barrier.wait()  # every worker opens the empty database at the same instant
-    arena = Arena(url, "faults", Logged(seed=0), prompts, seed=0)
-    storage = OutageTolerantStorage(
+    patience = DEFAULT_OUTAGE_TIMEOUT_S if timeout is None else timeout
+    store = Store(url, outage_timeout=patience, prepare_optuna=True)
+    arena = Arena(store, "faults", Logged(seed=0), prompts, seed=0)
+    storage = OutageTolerantStorage(  # Optuna's calls ride out the whole outage
         url,
         heartbeat_interval=5,
         grace_period=60,  # longer than the outage, so live trials are never failed for it
@@ -107,6 +127,17 @@ def main() -> None:
     parser.add_argument("--kill-at", type=float, default=20.0, help="seconds: SIGKILL worker 0")
     parser.add_argument("--outage-at", type=float, default=60.0, help="seconds: stop the server")
     parser.add_argument("--outage", type=float, default=30.0, help="seconds the server is down")
+    parser.add_argument(
+        "--store-timeout",
+        type=float,
+        default=None,
+        help="the outage_timeout of the workers' arena store (default: the store's; their "
+        "Optuna storage keeps its default); shorter than --outage, a worker dies in the "
+        "outage with verdicts the store did not take, which its journal keeps",
+    )
+    parser.add_argument(
+        "--judge-delay", type=float, default=0.0, help="seconds each judge call takes"
+    )
     args = parser.parse_args()
     base = os.environ.get("OPTUNA_PANDALM_TEST_POSTGRES_URL")
     if not base or "OPTUNA_PANDALM_TEST_POSTGRES_DATA" not in os.environ:
@@ -114,7 +145,9 @@ def main() -> None:
     import optuna
 
     from optuna_pandalm import Arena
+    from optuna_pandalm.store import JOURNAL_ENV
     from optuna_pandalm.study import check_study
+    from optuna_pandalm.testing import SimulatedJudge, simulated_prompts
 
     admin = sa.create_engine(base, isolation_level="AUTOCOMMIT", pool_pre_ping=True)
     name = f"faults_{uuid.uuid4().hex[:8]}"
@@ -123,12 +156,22 @@ def main() -> None:
     url = sa.make_url(base).set(database=name).render_as_string(hide_password=False)
     logs = Path(os.environ["OPTUNA_PANDALM_TEST_POSTGRES_DATA"]) / name
     logs.mkdir()
+    os.environ[JOURNAL_ENV] = str(logs / "journal")  # the workers' (spawned: inherited)
     try:
         context = multiprocessing.get_context("spawn")
         barrier = context.Barrier(args.workers)
         workers = [
             context.Process(
-                target=_worker, args=(url, seed, args.trials, str(logs / f"{seed}.log"), barrier)
+                target=_worker,
+                args=(
+                    url,
+                    seed,
+                    args.trials,
+                    str(logs / f"{seed}.log"),
+                    barrier,
+                    args.store_timeout,
+                    args.judge_delay,
+                ),
             )
             for seed in range(args.workers)
         ]
@@ -149,26 +192,32 @@ def main() -> None:
         for worker in workers:
             worker.join()
         minutes = (time.perf_counter() - start) / 60
-        engine = sa.create_engine(url)
-        with engine.connect() as connection:
-            stored = {
-                tuple(row)
-                for row in connection.execute(
-                    sa.text(
-                        "select prompt_hash, response_1_hash, response_2_hash "
-                        "from pandalm_verdicts"
-                    )
-                )
-            }
-        engine.dispose()
 
-        def judged(seeds) -> set[tuple[str, ...]]:
-            keys = set()
+        def stored_keys() -> set[tuple[str, ...]]:
+            engine = sa.create_engine(url)
+            with engine.connect() as connection:
+                query = "select prompt_hash, response_1_hash, response_2_hash "
+                query += "from pandalm_verdicts"
+                keys = {tuple(row) for row in connection.execute(sa.text(query))}
+            engine.dispose()
+            return keys
+
+        def answered(seeds) -> list[tuple[str, ...]]:
+            keys = []
             for seed in seeds:
                 path = logs / f"{seed}.log"
                 if path.exists():
-                    keys |= {tuple(line.split()) for line in path.read_text().splitlines()}
+                    keys += [tuple(line.split()) for line in path.read_text().splitlines()]
             return keys
+
+        def judged(seeds) -> set[tuple[str, ...]]:
+            return set(answered(seeds))
+
+        before_replay = stored_keys()
+        # The next worker on this machine: opening its arena stores the journal.
+        Arena(url, "faults", SimulatedJudge(seed=0), simulated_prompts(24), seed=0)
+        stored = stored_keys()
+        every = answered(range(args.workers))
 
         study = optuna.load_study(study_name="faults", storage=url)
         problems = check_study(Arena.load(url, "faults"), study)
@@ -188,15 +237,23 @@ def main() -> None:
                         judged(range(1, args.workers)) - stored
                     ),
                     "verdicts_in_flight_in_the_killed_worker": len(judged([0]) - stored),
+                    "store_timeout": args.store_timeout,
+                    "verdicts_judged": len(every),
+                    "verdicts_lost_before_the_journal_replay": len(set(every) - before_replay),
+                    "verdicts_stored_from_the_journal": len(stored - before_replay),
+                    "verdicts_lost": len(set(every) - stored),
+                    "verdicts_judged_twice": len(every) - len(set(every)),
+                    "verdicts_judged_twice_by_one_worker": sum(
+                        len(keys) - len(set(keys))
+                        for keys in (answered([seed]) for seed in range(args.workers))
+                    ),
                     "check_problems": {k: v for k, v in problems.items() if v},
                 },
                 indent=2,
             )
         )
     finally:
-        for path in logs.iterdir():
-            path.unlink()
-        logs.rmdir()
+        shutil.rmtree(logs)
         with admin.connect() as connection:
             connection.execute(sa.text(f'DROP DATABASE "{name}" WITH (FORCE)'))
         admin.dispose()

@@ -31,6 +31,12 @@ def _postgres_database() -> Iterator[str]:
         admin.dispose()
 
 
+@pytest.fixture(autouse=True)
+def _journal_in_tmp(tmp_path_factory: pytest.TempPathFactory, monkeypatch) -> None:
+    """Each test's verdict journal in a folder of its own, never the user's cache."""
+    monkeypatch.setenv("OPTUNA_PANDALM_JOURNAL", str(tmp_path_factory.mktemp("journal")))
+
+
 @pytest.fixture(params=["sqlite-file", "sqlite-memory", "postgresql"])
 def storage_url(request: pytest.FixtureRequest, tmp_path) -> Iterator[str]:
     """An empty database of each supported kind."""

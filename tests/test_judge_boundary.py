@@ -15,6 +15,7 @@ import threading
 from collections.abc import Sequence
 
 import numpy as np
+import optuna
 import pytest
 
 from optuna_pandalm import Arena, RemoteJudge
@@ -270,3 +271,77 @@ def test_a_malformed_verdict_on_a_retry_names_the_request_in_the_whole_batch():
     arena.evaluate(0, 1, WEAK)
     with pytest.raises(InvalidVerdictError, match=r"for request 1: "):
         arena.evaluate(1, 1, STRONG)
+
+
+class _MalformedOnce(PairwiseJudge):
+    """Answers request 3 of its first call with a winner of 7; every other one well."""
+
+    name = "malformed-once"
+
+    def __init__(self) -> None:
+        self.asked: list[int] = []  # requests per call
+
+    def judge(self, requests: Sequence[JudgeRequest]) -> list[Verdict]:
+        self.asked.append(len(requests))
+        verdicts = [Verdict(1) for _ in requests]
+        if len(self.asked) == 1:
+            verdicts[3] = _DuckVerdict(7)  # type: ignore[call-overload]
+        return verdicts
+
+
+def test_a_malformed_verdict_keeps_the_well_formed_verdicts_of_its_call():
+    judge = _MalformedOnce()
+    arena = Arena("sqlite://", "s", judge, PROMPTS, seed=0, baseline=("base", WEAK))
+    with pytest.raises(InvalidVerdictError, match="request 3"):
+        arena.evaluate(0, 1, STRONG)
+    arena.evaluate(0, 1, STRONG)  # the same match again: 7 verdicts come from the cache
+    assert judge.asked == [8, 1] and arena.cache_hits == 7
+
+
+def _live_trial() -> tuple[optuna.Study, optuna.Trial]:
+    study = optuna.create_study(direction="maximize")
+    return study, study.ask()
+
+
+def test_a_malformed_verdict_is_recorded_on_the_trial():
+    arena = Arena("sqlite://", "s", _MalformedOnce(), PROMPTS, seed=0, baseline=("b", WEAK))
+    study, trial = _live_trial()
+    with pytest.raises(InvalidVerdictError):
+        arena.evaluate(trial, 1, STRONG)
+    assert "request 3" in study.trials[0].user_attrs["pandalm_error"]
+
+
+class _PrefersWeak(PairwiseJudge):
+    """Prefers the response that says "weak"; raises once ``failing`` is set."""
+
+    name = "prefers-weak"
+    failing = False
+
+    def judge(self, requests: Sequence[JudgeRequest]) -> list[Verdict]:
+        if self.failing:
+            raise RuntimeError("CUDA out of memory")
+        return [Verdict(1 if "weak" in r.response_1 else 2) for r in requests]
+
+
+def test_a_judge_failing_in_finalize_is_recorded_on_the_trial():
+    judge = _PrefersWeak()
+    arena = Arena(
+        "sqlite://",
+        "s",
+        judge,
+        PROMPTS,
+        seed=0,
+        batch_size=2,
+        min_games=2,
+        short_match=2,  # the strong challenger loses 0-2 and stops: 6 prompts left
+        p_best_threshold=0.0,  # finalize plays its extra match
+        judge_retries=0,
+    )
+    study = optuna.create_study(direction="maximize")
+    weak, strong = study.ask(), study.ask()
+    arena.evaluate(weak, 1, WEAK)
+    arena.evaluate(strong, 1, STRONG)
+    judge.failing = True
+    with pytest.raises(JudgeFailedError, match="CUDA out of memory"):
+        arena.finalize(weak)  # its extra match against the other trial fails
+    assert "CUDA out of memory" in study.trials[0].user_attrs["pandalm_error"]

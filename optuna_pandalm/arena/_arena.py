@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from typing import Any
 
 from optuna_pandalm.arena import _trial
@@ -23,14 +24,19 @@ from optuna_pandalm.arena._rules import MatchRules, check_arena_arguments
 from optuna_pandalm.arena._standings import LeaderboardRow, Standings, fit_standings
 from optuna_pandalm.arena._votes import Votes
 from optuna_pandalm.attributes import ERROR_ATTR
+from optuna_pandalm.errors import InvalidVerdictError
 from optuna_pandalm.judges.base import JudgeRequest, PairwiseJudge, Verdict
 from optuna_pandalm.prompts import Prompt, load_prompts, prompt_set_hash
 from optuna_pandalm.store import (
     SCORING_DEFAULTS,
     ArenaStore,
+    Journal,
     PromptSetMismatchError,
     Store,
+    journal_folder,
+    journals_enabled,
     refuse_other_settings,
+    replay_journals,
     text_hash,
 )
 
@@ -113,6 +119,13 @@ class Arena(Votes):
             per request for a local model (see ``_judge_deadline``); ``math.inf``: none.
             Python cannot stop a thread: a hung local model keeps its thread (and memory)
             until it returns, and what it returns then is never used or cached.
+        journal: Root folder of the local verdict journal (``docs/storage.md``): every
+            verdict and batch of games is written there, fsynced, before the store is asked
+            to take it, so a worker that dies while the database cannot take them loses
+            nothing; opening the arena stores what dead workers on this machine left for
+            the study. ``None``: ``$OPTUNA_PANDALM_JOURNAL``, else
+            ``$XDG_CACHE_HOME/optuna-pandalm/journal``. ``False``: no journal. A memory
+            database never has one.
 
     Attributes:
         rules: The :class:`~optuna_pandalm.arena.MatchRules` built from ``position``,
@@ -156,6 +169,7 @@ class Arena(Votes):
         short_match: int | None = None,
         contender_floor: float | None = None,
         judge_timeout: float | None = None,
+        journal: str | os.PathLike[str] | bool | None = None,
     ) -> None:
         check_arena_arguments(
             study_name,
@@ -216,7 +230,12 @@ class Arena(Votes):
         self.robust_errors: bool = bool(scoring["robust_errors"])
         self.rules = dataclasses.replace(rules, position=self.position)
         self.matches = MatchPlay(
-            self.store, self.arena_id, deadline_judge, self.prompts, self.rules
+            self.store,
+            self.arena_id,
+            deadline_judge,
+            self.prompts,
+            self.rules,
+            self._journal(journal),
         )
         self._ledger = self._new_ledger()
         self._standings: tuple[tuple[int, int, int, int], Standings] | None = None
@@ -228,6 +247,16 @@ class Arena(Votes):
             self.baseline = Player(baseline_id, None, None, name)
         else:  # the study's stored baseline anchors the scores in every process
             self.baseline = next((p for p in self.players() if p.name is not None), None)
+
+    def _journal(self, root: str | os.PathLike[str] | bool | None) -> Journal | None:
+        """This process's journal of the study, after storing what dead workers on this
+        machine left in it; ``None`` without one (read-only, memory database, ``False``)."""
+        if root is False or self.store.read_only or not journals_enabled(self.store.masked_url):
+            return None
+        where = None if root is None or root is True else root
+        replay_journals(self.store, self.study_name, root=where)
+        folder = journal_folder(self.store.masked_url, self.study_name, root=where)
+        return Journal(folder, study_name=self.study_name, arena_id=self.arena_id)
 
     @classmethod
     def load(cls, storage: str | ArenaStore, study_name: str) -> Arena:
@@ -466,6 +495,9 @@ class Arena(Votes):
             TypeError, ValueError: generations that are not one string per prompt, a step
                 that is not an integer, or other responses for a checkpoint already stored.
             JudgeFailedError: the judge failed to answer on every attempt.
+            InvalidVerdictError: the judge returned a malformed verdict (after the
+                well-formed ones were stored). Both judge errors are recorded on the trial
+                as ``pandalm_error``.
             StoreError: the database stayed unreachable past the store's outage bound.
         """
         number = trial_number(trial)
@@ -477,11 +509,8 @@ class Arena(Votes):
         opponent = self.opponent(player, skip_trials=_trial.failed_trials(trial))
         outcome = MatchOutcome()
         if opponent is not None:
-            try:
+            with _recording_judge_errors(trial):
                 outcome = self.play(player, opponent)
-            except JudgeFailedError as error:
-                _trial.record(trial, ERROR_ATTR, str(error)[:2000])
-                raise
         standings = self.standings()
         score = standings.score(player)
         low, high = standings.interval(player)  # this player's only: O(n^3) for all
@@ -535,7 +564,8 @@ class Arena(Votes):
             rival = self.contender(best)
             if rival is None:
                 break
-            self.play(best, rival, kind="top")
+            with _recording_judge_errors(trial):
+                self.play(best, rival, kind="top")
             best = self.standings().best_of(own)
         standings = self.standings()
         _trial.record_finish(trial, standings, best)
@@ -582,6 +612,17 @@ class Arena(Votes):
         ids = self.store.opponents(self.arena_id, player.id, kind="incumbent")
         by_id = {r.id: as_player(r) for r in self.store.players(self.arena_id, ids=ids)}
         return [by_id[i] for i in ids]
+
+
+@contextlib.contextmanager
+def _recording_judge_errors(trial: Any) -> Iterator[None]:
+    """Record a judge's failure on the trial (``pandalm_error``, what ``docs/storage.md``
+    promises) before it ends the trial."""
+    try:
+        yield
+    except (JudgeFailedError, InvalidVerdictError) as error:
+        _trial.record(trial, ERROR_ATTR, str(error)[:2000])
+        raise
 
 
 def _open_store(storage: str | ArenaStore, **options: bool) -> ArenaStore:

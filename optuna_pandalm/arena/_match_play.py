@@ -10,7 +10,12 @@ This is the one place that talks to the judge. Its rules:
   (an exception, :class:`~optuna_pandalm.judges.base.JudgeUnavailableError`) is retried
   with backoff and never cached; what the judge did answer in a failed batch is kept.
 * Verdicts are saved before their games; verdicts the store could not take stay in memory
-  and are saved first at the next call, so a database outage loses no judge call.
+  and are saved first at the next call, so a database outage loses no judge call. With a
+  :class:`~optuna_pandalm.store.Journal`, every verdict and batch of games is also written
+  to local disk (fsynced) before the store is asked, and forgotten once stored, so a
+  worker that dies with them unsaved loses nothing: the next arena replays them.
+* A malformed verdict (a bug in the judge) is raised after the well-formed verdicts of the
+  same call are saved.
 * After the first verdicts of the judge in this arena, a degenerate judge (one label, such
   as "the response shown first wins", in 90% or more of them) is logged once as a WARNING
   (:class:`~optuna_pandalm.arena._judge_watch.JudgeWatch`).
@@ -47,6 +52,7 @@ from optuna_pandalm.store import (
     HUMAN_PREFIX,
     ArenaStore,
     GameRecord,
+    Journal,
     StoredVerdict,
     VerdictKey,
     text_hash,
@@ -111,6 +117,7 @@ class MatchPlay:
         judge: PairwiseJudge,
         prompts: Sequence[Prompt],
         rules: MatchRules,
+        journal: Journal | None = None,
     ) -> None:
         if str(judge.name).startswith(HUMAN_PREFIX):
             # People's votes are stored under such names; a judge must never read them.
@@ -123,6 +130,9 @@ class MatchPlay:
         self.judge_calls = 0
         self.cache_hits = 0
         self._unsaved: dict[VerdictKey, StoredVerdict] = {}
+        self.journal = journal
+        self._journal_failed = False  # a save failed: the journal may hold the only copy
+        self._match: dict[str, int] | None = None  # the match being played, for the journal
         self.observers: list[Callable[[MatchProgress], None]] = []
         self._watch = JudgeWatch(f"judge {judge.name}", position=rules.position)
 
@@ -174,11 +184,11 @@ class MatchPlay:
             try:
                 answers = self.judge.judge([requests[i] for i in remaining])
                 error: Exception | None = None
-                completed = dict(zip(remaining, self._checked(answers, remaining), strict=True))
+                completed, malformed = self._checked(answers, remaining)
             except (InvalidVerdictError, JudgeTimeoutError):  # a bug, or a hung call
                 raise
             except Exception as failure:  # OOM, HTTP, timeouts: a failure to answer
-                error = failure
+                error, malformed = failure, None
                 partial = failure.completed if isinstance(failure, JudgeUnavailableError) else {}
                 completed = {
                     remaining[j]: canonical_verdict(v, judge=self.judge.name, index=remaining[j])
@@ -189,6 +199,8 @@ class MatchPlay:
             answered = sorted(completed.items())
             self.judge_calls += len(answered)
             saved.update(self._save([(keys[i], _stored(v, latency)) for i, v in answered]))
+            if malformed is not None:
+                raise malformed  # the well-formed verdicts of the call are saved
             done = {i for i, _ in answered}
             remaining = [i for i in remaining if i not in done]
             if error is None or not remaining:
@@ -210,9 +222,13 @@ class MatchPlay:
             time.sleep(wait)
         raise AssertionError("unreachable")
 
-    def _checked(self, answers: object, indices: list[int]) -> list[Verdict]:
-        """The judge's answers to the requests ``indices``, checked and canonicalised; an
-        error names the request's index in the caller's batch."""
+    def _checked(
+        self, answers: object, indices: list[int]
+    ) -> tuple[dict[int, Verdict], InvalidVerdictError | None]:
+        """The judge's well-formed answers to the requests ``indices`` (by index), checked
+        and canonicalised, and the error of the first malformed one (naming the request's
+        index in the caller's batch). Answers that cannot be matched to their requests (not
+        a list, the wrong number) raise at once."""
         expected = len(indices)
         if not isinstance(answers, Sequence) or isinstance(answers, (str, bytes)):
             raise InvalidVerdictError(
@@ -224,21 +240,30 @@ class MatchPlay:
                 f"judge {self.judge.name!r} returned {len(answers)} verdicts "
                 f"for {expected} requests"
             )
-        name = self.judge.name
-        pairs = zip(indices, answers, strict=True)
-        return [canonical_verdict(v, judge=name, index=i) for i, v in pairs]
+        checked: dict[int, Verdict] = {}
+        malformed: InvalidVerdictError | None = None
+        for i, answer in zip(indices, answers, strict=True):
+            try:
+                checked[i] = canonical_verdict(answer, judge=self.judge.name, index=i)
+            except InvalidVerdictError as error:
+                malformed = malformed or error
+        return checked, malformed
 
     def _save(
         self, items: list[tuple[VerdictKey, StoredVerdict]]
     ) -> dict[VerdictKey, StoredVerdict]:
         if not items:
             return {}
+        self._journal_write(lambda journal: journal.verdicts(self.judge.name, items, self._match))
         try:
-            return self.store.save_verdicts(self.judge.name, items)
+            saved = self.store.save_verdicts(self.judge.name, items)
         except Exception:
             # The judge's work is the expensive part: keep it for the next call.
             self._unsaved.update(items)
+            self._journal_failed = True
             raise
+        self._settled()
+        return saved
 
     def _save_unsaved(self) -> None:
         if self._unsaved:
@@ -246,6 +271,42 @@ class MatchPlay:
             self.store.save_verdicts(self.judge.name, items)
             self._unsaved.clear()
             _logger.info("saved %d verdicts kept through a storage failure", len(items))
+            self._settled()
+
+    def _save_games(self, match_id: int, records: list[GameRecord]) -> None:
+        self._journal_write(lambda journal: journal.games(match_id, records))
+        try:
+            self.store.save_games(self.arena_id, match_id, records)
+        except Exception:
+            self._journal_failed = True
+            raise
+        self._settled()
+
+    def _journal_write(self, write: Callable[[Journal], None]) -> None:
+        """Write to the journal; a journal that cannot be written (a full or read-only
+        disk) is given up with a warning: the store may still take everything."""
+        if self.journal is None:
+            return
+        try:
+            write(self.journal)
+        except OSError as error:
+            _logger.warning(
+                "cannot write the verdict journal in %s (%s): going on without it",
+                self.journal.folder,
+                error,
+            )
+            self.journal = None
+
+    def _settled(self) -> None:
+        """The store took a write: forget the journal once nothing waits in memory (after
+        a failure, first store everything in it: a failed batch's games are only there)."""
+        if self.journal is None or self._unsaved:
+            return
+        if self._journal_failed:
+            self.journal.replay_own(self.store)
+            self._journal_failed = False
+        else:
+            self.journal.forget()
 
     # --- matches ---------------------------------------------------------------------------
     def _request(self, position: int, first: str, second: str) -> tuple[JudgeRequest, VerdictKey]:
@@ -283,6 +344,7 @@ class MatchPlay:
         order = [int(i) for i in rng.permutation(len(self.prompts)) if int(i) not in done]
         coins = rng.random(len(self.prompts)) < 0.5
         match_id = self.store.start_match(self.arena_id, challenger.id, opponent.id, kind=kind)
+        self._match = {"id": match_id, "challenger": challenger.id, "opponent": opponent.id}
         wins = ties = losses = invalid = 0
         p_value: float | None = None
         stopped = False
@@ -337,7 +399,7 @@ class MatchPlay:
                 wins += result == Side.WIN
                 ties += result == Side.TIE
                 losses += result == Side.LOSS
-            self.store.save_games(self.arena_id, match_id, records)
+            self._save_games(match_id, records)
             p_value = sign_test(wins, ties, losses)
             played = wins + ties + losses
             decided = rules.racing and played >= rules.min_games and p_value < rules.racing_alpha

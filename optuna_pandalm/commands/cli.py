@@ -224,6 +224,8 @@ def _check(args: argparse.Namespace) -> int:
         raise CommandError(
             f"--stall-limit must be a positive number of seconds, got {args.stall_limit}"
         )
+    if args.repair:
+        _replay_journals(args.storage, args.study_name)
     arena = _load_arena(args)
     study = _load_study(args)
     if study is None:
@@ -265,7 +267,30 @@ def _upgrade(args: argparse.Namespace) -> int:
         print(f"{store.masked_url}: schema {after}, up to date")
     else:
         print(f"{store.masked_url}: schema {before} -> {after}, every row kept")
+    _replay_journals(args.storage, None, store=store)
     return 0
+
+
+def _replay_journals(url: str, study_name: str | None, *, store: Any = None) -> None:
+    """Store what dead workers on this machine left in the verdict journal of a study (of
+    every study of the database when ``study_name`` is ``None``), and say so."""
+    from optuna_pandalm.store import Store, StoreError, journal_root, replay_journals
+
+    try:
+        if store is None:
+            Store(url, read_only=True).close()  # a mistyped path creates nothing
+            store = Store(url)
+        done = replay_journals(store, study_name)
+    except StoreError as error:
+        raise CommandError(str(error)) from None
+    if done.segments:
+        torn = f"; {done.torn} torn lines skipped" if done.torn else ""
+        print(
+            f"journal: stored {done.verdicts} verdicts and {done.games} games left in "
+            f"{journal_root()} by workers that died{torn}"
+        )
+    if done.in_use:
+        print(f"journal: {done.in_use} segments held by live workers, left to them")
 
 
 def _report(args: argparse.Namespace) -> int:
@@ -469,7 +494,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Duplicates, orphans, invalid verdicts counted as games, stored winners "
         "outside 0/1/2/NULL, players without generations or of unknown trials, trials left "
         "RUNNING without a heartbeat, and published scores against a refit from scratch. "
-        "Read-only: creates nothing.",
+        "Unsaved verdicts in this machine's journal are a problem too. Read-only: creates "
+        "nothing (unless --repair).",
     )
     add_study_arguments(check)
     check.add_argument(
@@ -485,6 +511,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds a RUNNING trial's checkpoint may be judged with nothing stored before "
         "it is reported, with its worker's host and process id",
     )
+    check.add_argument(
+        "--repair",
+        action="store_true",
+        help="first store the verdicts and games that dead workers on this machine left in "
+        "the study's journal ($OPTUNA_PANDALM_JOURNAL, else "
+        "$XDG_CACHE_HOME/optuna-pandalm/journal); this writes to the database",
+    )
     check.set_defaults(handler=_check)
 
     upgrade = commands.add_parser(
@@ -492,8 +525,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="migrate the optuna-pandalm tables to this version's schema (like "
         "`optuna storage upgrade`)",
         description="Migrate the pandalm_ tables in place, keeping every verdict, game and "
-        "score. Stop every worker first: workers of an older version cannot write to the "
-        "new schema.",
+        "score, then store what dead workers on this machine left in the verdict journal "
+        "of the database's studies. Stop every worker first: workers of an older version "
+        "cannot write to the new schema.",
     )
     add_storage_argument(upgrade)
     upgrade.set_defaults(handler=_upgrade)

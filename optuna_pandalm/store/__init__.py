@@ -16,6 +16,8 @@ Its parts, one concept each:
   written here (a finished trial stays as Optuna left it).
 * ``_database``: what the mixins below share (the engine, idempotent inserts).
 * ``_interface``: :class:`ArenaStore`, the named interface.
+* ``_journal``: the local verdict journal: what a worker judged, on disk until the store
+  has taken it, replayed by the next arena (:func:`replay_journals`).
 * ``_store``: :class:`Store`, which opens a database (its schema version, Optuna's schema)
   and is the mixins below, each implementing one group of :class:`ArenaStore`:
 
@@ -53,6 +55,16 @@ from optuna_pandalm.store._audit import VoteRecord
 from optuna_pandalm.store._engine import mask_url
 from optuna_pandalm.store._games import GameCounts, GameRecord
 from optuna_pandalm.store._interface import ArenaStore
+from optuna_pandalm.store._journal import (
+    JOURNAL_ENV,
+    Journal,
+    JournalReplay,
+    journal_folder,
+    journal_root,
+    journals_enabled,
+    pending_entries,
+    replay_journals,
+)
 from optuna_pandalm.store._optuna_schema import create_optuna_schema
 from optuna_pandalm.store._outage import is_transient, ride_out
 from optuna_pandalm.store._players import PlayerRecord
@@ -64,12 +76,15 @@ from optuna_pandalm.store._verdict_cache import StoredVerdict, VerdictKey
 __all__ = [
     "DEFAULT_OUTAGE_TIMEOUT_S",
     "HUMAN_PREFIX",
+    "JOURNAL_ENV",
     "JUDGE_ANNOTATOR",
     "SCHEMA_VERSION",
     "SCORING_DEFAULTS",
     "ArenaStore",
     "GameCounts",
     "GameRecord",
+    "Journal",
+    "JournalReplay",
     "PlayerRecord",
     "PromptSetMismatchError",
     "Store",
@@ -79,8 +94,13 @@ __all__ = [
     "VoteRecord",
     "create_optuna_schema",
     "is_transient",
+    "journal_folder",
+    "journal_root",
+    "journals_enabled",
     "mask_url",
+    "pending_entries",
     "refuse_other_settings",
+    "replay_journals",
     "ride_out",
     "text_hash",
 ]

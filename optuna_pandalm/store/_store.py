@@ -30,7 +30,11 @@ if TYPE_CHECKING:
 
 __all__ = ["DEFAULT_OUTAGE_TIMEOUT_S", "Store"]
 
-DEFAULT_OUTAGE_TIMEOUT_S = 60.0
+DEFAULT_OUTAGE_TIMEOUT_S = 120.0
+"""Seconds a store call waits for an unreachable database; Optuna's storage through
+:class:`~optuna_pandalm.study.optuna_storage.OutageTolerantStorage` waits as long by default,
+so neither gives up on an outage the other rides out. Past it the worker's verdicts are in
+its journal, not lost."""
 
 
 class Store(VerdictCache, Arenas, Players, Games, Audit, OptunaHeartbeats, Activity):

@@ -6,11 +6,19 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from optuna_pandalm.attributes import SNAPSHOT_ATTR, WORKER_ATTR
+from optuna_pandalm.store import pending_entries
 
 if TYPE_CHECKING:
     from optuna_pandalm.arena import Arena
 
-__all__ = ["STALL_LIMIT", "check_study", "stalled_judging", "study_problems", "study_warnings"]
+__all__ = [
+    "STALL_LIMIT",
+    "check_study",
+    "journal_problems",
+    "stalled_judging",
+    "study_problems",
+    "study_warnings",
+]
 
 STALL_LIMIT = 3600.0
 """Seconds a RUNNING trial's checkpoint may be judged without anything stored before
@@ -35,8 +43,11 @@ def check_study(
     score not yet reported) and nothing was stored for it in the last ``stall_limit``
     seconds: its worker, named by host and process, probably hangs (a judge that never
     answers, with ``judge_timeout`` off), though Optuna's heartbeat goes on beating.
+    Verdicts a dead worker left in this machine's journal
+    (:func:`journal_problems`) are a problem too, until ``check --repair`` stores them.
     """
     problems = arena.check()
+    problems.update(journal_problems(arena))
     if study is not None:
         problems.update(
             study_problems(
@@ -48,6 +59,21 @@ def check_study(
             )
         )
     return problems
+
+
+def journal_problems(arena: Arena, *, root: Any = None) -> dict[str, list[str]]:
+    """Segments of this machine's verdict journal of the study (``root``: its folder, by
+    default ``$OPTUNA_PANDALM_JOURNAL`` or the user's cache) that no live worker holds: what
+    a dead worker judged and the store never took. Read only."""
+    found = pending_entries(arena.store.masked_url, arena.study_name, root=root)
+    return {
+        "unsaved verdicts in this machine's journal": [
+            f"{verdicts} verdicts and {games} games in {path}: store them with "
+            "`optuna-pandalm check --repair` (or by starting a worker)"
+            for path, (verdicts, games) in found.items()
+            if verdicts or games
+        ]
+    }
 
 
 def study_warnings(arena: Arena) -> list[str]:

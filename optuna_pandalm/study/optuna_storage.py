@@ -20,6 +20,7 @@ from optuna.storages import RDBStorage
 from sqlalchemy import exc as sa_exc
 
 from optuna_pandalm.store import (
+    DEFAULT_OUTAGE_TIMEOUT_S,
     StoreError,
     create_optuna_schema,
     is_transient,
@@ -129,7 +130,9 @@ class OutageTolerantStorage(RDBStorage):
 
     Takes every ``RDBStorage`` argument (heartbeat included) plus ``outage_timeout``: how
     long, in seconds, one call keeps retrying a database that refuses or drops connections
-    before it gives up with ``optuna.exceptions.StorageInternalError`` naming the cause.
+    before it gives up with ``optuna.exceptions.StorageInternalError`` naming the cause;
+    the default is our store's (``DEFAULT_OUTAGE_TIMEOUT_S``, 120 s), so a worker's two
+    storages give up on the same outage together.
 
     Every call a study makes waits, also those that Optuna's ``_CachedStorage`` (which
     ``create_study`` puts around it) sends to the private methods behind ``study.ask``,
@@ -146,7 +149,9 @@ class OutageTolerantStorage(RDBStorage):
         2
     """
 
-    def __init__(self, url: str, *args: Any, outage_timeout: float = 120.0, **kwargs: Any):
+    def __init__(
+        self, url: str, *args: Any, outage_timeout: float = DEFAULT_OUTAGE_TIMEOUT_S, **kwargs: Any
+    ):
         self.outage_timeout = outage_timeout
         self.masked_url = mask_url(url)
         # Optuna creates its schema here, without a lock: under ours, so that workers
