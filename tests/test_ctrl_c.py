@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.signals import default_sigint
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -22,7 +24,9 @@ def _interrupted(command: list[str], tmp_path: Path, *, after: float) -> tuple[i
     log = tmp_path / "stderr.txt"
     env = {**os.environ, "OPTUNA_PANDALM_CACHE": str(tmp_path / "cache")}
     with log.open("w") as stderr:
-        process = subprocess.Popen(command, cwd=ROOT, env=env, stderr=stderr, text=True)
+        process = subprocess.Popen(
+            command, cwd=ROOT, env=env, stderr=stderr, text=True, preexec_fn=default_sigint
+        )
         deadline = time.monotonic() + 300
         while "preparing" not in log.read_text() and time.monotonic() < deadline:
             assert process.poll() is None, log.read_text()[-3000:]

@@ -21,6 +21,7 @@ from optuna_pandalm.commands.cli import main
 from optuna_pandalm.demo.tasks import make_data
 from optuna_pandalm.judges import ReferenceJudge
 from optuna_pandalm.training.tuning import TuneConfig
+from tests.signals import default_sigint
 
 ROOT = Path(__file__).resolve().parents[1]
 PROMPTS = [
@@ -275,7 +276,12 @@ def _training_trial(database: Path) -> bool:
 def _interrupt(command: list[str], ready, timeout: float = 300) -> subprocess.CompletedProcess:
     """Run ``command``, send SIGINT once ``ready()`` holds, and wait for it to exit."""
     process = subprocess.Popen(
-        command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        command,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=default_sigint,
     )
     deadline = time.monotonic() + timeout
     while not ready() and process.poll() is None and time.monotonic() < deadline:
@@ -310,7 +316,9 @@ def test_ctrl_c_in_demo_exits_130_in_one_line(tmp_path):
     env = {**os.environ, "OPTUNA_PANDALM_CACHE": str(tmp_path / "cache")}
     command = [sys.executable, "-m", "optuna_pandalm.commands.cli", "demo", "--out", str(tmp_path)]
     with log.open("w") as stderr:
-        process = subprocess.Popen(command, cwd=ROOT, env=env, stderr=stderr, text=True)
+        process = subprocess.Popen(
+            command, cwd=ROOT, env=env, stderr=stderr, text=True, preexec_fn=default_sigint
+        )
         deadline = time.monotonic() + 300
         while "preparing the base model" not in log.read_text() and time.monotonic() < deadline:
             time.sleep(0.2)
