@@ -301,10 +301,10 @@ def check_callback(pairs: list[LabelledPair], tokenizer: Any, sizes: Sizes, devi
         records += records[: sizes.train_records - len(records)]
     dataset = InstructionDataset(records, tokenizer, "alpaca", sizes.train_length)
     tokens = sum(len(item["input_ids"]) for item in dataset.items)
-    prompts = [
-        Prompt(p.instruction, p.input, reference=p.response_2)
-        for p in pairs[-sizes.judge_prompts :]
-    ]
+    # PandaLM's set repeats some pairs; an arena refuses a prompt twice (one verdict would
+    # decide two games).
+    unique = {(p.instruction, p.input, p.response_2): p for p in pairs[-sizes.judge_prompts :]}
+    prompts = [Prompt(i, x, reference=r) for i, x, r in unique]
 
     def trainee() -> Any:
         return llama(
