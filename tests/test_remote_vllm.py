@@ -62,6 +62,21 @@ def next_token(context: list[int]) -> dict[int, float]:
     raise AssertionError(f"the judge asked about an unexpected context ending {context[-5:]}")
 
 
+class _JsonHandler(http.server.BaseHTTPRequestHandler):
+    """A fake server's request handler: quiet, answering JSON."""
+
+    def log_message(self, *args):
+        pass
+
+    def reply(self, status: int, payload: dict) -> None:
+        data = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
 class _Server(http.server.ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False
@@ -75,18 +90,7 @@ def vllm(request) -> Iterator[dict]:
     variant = request.param
     state: dict = {"completions": [], "tokenize": 0, "rejected": 0}
 
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
-
-        def reply(self, status: int, payload: dict) -> None:
-            data = json.dumps(payload).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
+    class Handler(_JsonHandler):
         def do_POST(self):
             body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
             if self.path == "/tokenize":
@@ -213,18 +217,7 @@ def chat_vllm() -> Iterator[dict]:
     token-id prompts, and ``/v1/chat/completions``."""
     state: dict = {"completions": [], "tokenize": [], "chat": []}
 
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
-
-        def reply(self, payload: dict) -> None:
-            data = json.dumps(payload).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
+    class Handler(_JsonHandler):
         def do_POST(self):
             body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
             if self.path == "/tokenize":
@@ -234,19 +227,20 @@ def chat_vllm() -> Iterator[dict]:
                     tokens = [BOS, *toy_tokenize(toy_chat(body["messages"]), special=False)]
                 else:
                     tokens = toy_tokenize(body["prompt"], special=body["add_special_tokens"])
-                self.reply({"tokens": tokens, "count": len(tokens), "max_model_len": 4096})
+                self.reply(200, {"tokens": tokens, "count": len(tokens), "max_model_len": 4096})
                 return
             if self.path == "/v1/chat/completions":
                 state["chat"].append(body)
                 content = "B names the sum wrongly. [[A]]"
-                self.reply({"choices": [{"message": {"role": "assistant", "content": content}}]})
+                message = {"role": "assistant", "content": content}
+                self.reply(200, {"choices": [{"message": message}]})
                 return
             assert self.path == "/v1/completions", self.path
             state["completions"].append(body)
             context = body["prompt"]
             assert isinstance(context, list) and context[-len(OPEN) :] == OPEN
             top = {f"token_id:{t}": math.log(AFTER_OPEN[t]) for t in body["logprob_token_ids"]}
-            self.reply({"choices": [{"text": "", "logprobs": {"top_logprobs": [top]}}]})
+            self.reply(200, {"choices": [{"text": "", "logprobs": {"top_logprobs": [top]}}]})
 
     httpd = _Server(("127.0.0.1", 0), Handler)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()

@@ -38,32 +38,10 @@ class PandaLMJudge(LocalJudge):
     with PandaLM's released decoding as its defaults, named ``pandalm:...`` as always (the
     verdict cache keys of earlier studies still hit).
 
-    Args:
-        model: A local folder (loaded with ``from_pretrained``; nothing is downloaded) or
-            an already loaded causal LM.
-        tokenizer: Its tokenizer; loaded from ``model`` when that is a folder.
-        mode: ``"likelihood"`` (one forward pass, probabilities) or ``"generate"``.
-        batch_size: Requests per forward pass or ``generate`` call.
-        dtype: Torch dtype name for loading (``"bfloat16"``, ``"float16"``, ``"float32"``,
-            or ``"auto"``).
-        device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``...; default CUDA when available.
-        device_map: Passed to ``from_pretrained`` (e.g. ``"auto"`` to spread a large judge
-            over several GPUs); then ``device`` is ignored.
-        trust_remote_code: Off unless you trust the model folder's code.
-        tie_threshold: Likelihood mode: call a tie whenever P(tie) is at least this
-            (default ``None``: the arg max decides).
-        num_beams, repetition_penalty, max_new_tokens, early_stopping: Generate mode's
-            decoding; defaults are PandaLM's released settings.
-        generation_kwargs: More keyword arguments for ``generate``.
-        retry_kwargs: Decoding for the one retry of an invalid output (default: sampling at
-            temperature 0.7 with a fixed seed).
-        max_length: Context length in tokens; default from the model config.
-        beam_cache: Generate mode with beams: decode on the preallocated beam search cache
-            (:mod:`~optuna_pandalm.judges.beam_cache`; identical outputs). Default ``None``:
-            on CPU only, where it is faster; on a GPU it decoded slower than transformers'
-            default cache, with more memory (figures: ``benchmarks/README.md``).
-        name: Override the cache key (default: model path or id, mode and settings).
-        progress: Show a tqdm progress bar.
+    It takes :class:`~optuna_pandalm.judges.LocalJudge`'s arguments except ``format`` and
+    ``chat_template`` (PandaLM's prompt is plain text); generate mode's decoding defaults are
+    PandaLM's released settings, and ``name`` defaults to
+    ``pandalm:{source}:{settings}:max_length=N``.
 
     Inputs longer than the context are cut from the end of the responses (never the
     instruction or input); the number cut is logged once per batch and kept in
