@@ -30,7 +30,13 @@ from ray import tune  # noqa: E402
 from ray.tune.search import ConcurrencyLimiter  # noqa: E402
 
 from optuna_pandalm import Arena, BradleyTerrySampler, JudgePruner  # noqa: E402
-from optuna_pandalm.attributes import LEADERBOARD_ATTR, PRUNED_ATTR, WORKER_ATTR  # noqa: E402
+from optuna_pandalm.attributes import (  # noqa: E402
+    BEST_STEP_ATTR,
+    LEADERBOARD_ATTR,
+    PRUNED_ATTR,
+    SCORE_ATTR,
+    WORKER_ATTR,
+)
 from optuna_pandalm.commands.cli import main  # noqa: E402
 from optuna_pandalm.study.check import check_study  # noqa: E402
 from optuna_pandalm.study.optuna_storage import OutageTolerantStorage  # noqa: E402
@@ -202,6 +208,7 @@ def test_pruned_trials_stop_early_and_finished_ones_get_finalize_value(tuned):
     for result in results:
         trial = trials[result.config[TRIAL_NUMBER]]
         checkpoints, final = _reported(result)
+        assert trial.user_attrs[BEST_STEP_ATTR] in STEPS  # as arena.finalize records it
         if trial.state == optuna.trial.TrialState.PRUNED:
             assert trial.user_attrs[PRUNED_ATTR].startswith("pruned at step")
             stopped[trial.number] = len(checkpoints)
@@ -209,6 +216,7 @@ def test_pruned_trials_stop_early_and_finished_ones_get_finalize_value(tuned):
             assert trial.state == optuna.trial.TrialState.COMPLETE
             assert len(checkpoints) == len(STEPS) and final is not None and final[FINAL]
             assert trial.value == pytest.approx(final[SCORE])
+            assert trial.user_attrs[SCORE_ATTR] == pytest.approx(trial.value, abs=1e-4)
     # Both weak trials of FIRST lose to a finished strong trial at their first step, and
     # the scheduler stops them there: no worker trains on after its trial is pruned.
     early = [n for n, judged in stopped.items() if judged < len(STEPS)]
