@@ -92,8 +92,9 @@ def _space(trial: optuna.Trial) -> None:
 
 
 @pytest.fixture(scope="module")
-def ray_cluster():
-    """A local Ray cluster, 2 CPUs, on loopback; its files under the tests' temp folder."""
+def ray_cluster(tmp_path_factory):
+    """A local Ray cluster, 2 CPUs, on loopback; its files under the tests' temp folder.
+    Yields the verdict journal folder of its processes (and of the driver's arena)."""
     folder = tempfile.mkdtemp(prefix="ray", dir=Path(tempfile.gettempdir()).resolve())
     if len(folder) > RAY_TEMP_MAX:
         shutil.rmtree(folder)
@@ -103,8 +104,11 @@ def ray_cluster():
         )
     repo = str(Path(__file__).resolve().parents[1])
     with pytest.MonkeyPatch.context() as env:
-        # Ray's processes inherit these: tests.* importable, no usage report over the
-        # network, no token file written to ~/.ray for a cluster on loopback.
+        # Ray's processes inherit these: tests.* importable, their verdict journal out of
+        # the user's cache (module-scoped, this runs before the per-test journal fixture),
+        # no usage report over the network, no token file in ~/.ray for a loopback cluster.
+        journal = tmp_path_factory.mktemp("journal-ray")
+        env.setenv("OPTUNA_PANDALM_JOURNAL", str(journal))
         path = os.pathsep.join(filter(None, [repo, os.environ.get("PYTHONPATH")]))
         env.setenv("PYTHONPATH", path)
         env.setenv("RAY_USAGE_STATS_ENABLED", "0")
@@ -117,7 +121,7 @@ def ray_cluster():
             log_to_driver=False,
         )
         try:
-            yield
+            yield journal
         finally:
             ray.shutdown()
             shutil.rmtree(folder, ignore_errors=True)
@@ -153,7 +157,8 @@ def _run(url: str, tune_folder: Path) -> tune.ResultGrid:
 
 @pytest.fixture(scope="module", params=["sqlite-file", "postgresql"])
 def tuned(request, ray_cluster, tmp_path_factory):
-    """A finished Tune run on each database several processes share: (results, URL)."""
+    """A finished Tune run on each database several processes share: (results, URL, the
+    journal folder of its processes)."""
     folder = tmp_path_factory.mktemp("tuned")
     if request.param == "sqlite-file":
         databases = iter([f"sqlite:///{folder / 'study.db'}"])
@@ -162,7 +167,7 @@ def tuned(request, ray_cluster, tmp_path_factory):
     url = next(databases)
     results = _run(url, folder / "tune")
     assert not results.errors, results.errors
-    yield results, url
+    yield results, url, ray_cluster
     next(databases, None)  # drops the PostgreSQL database
 
 
@@ -177,7 +182,7 @@ def _reported(result) -> tuple[list[dict], dict | None]:
 
 
 def test_each_trial_is_judged_in_a_ray_worker_process_under_its_optuna_trial(tuned):
-    results, url = tuned
+    results, url, _ = tuned
     study = optuna.load_study(study_name=STUDY, storage=url)
     trials = {t.number: t for t in study.get_trials(deepcopy=False)}
     arena = Arena.load(url, STUDY)
@@ -201,7 +206,7 @@ def test_each_trial_is_judged_in_a_ray_worker_process_under_its_optuna_trial(tun
 
 
 def test_pruned_trials_stop_early_and_finished_ones_get_finalize_value(tuned):
-    results, url = tuned
+    results, url, _ = tuned
     study = optuna.load_study(study_name=STUDY, storage=url)
     trials = {t.number: t for t in study.get_trials(deepcopy=False)}
     stopped = {}  # pruned trial -> checkpoints it reported
@@ -223,8 +228,9 @@ def test_pruned_trials_stop_early_and_finished_ones_get_finalize_value(tuned):
     assert len(early) >= 2, f"pruned trials and their checkpoints: {stopped}"
 
 
-def test_the_stored_study_reads_as_study_optimize_leaves_it(tuned, capsys):
-    _, url = tuned
+def test_the_stored_study_reads_as_study_optimize_leaves_it(tuned, capsys, monkeypatch):
+    _, url, journal = tuned
+    monkeypatch.setenv("OPTUNA_PANDALM_JOURNAL", str(journal))  # check reads the workers'
     study = optuna.load_study(study_name=STUDY, storage=url)
     arena = Arena.load(url, STUDY)
     assert not any(check_study(arena, study).values())
