@@ -243,3 +243,37 @@ def test_the_stored_study_reads_as_study_optimize_leaves_it(tuned, capsys, monke
     assert [r["score"] for r in published] == pytest.approx([r["score"] for r in rows], abs=1e-4)
     numbers = {t.number for t in study.get_trials(deepcopy=False)}
     assert {r["trial"] for r in rows} <= numbers
+
+
+@pytest.mark.parametrize(
+    ("build", "error", "names"),
+    [
+        (lambda url: judged_trial({"x": 1.0}, url, study_name=STUDY), KeyError, TRIAL_NUMBER),
+        (
+            lambda url: JudgedOptunaSearch(
+                {"x": optuna.distributions.FloatDistribution(-2, 2)},
+                sampler=optuna.samplers.RandomSampler(),
+                storage=OutageTolerantStorage(url),
+                study_name=STUDY,
+            ),
+            TypeError,
+            "define-by-run",
+        ),
+        (
+            lambda url: JudgedOptunaSearch(
+                _space,
+                sampler=optuna.samplers.RandomSampler(),
+                storage=optuna.storages.InMemoryStorage(),
+                study_name=STUDY,
+            ),
+            TypeError,
+            "worker processes share",
+        ),
+    ],
+    ids=["config-without-trial-number", "dict-space", "memory-storage"],
+)
+def test_a_search_or_trial_that_cannot_map_to_the_optuna_trial_is_refused(
+    build, error, names, tmp_path
+):
+    with pytest.raises(error, match=names):
+        build(f"sqlite:///{tmp_path / 'study.db'}")

@@ -140,9 +140,7 @@ def judged_trial(
         sampler=optuna.samplers.RandomSampler(),
         pruner=pruner,
     )
-    trial_id = storage.get_trial_id_from_study_id_trial_number(
-        storage.get_study_id_from_name(study_name), int(config[TRIAL_NUMBER])
-    )
+    trial_id = _optuna_trial_id(storage, study_name, int(config[TRIAL_NUMBER]))
     # Optuna's own optimize builds the live trial so after study.ask(); the ask was the
     # driver's.
     return optuna.trial.Trial(study, trial_id)
