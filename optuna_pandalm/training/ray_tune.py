@@ -310,6 +310,10 @@ def _ray_classes() -> dict[str, type]:
             study_name: The study's name.
         """
 
+        # No result buffering (Tune then forces TUNE_RESULT_BUFFER_LENGTH=1, as for
+        # HyperBand): a worker must not train past a checkpoint the rule has not seen.
+        _supports_buffered_results = False
+
         def __init__(
             self,
             pruner: JudgePruner,
