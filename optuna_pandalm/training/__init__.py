@@ -12,6 +12,8 @@
 * ``progress``: live progress on the terminal.
 * ``hf_search``: ``Trainer.hyperparameter_search(backend="optuna")`` with the judge.
 * ``trl_judge``: TRL's removed pairwise-judge shape over our judges.
+* ``ray_tune``: Ray Tune's ``OptunaSearch`` over a judged study, a scheduler asking
+  ``JudgePruner``'s rule, and the trainable's side (Ray imported on first use).
 
 Imports the arena, the Optuna wing and ``publish``; never review or command code. torch
 and transformers are imported inside functions, so the package imports without them (but
