@@ -2,7 +2,7 @@
 publishing callback) at 300, 1,000 and 3,000 players, on SQLite and PostgreSQL.
 
 Each study is filled through the public store API in bulk (players with their responses,
-verdicts of the simulated judge, one match and its games per new checkpoint, four
+verdicts of the simulated judge, games in a few large transactions, four
 checkpoints per Optuna trial: the shape of a study where each checkpoint plays 16-24
 prompts against one of the strongest before it); then ``--evaluations`` new trials each
 ``evaluate`` one checkpoint, ``finalize`` and are published (``PublishCallback``), the
@@ -164,16 +164,19 @@ def _fill(arena: Any, judge: Any, n_players: int, rng: np.random.Generator) -> i
     ]
     for start in range(0, len(items), 2000):
         stored.update(store.save_verdicts(judge.name, items[start : start + 2000]))
-    by_challenger: dict[int, list[Any]] = {}
+    # One match per 100 checkpoints (the rival of its first): a transaction per
+    # checkpoint's match would make the fill as slow as the disk's commits. Matches only
+    # say who challenged whom; the fits read the games.
+    records = []
     for (x, y), (k, _, p, _), key in zip(shown, plan, keys, strict=True):
         verdict = stored[key]
-        record = GameRecord(p, ids[x], ids[y], verdict.id, verdict.winner)
-        by_challenger.setdefault(k, []).append(record)
-    for k, records in by_challenger.items():
-        opponent = records[0].second_player_id
-        opponent = records[0].first_player_id if opponent == ids[k] else opponent
-        match_id = store.start_match(arena.arena_id, ids[k], opponent, kind="incumbent")
-        store.save_games(arena.arena_id, match_id, records)
+        records.append((k, GameRecord(p, ids[x], ids[y], verdict.id, verdict.winner)))
+    for start in range(1, n_players, 100):
+        group = [r for k, r in records if start <= k < start + 100]
+        first = group[0]
+        opponent = sum((first.first_player_id, first.second_player_id)) - ids[start]
+        match_id = store.start_match(arena.arena_id, ids[start], opponent, kind="incumbent")
+        store.save_games(arena.arena_id, match_id, group)
     return len(plan)
 
 
