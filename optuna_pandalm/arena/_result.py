@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable
 
 from optuna_pandalm.arena._players import Player
@@ -58,7 +59,7 @@ class EvaluationResult:
             # Frozen: the instance's dict takes the value, as functools.cached_property does;
             # the function (and the standings it holds) is let go.
             self.__dict__["_ci"] = cached
-            object.__setattr__(self, "interval", _known(cached))
+            object.__setattr__(self, "interval", functools.partial(_known, cached))
         return cached
 
     @property
@@ -66,5 +67,6 @@ class EvaluationResult:
         return self.wins + self.ties + self.losses
 
 
-def _known(value: tuple[float, float]) -> Callable[[], tuple[float, float]]:
-    return lambda: value
+def _known(value: tuple[float, float]) -> tuple[float, float]:
+    """The interval once computed (a module function: the result stays picklable)."""
+    return value
