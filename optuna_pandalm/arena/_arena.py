@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import logging
 import os
 from collections.abc import Callable, Collection, Iterator, Sequence
@@ -345,7 +346,10 @@ class Arena(Votes):
     def standings(self) -> Standings:
         """The scores of every player from every stored game; cached until a game or a
         player is added (by any worker)."""
-        version = self.store.version(self.arena_id)
+        return self._standings_at(self.store.version(self.arena_id))
+
+    def _standings_at(self, version: tuple[int, int, int, int]) -> Standings:
+        """The standings fitted at the store's ``version``; cached."""
         if self._standings is not None and self._standings[0] == version:
             return self._standings[1]
         n_games, max_game_id, n_players, max_player_id = version
@@ -451,7 +455,8 @@ class Arena(Votes):
         takes at one epoch (PandaLM Appendix J) is a dip on both sides. The fit links the
         two anyway, and :meth:`finalize` plays the top contenders directly.
         """
-        incumbent = self.incumbent(exclude=player, skip_trials=skip_trials)
+        standings = self._standings_before(player)
+        incumbent = standings.incumbent(exclude=player, skip_trials=skip_trials)
         if (
             incumbent is None
             or incumbent.trial in (None, player.trial)
@@ -460,6 +465,19 @@ class Arena(Votes):
             return incumbent
         same = [p for p in self.trial_players(incumbent.trial) if p.step == player.step]
         return same[0] if same else incumbent
+
+    def _standings_before(self, player: Player) -> Standings:
+        """Standings to choose ``player``'s opponent from: the cached ones when the only row
+        stored since is ``player`` itself, else :meth:`standings`. A new player without
+        games changes no other score (the fit would only add it at the prior's mean, and
+        the incumbent is never ``player``), so refitting for it would only repeat the
+        cached fit."""
+        version = self.store.version(self.arena_id)
+        if self._standings is not None:
+            (games, max_game, players, max_player), cached = self._standings
+            if version == (games, max_game, players + 1, player.id) and player.id > max_player:
+                return cached
+        return self._standings_at(version)
 
     def contender(self, best: Player) -> Player | None:
         """The strongest rival of ``best`` worth an extra match (highest P(best), from
@@ -513,7 +531,6 @@ class Arena(Votes):
                 outcome = self.play(player, opponent)
         standings = self.standings()
         score = standings.score(player)
-        low, high = standings.interval(player)  # this player's only: O(n^3) for all
         _trial.report(trial, score, step)
         _logger.info(
             "%s: %+.3f against %s (%d-%d-%d)",
@@ -528,8 +545,6 @@ class Arena(Votes):
             player=player,
             opponent=opponent,
             score=score,
-            ci_low=low,
-            ci_high=high,
             wins=outcome.wins,
             ties=outcome.ties,
             losses=outcome.losses,
@@ -537,6 +552,8 @@ class Arena(Votes):
             judge_calls=self.judge_calls - calls_before,
             p_value=outcome.p_value,
             stopped_early=outcome.stopped_early,
+            # This player's only (one solve; all of them is O(n^3)), when first read.
+            interval=functools.partial(standings.interval, player),
         )
 
     def finalize(self, trial: Any) -> float:

@@ -235,14 +235,23 @@ class Standings:
         Players without games (their score is only the prior's) are passed over while any
         player has games: a checkpoint another worker has just added is not yet a champion.
         """
-        candidates = [
-            (rank_key(self.result.scores[i], p.id), i)
-            for i, p in enumerate(self.players)
-            if (exclude is None or p.id != exclude.id) and p.trial not in skip_trials
-        ]
-        played = [c for c in candidates if self.records[c[1]].sum() > 0]
-        pool = played or candidates
-        return self.players[min(pool)[1]] if pool else None
+        candidate = np.array(
+            [
+                (exclude is None or p.id != exclude.id) and p.trial not in skip_trials
+                for p in self.players
+            ],
+            dtype=bool,
+        )
+        played = candidate & (self.records.sum(axis=1) > 0)
+        pool = played if played.any() else candidate
+        if not pool.any():
+            return None
+        # rank_key on the few players within rounding of the top only: a score more than
+        # 1e-5 below the best cannot round (to 6 decimals) to the best's value, and
+        # rank_key on thousands of players cost more than the rest of the choice.
+        scores = self.result.scores
+        near = np.flatnonzero(pool & (scores >= scores[pool].max() - 1e-5))
+        return self.players[min((rank_key(scores[i], self.players[i].id), i) for i in near)[1]]
 
     def best_of(self, players: Sequence[Player]) -> Player:
         """The highest-scoring of ``players`` (ties: the earliest)."""
@@ -411,9 +420,16 @@ def _annotator_codes(
     each game's code, and the codes of people (``human:NAME``)."""
     if counts.annotator is None or not len(counts.annotator):
         return (), None, []
-    # Vectorised: the counts have a row per (pair, order, outcome, annotator), thousands.
-    unique, inverse = np.unique(counts.annotator.astype(str), return_inverse=True)
-    totals = np.bincount(inverse.reshape(-1), counts.count, minlength=len(unique))
+    # The counts have a row per (pair, order, outcome, annotator), tens of thousands, and
+    # few annotators with long names: one comparison per name codes them (np.unique sorted
+    # the strings, the fit's biggest cost at 3,000 players). The order below does not
+    # depend on the order of ``unique``.
+    annotator = counts.annotator
+    unique = list(set(annotator.tolist()))
+    inverse = np.zeros(len(annotator), dtype=np.int64)
+    for code, name in enumerate(unique[1:], start=1):
+        inverse[annotator == name] = code
+    totals = np.bincount(inverse, counts.count, minlength=len(unique))
     order = sorted(
         range(len(unique)),
         key=lambda k: (str(unique[k]).startswith(HUMAN_PREFIX), -totals[k], str(unique[k])),
@@ -421,6 +437,6 @@ def _annotator_codes(
     names = tuple(str(unique[k]) for k in order)
     code_of_unique = np.empty(len(unique), dtype=np.int64)
     code_of_unique[order] = np.arange(len(unique))
-    codes = code_of_unique[inverse.reshape(-1)]
+    codes = code_of_unique[inverse]
     humans = [code for code, name in enumerate(names) if name.startswith(HUMAN_PREFIX)]
     return names, codes, humans

@@ -70,10 +70,13 @@ class GameCounts:
 
 
 def _between(player_id: int, opponent_id: int) -> Any:
-    """Games between two players, in either order."""
-    return sa.or_(
-        sa.and_(games.c.first_player_id == player_id, games.c.second_player_id == opponent_id),
-        sa.and_(games.c.first_player_id == opponent_id, games.c.second_player_id == player_id),
+    """Games between two players, in either order: by the unordered pair (``low``,
+    ``high``), which the unique key's index leads with after the arena, so a lookup reads
+    the pair's rows only (an either-order filter on first and second player scanned every
+    game of the arena)."""
+    return sa.and_(
+        games.c.low_player_id == min(player_id, opponent_id),
+        games.c.high_player_id == max(player_id, opponent_id),
     )
 
 
