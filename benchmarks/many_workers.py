@@ -24,7 +24,8 @@ PostgreSQL's server binaries; run as root or as the user that owns them):
     python benchmarks/many_workers.py --own-server --workers 32
 
 ``--pgbouncer`` puts ``.ci/pgbouncer.sh`` (transaction mode) between the workers and the
-server.
+server; ``--grpc`` sends the workers' Optuna storage calls through Optuna's gRPC storage
+proxy (one process, ``OutageTolerantStorage`` inside) while their arenas use the database.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ sys.path.insert(0, str(ROOT))
 
 STUDY = "many-workers"
 SAMPLE_EVERY_S = 0.2
+GRPC_PROXY_THREADS = 10  # run_grpc_proxy_server's default thread pool
 
 
 def _worker(
@@ -105,8 +107,11 @@ def _run_worker(
     size = options["prompts"]
     arena = Arena(url, STUDY, SlowJudge(seed=0), prompts, seed=0, batch_size=size, min_games=size)
     sampler = optuna.samplers.TPESampler(seed=index, n_startup_trials=4)
+    storage: Any = url
+    if "grpc_port" in options:
+        storage = optuna.storages.GrpcStorageProxy(host="127.0.0.1", port=options["grpc_port"])
     with contextlib.redirect_stderr(open(os.devnull, "w")):  # heartbeat: ExperimentalWarning
-        study = open_judged_study(arena, url, base_sampler=sampler)
+        study = open_judged_study(arena, storage, base_sampler=sampler)
     evaluate_ms: list[float] = []
 
     def objective(trial: optuna.Trial) -> float:
@@ -227,23 +232,34 @@ def run(
     prompts: int = 8,
     epochs: int = 2,
     worker_url: Any = None,
+    grpc: bool = False,
+    after: Any = None,
     timeout: float = 3600,
 ) -> dict[str, Any]:
     """Run the benchmark in a fresh database on ``admin_url``'s server; returns the figures.
 
     ``worker_url(url)`` turns the database's URL into the one the workers use (e.g. through
-    PgBouncer); the watch and the checks read the database directly."""
+    PgBouncer); the watch and the checks read the database directly. With ``grpc``, the
+    workers' Optuna storage is a ``GrpcStorageProxy`` to :func:`grpc_proxy` (their arenas
+    still use the database). ``after(url, proxy_port)`` is called before the database is
+    dropped (its result under ``"after"``)."""
     import optuna
     import sqlalchemy as sa
 
     from optuna_pandalm import Arena
     from optuna_pandalm.study import check_study
 
-    options = {"judge_latency": judge_latency, "prompts": prompts, "epochs": epochs}
-    with _database(admin_url) as url:
+    options: dict[str, Any] = {
+        "judge_latency": judge_latency,
+        "prompts": prompts,
+        "epochs": epochs,
+    }
+    with _database(admin_url) as url, contextlib.ExitStack() as stack:
         database = sa.make_url(url).database
         assert database is not None
         workers_url = worker_url(url) if worker_url else url
+        if grpc:
+            options["grpc_port"] = stack.enter_context(grpc_proxy(workers_url))
         context = multiprocessing.get_context("spawn")
         queue = context.Queue()
         judging = context.Array("b", workers, lock=False)
@@ -279,7 +295,9 @@ def run(
         study = optuna.load_study(study_name=STUDY, storage=url)
         problems = check_study(Arena.load(url, STUDY), study)
         states = [t.state.name for t in study.get_trials(deepcopy=False)]
+        after_result = after(url, options.get("grpc_port")) if after else None
     return {
+        "after": after_result,
         "benchmark": "many_workers",
         "workers": workers,
         "trials": len(states),
@@ -301,6 +319,45 @@ def run(
         "verdicts_lost": len(judged - stored),
         "check_problems": {kind: len(found) for kind, found in problems.items() if found},
     }
+
+
+def _serve_grpc_proxy(url: str, port: int) -> None:
+    import optuna
+
+    from optuna_pandalm.study.optuna_storage import OutageTolerantStorage
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # The proxy owns the database connections, one per server thread (10 by default), and
+    # rides out database outages for every worker behind it.
+    pool = {"pool_size": GRPC_PROXY_THREADS, "max_overflow": 0}
+    storage = optuna.storages.get_storage(OutageTolerantStorage(url, pool))
+    optuna.storages.run_grpc_proxy_server(storage, host="127.0.0.1", port=port)
+
+
+@contextlib.contextmanager
+def grpc_proxy(url: str) -> Iterator[int]:
+    """Optuna's gRPC storage proxy (``run_grpc_proxy_server`` around
+    ``OutageTolerantStorage(url)``) in a process of its own on a free loopback port, until
+    the block ends. Yields the port."""
+    import socket
+
+    import optuna
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    process = multiprocessing.get_context("spawn").Process(
+        target=_serve_grpc_proxy, args=(url, port), daemon=True
+    )
+    process.start()
+    try:
+        client = optuna.storages.GrpcStorageProxy(host="127.0.0.1", port=port)
+        client.wait_server_ready(timeout=120)
+        client.close()
+        yield port
+    finally:
+        process.terminate()
+        process.join(30)
 
 
 @contextlib.contextmanager
@@ -354,6 +411,9 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=int(os.environ.get("PGPORT_TEST", 54331)))
     parser.add_argument("--max-connections", type=int, default=100)
     parser.add_argument("--pgbouncer", action="store_true", help="workers go through PgBouncer")
+    parser.add_argument(
+        "--grpc", action="store_true", help="Optuna's storage through its gRPC proxy"
+    )
     args = parser.parse_args()
     if not args.own_server and not args.url:
         parser.error("give --url, set OPTUNA_PANDALM_TEST_POSTGRES_URL, or --own-server")
@@ -377,8 +437,9 @@ def main() -> None:
             prompts=args.prompts,
             epochs=args.epochs,
             worker_url=worker_url,
+            grpc=args.grpc,
         )
-    print(json.dumps({**figures, "pgbouncer": args.pgbouncer}, indent=2))
+    print(json.dumps({**figures, "pgbouncer": args.pgbouncer, "grpc": args.grpc}, indent=2))
 
 
 if __name__ == "__main__":
