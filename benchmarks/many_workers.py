@@ -5,13 +5,13 @@ Each of ``--workers`` processes opens the study as ``tune`` does (an ``Arena`` a
 ``BradleyTerrySampler(TPE)``, ``JudgePruner``) and runs ``--trials`` small simulated trials
 (``--prompts`` prompts, ``--epochs`` checkpoints each) with a ``SimulatedJudge`` that sleeps
 ``--judge-latency`` seconds per batch, as a shared judge server would. Meanwhile the parent
-reads ``pg_stat_activity`` every 0.2 s (its own connection excluded). Printed (JSON): trials
-per minute (all workers), the peak number of connections (all, per ``application_name``,
-and while every worker's judge runs), connections left idle in a transaction for longer
-than half the judge's latency (held across a judge call; must be 0; the schema lock's
-transaction and Optuna's schema check at start-up are not counted), ``Arena.evaluate`` p50 / p95
-excluding the judge, verdicts lost (returned by the judge but not in ``pandalm_verdicts``;
-must be 0) and ``check``'s problems (must be none).
+reads ``pg_stat_activity`` every 0.2 s (its own connection excluded; with several workers
+each worker's connections are named ``worker-i``). Printed (JSON): trials per minute (all
+workers), the peak number of connections (all, and per ``application_name``), the most
+connections one worker held while its judge ran (target: 2), transactions held across a
+judge call (idle in a transaction since before the call began; must be 0),
+``Arena.evaluate`` p50 / p95 excluding the judge, verdicts lost (returned by the judge but
+not in ``pandalm_verdicts``; must be 0) and ``check``'s problems (must be none).
 
 Against a server of your own (the benchmark makes a database there and drops it):
 
@@ -53,9 +53,6 @@ sys.path.insert(0, str(ROOT))
 
 STUDY = "many-workers"
 SAMPLE_EVERY_S = 0.2
-# A worker's start-up transactions, which may idle while the schema lock is held (by design)
-# or while a loaded machine schedules something else; not held across a judge call.
-START_UP_QUERIES = ("pg_advisory_xact_lock", "version_info", "alembic_version")
 GRPC_PROXY_THREADS = 10  # run_grpc_proxy_server's default thread pool
 
 
@@ -75,6 +72,7 @@ def _run_worker(
     url: str, index: int, n_trials: int, options: dict[str, Any], judging: Any
 ) -> dict[str, Any]:
     import optuna
+    import sqlalchemy as sa
 
     from optuna_pandalm import Arena, PublishCallback
     from optuna_pandalm.store import text_hash
@@ -82,6 +80,12 @@ def _run_worker(
     from optuna_pandalm.testing import Landscape, SimulatedJudge, simulated_prompts
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if options["name_connections"]:  # so the watch can tell the workers' connections apart
+        url = (
+            sa.make_url(url)
+            .update_query_dict({"application_name": f"worker-{index}"})
+            .render_as_string(hide_password=False)
+        )
     prompts = simulated_prompts(options["prompts"])
     prompt_hash = {p.instruction: p.hash for p in prompts}
     judged: set[tuple[str, str, str]] = set()
@@ -93,12 +97,12 @@ def _run_worker(
 
         def judge(self, requests):  # type: ignore[no-untyped-def]
             start = time.perf_counter()
-            judging[index] = 1
+            judging[index] = time.time()
             try:
                 time.sleep(latency)
                 verdicts = super().judge(requests)
             finally:
-                judging[index] = 0
+                judging[index] = 0.0
             judge_seconds[0] += time.perf_counter() - start
             judged.update(
                 (prompt_hash[r.instruction], text_hash(r.response_1), text_hash(r.response_2))
@@ -133,21 +137,25 @@ def _run_worker(
 
 
 class ConnectionWatch:
-    """Samples ``pg_stat_activity`` of one database in a thread, until stopped."""
+    """Samples ``pg_stat_activity`` of one database in a thread, until stopped.
 
-    def __init__(self, admin_url: str, database: str, judging: Any, judge_latency: float):
+    A connection belongs to worker ``i`` when it is named ``worker-i`` (the benchmark names
+    each worker's connections so when it runs several) or when there is one worker.
+    ``judging[i]`` is the wall-clock start of worker ``i``'s running judge call (0: none);
+    a connection of that worker idle in a transaction since before then holds the
+    transaction across the judge call (one machine: one clock)."""
+
+    def __init__(self, admin_url: str, database: str, judging: Any):
         import sqlalchemy as sa
 
         self._engine = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT", pool_size=1)
         self._database = database
         self._judging = judging
-        self._long = judge_latency / 2
         self.peak = 0
         self.peak_by_name: Counter[str] = Counter()
-        # Connections in the samples taken while every worker's judge ran (None: no such
-        # sample): with one worker, what that worker holds across a judge call.
-        self.peak_while_judging: int | None = None
-        self.long_idle_in_transaction: list[tuple[Any, ...]] = []
+        # The most connections one worker held while its judge ran (None: never sampled).
+        self.peak_per_worker_while_judging: int | None = None
+        self.held_across_judge: list[tuple[Any, ...]] = []
         self.samples = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -161,32 +169,44 @@ class ConnectionWatch:
         self._thread.join()
         self._engine.dispose()
 
+    def _worker_of(self, name: str) -> int | None:
+        if len(self._judging) == 1:
+            return 0
+        if name.startswith("worker-") and name[len("worker-") :].isdigit():
+            return int(name[len("worker-") :])
+        return None
+
     def _run(self) -> None:
         import sqlalchemy as sa
 
         query = sa.text(
-            "select application_name, state, extract(epoch from now() - state_change), "
+            "select application_name, state, extract(epoch from state_change), "
             "left(query, 80) from pg_stat_activity where datname = :database "
             "and pid <> pg_backend_pid()"
         )
         with self._engine.connect() as connection:
             while not self._stop.wait(SAMPLE_EVERY_S):
-                judging = all(self._judging[:])
+                before = self._judging[:]
                 rows = connection.execute(query, {"database": self._database}).all()
-                if judging and all(self._judging[:]):
-                    self.peak_while_judging = max(self.peak_while_judging or 0, len(rows))
+                after = self._judging[:]
+                # Judge calls that ran, the same one, all through the sample.
+                pairs = enumerate(zip(before, after, strict=True))
+                judging = {i for i, (b, a) in pairs if b and b == a}
                 self.samples += 1
                 self.peak = max(self.peak, len(rows))
                 for name, count in Counter(r[0] for r in rows).items():
                     self.peak_by_name[name] = max(self.peak_by_name[name], count)
-                self.long_idle_in_transaction += [
-                    (r[0], round(float(r[2]), 1), r[3])
-                    for r in rows
-                    if r[1] == "idle in transaction"
-                    and r[2] is not None
-                    and r[2] > self._long
-                    and not any(query in r[3] for query in START_UP_QUERIES)
-                ]
+                held: Counter[int] = Counter()
+                for name, state, changed, text in rows:
+                    worker = self._worker_of(name)
+                    if worker not in judging:
+                        continue
+                    held[worker] += 1
+                    if state == "idle in transaction" and float(changed) < before[worker]:
+                        self.held_across_judge.append((name, text))
+                for count in held.values():
+                    peak = self.peak_per_worker_while_judging or 0
+                    self.peak_per_worker_while_judging = max(peak, count)
 
 
 def _results(queue: Any, processes: list[Any], timeout: float) -> list[tuple[str, int, Any]]:
@@ -256,6 +276,8 @@ def run(
         "judge_latency": judge_latency,
         "prompts": prompts,
         "epochs": epochs,
+        # With one worker every connection is its own, and keeps our names (ours, Optuna's).
+        "name_connections": workers > 1,
     }
     with _database(admin_url) as url, contextlib.ExitStack() as stack:
         database = sa.make_url(url).database
@@ -265,12 +287,12 @@ def run(
             options["grpc_port"] = stack.enter_context(grpc_proxy(workers_url))
         context = multiprocessing.get_context("spawn")
         queue = context.Queue()
-        judging = context.Array("b", workers, lock=False)
+        judging = context.Array("d", workers, lock=False)
         processes = [
             context.Process(target=_worker, args=(workers_url, i, trials, options, judging, queue))
             for i in range(workers)
         ]
-        with ConnectionWatch(admin_url, database, judging, judge_latency) as watch:
+        with ConnectionWatch(admin_url, database, judging) as watch:
             start = time.perf_counter()
             for process in processes:
                 process.start()
@@ -313,9 +335,9 @@ def run(
         "judge_latency_s": judge_latency,
         "peak_connections": watch.peak,
         "peak_connections_by_application": dict(watch.peak_by_name),
-        "peak_connections_while_every_worker_judges": watch.peak_while_judging,
-        "idle_in_transaction_across_judge": len(watch.long_idle_in_transaction),
-        "idle_in_transaction_examples": sorted(set(watch.long_idle_in_transaction))[-5:],
+        "peak_connections_per_worker_while_judging": watch.peak_per_worker_while_judging,
+        "transactions_held_across_judge": len(watch.held_across_judge),
+        "held_across_judge_examples": sorted(set(watch.held_across_judge))[:5],
         "evaluations": len(times),
         "evaluate_ms_excluding_judge_p50": round(statistics.median(times), 1),
         "evaluate_ms_excluding_judge_p95": round(times[int(0.95 * (len(times) - 1))], 1),

@@ -25,12 +25,12 @@ def one_slow_worker() -> dict:
 
 
 def test_a_worker_holds_at_most_two_connections_while_its_judge_runs(one_slow_worker):
-    assert one_slow_worker["peak_connections_while_every_worker_judges"] is not None
-    assert one_slow_worker["peak_connections_while_every_worker_judges"] <= 2, one_slow_worker
+    assert one_slow_worker["peak_connections_per_worker_while_judging"] is not None
+    assert one_slow_worker["peak_connections_per_worker_while_judging"] <= 2, one_slow_worker
 
 
 def test_no_transaction_stays_open_across_a_judge_call(one_slow_worker):
-    assert one_slow_worker["idle_in_transaction_across_judge"] == 0, one_slow_worker
+    assert one_slow_worker["transactions_held_across_judge"] == 0, one_slow_worker
 
 
 def test_our_connections_and_optunas_are_told_apart_by_application_name(one_slow_worker):
