@@ -199,11 +199,13 @@ def _load_study(args: argparse.Namespace) -> Any:
     creating or migrating anything."""
     import optuna
 
+    from optuna_pandalm.store import optuna_storage_arguments
     from optuna_pandalm.url_masking import mask_url
 
     try:
+        url, engine_kwargs = optuna_storage_arguments(args.storage)  # ?prepare_threshold=none
         storage = optuna.storages.RDBStorage(
-            args.storage, skip_compatibility_check=True, skip_table_creation=True
+            url, engine_kwargs, skip_compatibility_check=True, skip_table_creation=True
         )
         return optuna.load_study(study_name=args.study_name, storage=storage)
     except KeyError:

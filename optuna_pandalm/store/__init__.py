@@ -52,7 +52,7 @@ from __future__ import annotations
 from optuna_pandalm.errors import PromptSetMismatchError, StoreError
 from optuna_pandalm.store._arenas import SCORING_DEFAULTS, refuse_other_settings
 from optuna_pandalm.store._audit import VoteRecord
-from optuna_pandalm.store._engine import mask_url
+from optuna_pandalm.store._engine import mask_url, optuna_storage_arguments
 from optuna_pandalm.store._games import GameCounts, GameRecord
 from optuna_pandalm.store._interface import ArenaStore
 from optuna_pandalm.store._journal import (
@@ -98,6 +98,7 @@ __all__ = [
     "journal_root",
     "journals_enabled",
     "mask_url",
+    "optuna_storage_arguments",
     "pending_entries",
     "refuse_other_settings",
     "replay_journals",

@@ -61,7 +61,7 @@ _logger = logging.getLogger("optuna_pandalm.store")
 SCHEMA_VERSION = 3
 """The schema version this code writes and reads (see the module docstring)."""
 
-# PostgreSQL advisory lock keys: the session-level lock held by schema_lock, and the
+# PostgreSQL advisory lock keys: the lock held by schema_lock, and the
 # transaction-level one that optuna-pandalm before schema 1 took to create its tables (taken
 # too, so an old worker and a new one never create or change tables at the same time).
 SCHEMA_LOCK_KEY = 0x70616E64616C6E
@@ -244,21 +244,25 @@ def read_schema_version(connection: sa.Connection) -> int | None:
 def schema_lock(engine: sa.Engine) -> Iterator[None]:
     """Hold the lock that serialises schema changes between processes.
 
-    PostgreSQL: a session-level advisory lock on a connection of its own (so it also covers
-    work done on other connections, e.g. Optuna's). A SQLite file: an exclusive ``flock`` on
+    PostgreSQL: a transaction-level advisory lock in a transaction of its own, on a
+    connection of its own (so it also covers work done on other connections, e.g.
+    Optuna's), committed when the work is done. A SQLite file: an exclusive ``flock`` on
     ``<database>.pandalm-lock``; the lock file is left in place, because removing it while
     another process waits on it would let a third lock a new file at the same time. A
     SQLite memory database belongs to one process and needs no lock.
     """
     if engine.dialect.name == "postgresql":
-        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-            connection.execute(sa.text("SELECT pg_advisory_lock(:key)"), {"key": SCHEMA_LOCK_KEY})
-            try:
-                yield
-            finally:
-                connection.execute(
-                    sa.text("SELECT pg_advisory_unlock(:key)"), {"key": SCHEMA_LOCK_KEY}
-                )
+        # A transaction-level lock, held by a transaction kept open around the work: a
+        # pooler in transaction mode (PgBouncer) keeps one server connection for a
+        # transaction, but may run a session lock's unlock on another server connection,
+        # leaving the lock held for ever. It conflicts with the session lock that workers
+        # before this change take on the same key, so old and new workers still exclude
+        # each other.
+        with engine.begin() as connection:
+            connection.execute(
+                sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK_KEY}
+            )
+            yield
         return
     path = sqlite_path(engine.url) if engine.dialect.name == "sqlite" else None
     try:

@@ -11,7 +11,12 @@ from optuna_pandalm.errors import StoreError
 from optuna_pandalm.store._activity import Activity
 from optuna_pandalm.store._arenas import Arenas
 from optuna_pandalm.store._audit import Audit
-from optuna_pandalm.store._engine import create_engine, driver_url, mask_url, sqlite_path
+from optuna_pandalm.store._engine import (
+    create_engine,
+    mask_url,
+    optuna_storage_arguments,
+    sqlite_path,
+)
 from optuna_pandalm.store._games import Games
 from optuna_pandalm.store._optuna_heartbeats import OptunaHeartbeats
 from optuna_pandalm.store._optuna_schema import create_optuna_schema_locked
@@ -240,7 +245,7 @@ file of 'sqlite:////no/such/dir/x.db'
         ``duplicate key ... studydirection``; SQLite ``table ... already exists``). Here one
         process creates them and the others find them; a collision with a creator outside
         the lock (plain Optuna in another process) is retried. The lock is a PostgreSQL
-        session-level advisory lock held on a connection of its own, or on a SQLite file an
+        transaction-level advisory lock held by a transaction of its own, or on a SQLite file an
         exclusive ``flock`` on ``<database>.pandalm-lock`` (kept, not removed: see
         ``schema_lock``); processes cannot race on a memory database.
 
@@ -251,8 +256,9 @@ file of 'sqlite:////no/such/dir/x.db'
         from optuna.storages import RDBStorage
 
         try:
+            url, engine_kwargs = optuna_storage_arguments(self.url)
             storage = create_optuna_schema_locked(
-                self.engine, lambda: RDBStorage(driver_url(self.url))
+                self.engine, lambda: RDBStorage(url, engine_kwargs=engine_kwargs)
             )
         except sa.exc.DBAPIError:
             raise  # ride_out decides whether to wait

@@ -25,6 +25,7 @@ from optuna_pandalm.store import (
     create_optuna_schema,
     is_transient,
     mask_url,
+    optuna_storage_arguments,
     ride_out,
 )
 
@@ -128,6 +129,12 @@ def _patient(name: str, method: _F) -> _F:
 class OutageTolerantStorage(RDBStorage):
     """``optuna.storages.RDBStorage`` whose calls wait out a database outage.
 
+    On PostgreSQL its pool keeps one connection (a second thread, Optuna's heartbeat,
+    borrows one for the moment it needs it), named ``optuna-pandalm:optuna`` in
+    ``pg_stat_activity``; a URL ending in ``?prepare_threshold=none`` turns off psycopg 3's
+    prepared statements, for PgBouncer in transaction mode (see ``docs/distributed.md``).
+    ``engine_kwargs`` given here override those choices.
+
     Takes every ``RDBStorage`` argument (heartbeat included) plus ``outage_timeout``: how
     long, in seconds, one call keeps retrying a database that refuses or drops connections
     before it gives up with ``optuna.exceptions.StorageInternalError`` naming the cause;
@@ -150,14 +157,25 @@ class OutageTolerantStorage(RDBStorage):
     """
 
     def __init__(
-        self, url: str, *args: Any, outage_timeout: float = DEFAULT_OUTAGE_TIMEOUT_S, **kwargs: Any
+        self,
+        url: str,
+        engine_kwargs: dict[str, Any] | None = None,
+        *args: Any,
+        outage_timeout: float = DEFAULT_OUTAGE_TIMEOUT_S,
+        **kwargs: Any,
     ):
         self.outage_timeout = outage_timeout
         self.masked_url = mask_url(url)
+        # One kept connection per process, named, and ?prepare_threshold=none honoured (for
+        # PgBouncer), as our store's; the caller's engine_kwargs win.
+        url, engine_kwargs = optuna_storage_arguments(url, engine_kwargs)
         # Optuna creates its schema here, without a lock: under ours, so that workers
         # started at once on an empty database (and their arenas) do not collide.
         create_optuna_schema(
-            url, lambda: super(OutageTolerantStorage, self).__init__(url, *args, **kwargs)
+            url,
+            lambda: super(OutageTolerantStorage, self).__init__(
+                url, engine_kwargs, *args, **kwargs
+            ),
         )
 
 

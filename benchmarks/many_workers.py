@@ -1,0 +1,470 @@
+"""Many worker processes on one PostgreSQL study: connections, throughput, nothing lost.
+
+Each of ``--workers`` processes opens the study as ``tune`` does (an ``Arena`` and
+``open_judged_study``: ``OutageTolerantStorage`` with Optuna's heartbeat,
+``BradleyTerrySampler(TPE)``, ``JudgePruner``) and runs ``--trials`` small simulated trials
+(``--prompts`` prompts, ``--epochs`` checkpoints each) with a ``SimulatedJudge`` that sleeps
+``--judge-latency`` seconds per batch, as a shared judge server would. Meanwhile the parent
+reads ``pg_stat_activity`` every 0.2 s (its own connection excluded; with several workers
+each worker's connections are named ``worker-i``). Printed (JSON): trials per minute (all
+workers), the peak number of connections (all, and per ``application_name``), the most
+connections one worker held while its judge ran (target: 2), transactions held across a
+judge call (idle in a transaction since before the call began; must be 0),
+``Arena.evaluate`` p50 / p95 excluding the judge, verdicts lost (returned by the judge but
+not in ``pandalm_verdicts``; must be 0) and ``check``'s problems (must be none).
+
+Against a server of your own (the benchmark makes a database there and drops it):
+
+    python benchmarks/many_workers.py --url postgresql+psycopg://postgres@127.0.0.1:5432/postgres
+
+Or on a throwaway server with ``max_connections=100`` started by ``.ci/postgres.sh`` on
+port ``PGPORT_TEST`` (54331 by default here), stopped and removed afterwards (needs
+PostgreSQL's server binaries; run as root or as the user that owns them):
+
+    python benchmarks/many_workers.py --own-server --workers 32
+
+``--pgbouncer`` puts ``.ci/pgbouncer.sh`` (transaction mode) between the workers and the
+server; ``--grpc`` sends the workers' Optuna storage calls through Optuna's gRPC storage
+proxy (one process, ``OutageTolerantStorage`` inside) while their arenas use the database.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import multiprocessing
+import os
+import shlex
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from queue import Empty
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+STUDY = "many-workers"
+SAMPLE_EVERY_S = 0.2
+GRPC_PROXY_THREADS = 10  # run_grpc_proxy_server's default thread pool
+
+
+def _worker(
+    url: str, index: int, n_trials: int, options: dict[str, Any], judging: Any, queue: Any
+) -> None:
+    import traceback
+
+    try:
+        queue.put(("done", index, _run_worker(url, index, n_trials, options, judging)))
+    except BaseException:
+        queue.put(("error", index, traceback.format_exc()))
+        raise
+
+
+def _run_worker(
+    url: str, index: int, n_trials: int, options: dict[str, Any], judging: Any
+) -> dict[str, Any]:
+    import optuna
+    import sqlalchemy as sa
+
+    from optuna_pandalm import Arena, PublishCallback
+    from optuna_pandalm.store import text_hash
+    from optuna_pandalm.study.judged_study import open_judged_study
+    from optuna_pandalm.testing import Landscape, SimulatedJudge, simulated_prompts
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if options["name_connections"]:  # so the watch can tell the workers' connections apart
+        url = (
+            sa.make_url(url)
+            .update_query_dict({"application_name": f"worker-{index}"})
+            .render_as_string(hide_password=False)
+        )
+    prompts = simulated_prompts(options["prompts"])
+    prompt_hash = {p.instruction: p.hash for p in prompts}
+    judged: set[tuple[str, str, str]] = set()
+    judge_seconds = [0.0]
+    latency = options["judge_latency"]
+
+    class SlowJudge(SimulatedJudge):
+        """A shared judge server: each batch takes ``latency`` seconds."""
+
+        def judge(self, requests):  # type: ignore[no-untyped-def]
+            start = time.perf_counter()
+            judging[index] = time.time()
+            try:
+                time.sleep(latency)
+                verdicts = super().judge(requests)
+            finally:
+                judging[index] = 0.0
+            judge_seconds[0] += time.perf_counter() - start
+            judged.update(
+                (prompt_hash[r.instruction], text_hash(r.response_1), text_hash(r.response_2))
+                for r in requests
+            )
+            return verdicts
+
+    landscape = Landscape("narrow_lr", seed=0)
+    size = options["prompts"]
+    arena = Arena(url, STUDY, SlowJudge(seed=0), prompts, seed=0, batch_size=size, min_games=size)
+    sampler = optuna.samplers.TPESampler(seed=index, n_startup_trials=4)
+    storage: Any = url
+    if "grpc_port" in options:
+        storage = optuna.storages.GrpcStorageProxy(host="127.0.0.1", port=options["grpc_port"])
+    with contextlib.redirect_stderr(open(os.devnull, "w")):  # heartbeat: ExperimentalWarning
+        study = open_judged_study(arena, storage, base_sampler=sampler)
+    evaluate_ms: list[float] = []
+
+    def objective(trial: optuna.Trial) -> float:
+        params = Landscape.suggest(trial)
+        for epoch in range(1, options["epochs"] + 1):
+            texts = landscape.generations(params, epoch, prompts, key=(index, trial.number))
+            before, start = judge_seconds[0], time.perf_counter()
+            arena.evaluate(trial, epoch, texts)
+            evaluate_ms.append(1000 * (time.perf_counter() - start - (judge_seconds[0] - before)))
+            if trial.should_prune():
+                raise optuna.TrialPruned()
+        return arena.finalize(trial)
+
+    study.optimize(objective, n_trials=n_trials, callbacks=[PublishCallback(arena)])
+    return {"evaluate_ms": evaluate_ms, "judged": sorted(judged)}
+
+
+class ConnectionWatch:
+    """Samples ``pg_stat_activity`` of one database in a thread, until stopped.
+
+    A connection belongs to worker ``i`` when it is named ``worker-i`` (the benchmark names
+    each worker's connections so when it runs several) or when there is one worker.
+    ``judging[i]`` is the wall-clock start of worker ``i``'s running judge call (0: none);
+    a connection of that worker idle in a transaction since before then holds the
+    transaction across the judge call (one machine: one clock)."""
+
+    def __init__(self, admin_url: str, database: str, judging: Any):
+        import sqlalchemy as sa
+
+        self._engine = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT", pool_size=1)
+        self._database = database
+        self._judging = judging
+        self.peak = 0
+        self.peak_by_name: Counter[str] = Counter()
+        # The most connections one worker held while its judge ran (None: never sampled).
+        self.peak_per_worker_while_judging: int | None = None
+        self.held_across_judge: list[tuple[Any, ...]] = []
+        self.samples = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> ConnectionWatch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._engine.dispose()
+
+    def _worker_of(self, name: str) -> int | None:
+        if len(self._judging) == 1:
+            return 0
+        if name.startswith("worker-") and name[len("worker-") :].isdigit():
+            return int(name[len("worker-") :])
+        return None
+
+    def _run(self) -> None:
+        import sqlalchemy as sa
+
+        query = sa.text(
+            "select application_name, state, extract(epoch from state_change), "
+            "left(query, 80) from pg_stat_activity where datname = :database "
+            "and pid <> pg_backend_pid()"
+        )
+        with self._engine.connect() as connection:
+            while not self._stop.wait(SAMPLE_EVERY_S):
+                before = self._judging[:]
+                rows = connection.execute(query, {"database": self._database}).all()
+                after = self._judging[:]
+                # Judge calls that ran, the same one, all through the sample.
+                pairs = enumerate(zip(before, after, strict=True))
+                judging = {i for i, (b, a) in pairs if b and b == a}
+                self.samples += 1
+                self.peak = max(self.peak, len(rows))
+                for name, count in Counter(r[0] for r in rows).items():
+                    self.peak_by_name[name] = max(self.peak_by_name[name], count)
+                held: Counter[int] = Counter()
+                for name, state, changed, text in rows:
+                    worker = self._worker_of(name)
+                    if worker not in judging:
+                        continue
+                    held[worker] += 1
+                    if state == "idle in transaction" and float(changed) < before[worker]:
+                        self.held_across_judge.append((name, text))
+                for count in held.values():
+                    peak = self.peak_per_worker_while_judging or 0
+                    self.peak_per_worker_while_judging = max(peak, count)
+
+
+def _results(queue: Any, processes: list[Any], timeout: float) -> list[tuple[str, int, Any]]:
+    """Every worker's result; a worker that died without one fails the run at once."""
+    results: list[tuple[str, int, Any]] = []
+    deadline = time.monotonic() + timeout
+    while len(results) < len(processes):
+        try:
+            results.append(queue.get(timeout=5))
+        except Empty:
+            reported = {index for _, index, _ in results}
+            dead = [
+                i for i, p in enumerate(processes) if p.exitcode is not None and i not in reported
+            ]
+            if dead or time.monotonic() > deadline:
+                for process in processes:
+                    process.kill()
+                message = f"workers {dead} died without a result (or timed out)"
+                raise RuntimeError(message) from None
+    return results
+
+
+@contextlib.contextmanager
+def _database(admin_url: str) -> Iterator[str]:
+    """A fresh database on the server of ``admin_url``, dropped afterwards; yields its URL."""
+    import sqlalchemy as sa
+
+    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    name = f"many_{uuid.uuid4().hex[:8]}"
+    with admin.connect() as connection:
+        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield sa.make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(sa.text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def run(
+    admin_url: str,
+    *,
+    workers: int = 32,
+    trials: int = 4,
+    judge_latency: float = 1.0,
+    prompts: int = 8,
+    epochs: int = 2,
+    worker_url: Any = None,
+    grpc: bool = False,
+    after: Any = None,
+    timeout: float = 3600,
+) -> dict[str, Any]:
+    """Run the benchmark in a fresh database on ``admin_url``'s server; returns the figures.
+
+    ``worker_url(url)`` turns the database's URL into the one the workers use (e.g. through
+    PgBouncer); the watch and the checks read the database directly. With ``grpc``, the
+    workers' Optuna storage is a ``GrpcStorageProxy`` to :func:`grpc_proxy` (their arenas
+    still use the database). ``after(url, proxy_port)`` is called before the database is
+    dropped (its result under ``"after"``)."""
+    import optuna
+    import sqlalchemy as sa
+
+    from optuna_pandalm import Arena
+    from optuna_pandalm.study import check_study
+
+    options: dict[str, Any] = {
+        "judge_latency": judge_latency,
+        "prompts": prompts,
+        "epochs": epochs,
+        # With one worker every connection is its own, and keeps our names (ours, Optuna's).
+        "name_connections": workers > 1,
+    }
+    with _database(admin_url) as url, contextlib.ExitStack() as stack:
+        database = sa.make_url(url).database
+        assert database is not None
+        workers_url = worker_url(url) if worker_url else url
+        if grpc:
+            options["grpc_port"] = stack.enter_context(grpc_proxy(workers_url))
+        context = multiprocessing.get_context("spawn")
+        queue = context.Queue()
+        judging = context.Array("d", workers, lock=False)
+        processes = [
+            context.Process(target=_worker, args=(workers_url, i, trials, options, judging, queue))
+            for i in range(workers)
+        ]
+        with ConnectionWatch(admin_url, database, judging) as watch:
+            start = time.perf_counter()
+            for process in processes:
+                process.start()
+            results = _results(queue, processes, timeout)
+            minutes = (time.perf_counter() - start) / 60
+            for process in processes:
+                process.join(60)
+        errors = [r[2] for r in results if r[0] == "error"]
+        if errors:
+            raise RuntimeError(f"{len(errors)} worker(s) failed; the first:\n{errors[0]}")
+        engine = sa.create_engine(url)
+        with engine.connect() as connection:
+            stored = {
+                tuple(row)
+                for row in connection.execute(
+                    sa.text(
+                        "select prompt_hash, response_1_hash, response_2_hash "
+                        "from pandalm_verdicts"
+                    )
+                )
+            }
+        engine.dispose()
+        judged = {tuple(key) for _, _, result in results for key in result["judged"]}
+        times = sorted(t for _, _, result in results for t in result["evaluate_ms"])
+        study = optuna.load_study(study_name=STUDY, storage=url)
+        problems = check_study(Arena.load(url, STUDY), study)
+        states = [t.state.name for t in study.get_trials(deepcopy=False)]
+        after_result = after(url, options.get("grpc_port")) if after else None
+    return {
+        "after": after_result,
+        "benchmark": "many_workers",
+        "workers": workers,
+        "trials": len(states),
+        "complete": states.count("COMPLETE"),
+        "pruned": states.count("PRUNED"),
+        "failed": states.count("FAIL"),
+        "exit_codes": sorted({p.exitcode for p in processes}, key=str),
+        "minutes": round(minutes, 2),
+        "trials_per_minute": round(len(states) / minutes, 1),
+        "judge_latency_s": judge_latency,
+        "peak_connections": watch.peak,
+        "peak_connections_by_application": dict(watch.peak_by_name),
+        "peak_connections_per_worker_while_judging": watch.peak_per_worker_while_judging,
+        "transactions_held_across_judge": len(watch.held_across_judge),
+        "held_across_judge_examples": sorted(set(watch.held_across_judge))[:5],
+        "evaluations": len(times),
+        "evaluate_ms_excluding_judge_p50": round(statistics.median(times), 1),
+        "evaluate_ms_excluding_judge_p95": round(times[int(0.95 * (len(times) - 1))], 1),
+        "verdicts_lost": len(judged - stored),
+        "check_problems": {kind: len(found) for kind, found in problems.items() if found},
+    }
+
+
+def _serve_grpc_proxy(url: str, port: int) -> None:
+    import optuna
+
+    from optuna_pandalm.study.optuna_storage import OutageTolerantStorage
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # The proxy owns the database connections, one per server thread (10 by default), and
+    # rides out database outages for every worker behind it.
+    pool = {"pool_size": GRPC_PROXY_THREADS, "max_overflow": 0}
+    storage = optuna.storages.get_storage(OutageTolerantStorage(url, pool))
+    optuna.storages.run_grpc_proxy_server(storage, host="127.0.0.1", port=port)
+
+
+@contextlib.contextmanager
+def grpc_proxy(url: str) -> Iterator[int]:
+    """Optuna's gRPC storage proxy (``run_grpc_proxy_server`` around
+    ``OutageTolerantStorage(url)``) in a process of its own on a free loopback port, until
+    the block ends. Yields the port."""
+    import socket
+
+    import optuna
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    process = multiprocessing.get_context("spawn").Process(
+        target=_serve_grpc_proxy, args=(url, port), daemon=True
+    )
+    process.start()
+    try:
+        client = optuna.storages.GrpcStorageProxy(host="127.0.0.1", port=port)
+        client.wait_server_ready(timeout=120)
+        client.close()
+        yield port
+    finally:
+        process.terminate()
+        process.join(30)
+
+
+@contextlib.contextmanager
+def own_server(port: int, max_connections: int) -> Iterator[str]:
+    """A throwaway PostgreSQL server from ``.ci/postgres.sh`` on ``port`` with
+    ``max_connections``; stopped and its folder removed afterwards. Yields its URL."""
+    env = {**os.environ, "PGPORT_TEST": str(port)}
+    output = subprocess.run(
+        ["bash", str(ROOT / ".ci" / "postgres.sh")], env=env, check=True, capture_output=True
+    ).stdout.decode()
+    found = dict(
+        line.removeprefix("export ").split("=", 1)
+        for line in output.splitlines()
+        if line.startswith("export ")
+    )
+    url, data, bin_ = (found[f"OPTUNA_PANDALM_TEST_POSTGRES_{k}"] for k in ("URL", "DATA", "BIN"))
+
+    def pg_ctl(*args: str) -> None:
+        command = shlex.join([f"{bin_}/pg_ctl", "-D", data, *args])
+        as_postgres = ["su", "postgres", "-s", "/bin/sh", "-c", command]
+        argv = as_postgres if os.geteuid() == 0 else ["sh", "-c", command]
+        subprocess.run(argv, check=True, stdout=subprocess.DEVNULL)
+
+    try:
+        # postgres.sh starts it with max_connections=200 on its command line; restart with ours.
+        options = (
+            f"-c listen_addresses=127.0.0.1 -p {port} -k {data} "
+            f"-c max_connections={max_connections} -c fsync=off"
+        )
+        pg_ctl("-m", "fast", "-w", "stop")
+        pg_ctl("-o", options, "-l", f"{data}/log", "-w", "start")
+        yield url
+    finally:
+        with contextlib.suppress(subprocess.CalledProcessError):
+            pg_ctl("-m", "fast", "-w", "stop")
+        subprocess.run(["rm", "-rf", data], check=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workers", type=int, default=32)
+    parser.add_argument("--trials", type=int, default=4, help="per worker")
+    parser.add_argument("--judge-latency", type=float, default=1.0, help="seconds per batch")
+    parser.add_argument("--prompts", type=int, default=8)
+    parser.add_argument("--epochs", type=int, default=2, help="checkpoints per trial")
+    parser.add_argument("--url", default=os.environ.get("OPTUNA_PANDALM_TEST_POSTGRES_URL"))
+    parser.add_argument(
+        "--own-server", action="store_true", help="start a throwaway server (see above)"
+    )
+    parser.add_argument("--port", type=int, default=int(os.environ.get("PGPORT_TEST", 54331)))
+    parser.add_argument("--max-connections", type=int, default=100)
+    parser.add_argument("--pgbouncer", action="store_true", help="workers go through PgBouncer")
+    parser.add_argument(
+        "--grpc", action="store_true", help="Optuna's storage through its gRPC proxy"
+    )
+    args = parser.parse_args()
+    if not args.own_server and not args.url:
+        parser.error("give --url, set OPTUNA_PANDALM_TEST_POSTGRES_URL, or --own-server")
+    with contextlib.ExitStack() as stack:
+        url = (
+            stack.enter_context(own_server(args.port, args.max_connections))
+            if args.own_server
+            else args.url
+        )
+        worker_url = None
+        if args.pgbouncer:
+            from tests.pgbouncer import PgBouncer
+
+            bouncer = stack.enter_context(PgBouncer.start(url))
+            worker_url = bouncer.url_for
+        figures = run(
+            url,
+            workers=args.workers,
+            trials=args.trials,
+            judge_latency=args.judge_latency,
+            prompts=args.prompts,
+            epochs=args.epochs,
+            worker_url=worker_url,
+            grpc=args.grpc,
+        )
+    print(json.dumps({**figures, "pgbouncer": args.pgbouncer, "grpc": args.grpc}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

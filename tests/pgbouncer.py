@@ -1,0 +1,84 @@
+"""PgBouncer in transaction mode in front of the test PostgreSQL (``.ci/pgbouncer.sh``)."""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import sqlalchemy as sa
+
+SCRIPT = Path(__file__).resolve().parents[1] / ".ci" / "pgbouncer.sh"
+START_TIMEOUT_S = 30
+
+
+def pgbouncer_installed() -> bool:
+    return shutil.which("pgbouncer") is not None or Path("/usr/sbin/pgbouncer").exists()
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass(frozen=True)
+class PgBouncer:
+    port: int
+
+    def url_for(self, url: str) -> str:
+        """``url`` (a database on the server behind) through this PgBouncer, with psycopg 3's
+        prepared statements off, as transaction mode needs."""
+        through = sa.make_url(url).set(host="127.0.0.1", port=self.port)
+        through = through.update_query_dict({"prepare_threshold": "none"})
+        return through.render_as_string(hide_password=False)
+
+    @classmethod
+    @contextlib.contextmanager
+    def start(cls, server_url: str) -> Iterator[PgBouncer]:
+        """Run one on a free loopback port until the block ends; its folder is removed."""
+        server = sa.make_url(server_url)
+        folder = tempfile.mkdtemp(prefix="pgbouncer-")
+        port = _free_port()
+        process = subprocess.Popen(
+            [
+                "bash",
+                str(SCRIPT),
+                folder,
+                str(port),
+                server.host or "127.0.0.1",
+                str(server.port or 5432),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        try:
+            deadline = time.monotonic() + START_TIMEOUT_S
+            while True:
+                with (
+                    contextlib.suppress(OSError),
+                    socket.create_connection(("127.0.0.1", port), 1),
+                ):
+                    break
+                if process.poll() is not None or time.monotonic() > deadline:
+                    process.terminate()
+                    _, error = process.communicate(timeout=10)
+                    log = Path(folder, "pgbouncer.log")
+                    said = error.decode() + (log.read_text() if log.exists() else "")
+                    raise RuntimeError(f"PgBouncer did not start: {said}")
+                time.sleep(0.05)
+            yield cls(port)
+        finally:
+            process.terminate()
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+            shutil.rmtree(folder, ignore_errors=True)
