@@ -81,7 +81,7 @@ def test_a_valid_config_passes_a_dry_run(config_file):
             "unknown choice 'adam' \\(did you mean 'adamw'\\?\\)",
         ),
         ({"search_space": {"epochs": 0}}, "epochs: expected an integer in 1..100"),
-        ({"base_model": "/no/such/model"}, "base_model: no model folder at '/no/such/model'"),
+        ({"base_model": "/no/such/model"}, "base_model: no file or folder at '/no/such/model'"),
         ({"train_data": "missing.jsonl"}, "train_data: file .*missing.jsonl' does not exist"),
         ({"judge": None}, "'judge' is required"),
         ({"n_trials": -1}, "n_trials: expected an integer >= 1"),
