@@ -564,3 +564,10 @@ def test_a_baseline_learning_rate_outside_the_range_is_one_warning_in_our_words(
     err = capsys.readouterr().err
     assert err.count(warning) == 1
     assert not [w for w in caught if "Fixed parameter" in str(w.message)]
+
+
+def test_demo_refuses_fewer_than_one_trial(tmp_path, capsys):
+    code = main(["demo", "--n-trials", "0", "--out", str(tmp_path / "out")])
+    line = _one_line_error(code, capsys.readouterr().err)
+    assert line == "optuna-pandalm demo: error: --n-trials: expected an integer >= 1, got 0"
+    assert not (tmp_path / "out").exists()

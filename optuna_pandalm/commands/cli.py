@@ -439,6 +439,8 @@ def _demo(args: argparse.Namespace) -> int:
 
     from optuna_pandalm.store import StoreError
 
+    if args.n_trials < 1:
+        raise CommandError(f"--n-trials: expected an integer >= 1, got {args.n_trials}")
     try:
         summary = run_demo(
             storage=args.storage,
