@@ -11,7 +11,8 @@ The classes, by where they come from:
   :class:`CommandError`;
 * the judge: :class:`JudgeUnavailableError` (and the remote judge's
   :class:`RemoteJudgeError`, :class:`JudgeRefusedError`, :class:`NoTokenizeEndpointError`),
-  :class:`InvalidVerdictError`, :class:`JudgeFailedError` (and :class:`JudgeTimeoutError`);
+  :class:`JudgeInputError`, :class:`InvalidVerdictError`, :class:`JudgeFailedError` (and
+  :class:`JudgeTimeoutError`);
 * the database: :class:`StoreError`, :class:`PromptSetMismatchError`;
 * training: :class:`TrainingDivergedError`.
 
@@ -32,6 +33,7 @@ __all__ = [
     "EvaluationInputError",
     "InvalidVerdictError",
     "JudgeFailedError",
+    "JudgeInputError",
     "JudgeRefusedError",
     "JudgeTimeoutError",
     "JudgeUnavailableError",
@@ -106,6 +108,14 @@ class NoTokenizeEndpointError(RemoteJudgeError):
     """Raised inside the remote judge when the server has no vLLM-style ``/tokenize`` (404,
     or a reply of another shape); the judge catches it and reads label probabilities from
     the first token's alternatives instead."""
+
+
+class JudgeInputError(PandaLMError, ValueError):
+    """Raised by a judge for requests it can never answer, however often it is asked (a
+    reference judge on a prompt without a reference answer): a permanent failure, unlike
+    :class:`JudgeUnavailableError`, so the arena does not retry it and fails the trial at
+    once with :class:`JudgeFailedError` naming the cause. A bad input, hence ``ValueError``
+    (what such judges raised before)."""
 
 
 class InvalidVerdictError(PandaLMError, ValueError, TypeError):

@@ -48,6 +48,16 @@ def demo(tmp_path_factory) -> dict[str, Any]:
     }
 
 
+def test_a_short_demo_run_reports_the_contract_fields(demo):
+    summary = demo["summary"]
+    assert summary["n_trials"] == N_TRIALS and summary["baseline_trial"] == 0
+    for key in ("n_pruned", "judge_calls", "best_trial", "heldout_accuracy"):
+        assert key in summary
+    assert set(summary["heldout_accuracy"]) == {"best", "baseline"}
+    assert Path(summary["report"]).is_file()
+    assert "leaderboard-figure" in Path(summary["report"]).read_text()
+
+
 def test_each_finished_trial_gets_one_line_saying_how_it_ended(demo):
     lines = demo["first"].stderr.splitlines()
     for number in range(N_TRIALS):

@@ -134,7 +134,7 @@ def test_tune_takes_a_gguf_base_model(gguf_file, tmp_path):
     [
         ("model.gguf", r"config\.base_model: '.*model\.gguf': not a GGUF file"),
         ("absent.gguf", r"config\.base_model: '.*absent\.gguf': no such file"),
-        ("absent", r"config\.base_model: no model folder at '.*absent' \(local folders or .gguf"),
+        ("absent", r"config\.base_model: no file or folder at '.*absent' \(local model folders"),
     ],
 )
 def test_tune_refuses_a_base_model_it_cannot_load(not_gguf, tmp_path, name, message):

@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from optuna_pandalm import Arena, Prompt, load_prompts
+from optuna_pandalm.arena import JudgeFailedError
 from optuna_pandalm.commands.cli import main
 from optuna_pandalm.demo.tasks import make_data
 from optuna_pandalm.judges import ReferenceJudge
@@ -107,6 +108,11 @@ def _unreadable_model_config(tmp_path: Path) -> dict:
     return {"base_model": "model"}
 
 
+def _folder_without_config(tmp_path: Path) -> dict:
+    (tmp_path / "empty").mkdir()
+    return {"base_model": "empty"}
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
@@ -127,6 +133,32 @@ def _unreadable_model_config(tmp_path: Path) -> dict:
         (lambda _: {"template": "Q: {question}"}, r"config\.template: .*unknown field"),
         (lambda _: {"max_length": 1024}, r"config\.max_length: 1024 is more than .* 512"),
         (lambda _: {"length_control": "yes"}, r"config\.length_control: true, false or null"),
+        (_folder_without_config, r"config\.base_model: the folder '.*empty' has no config\.json"),
+        (
+            lambda _: {"judge": "reference:char_ratio?tie_margn=0.1"},
+            r"config\.judge: .*unknown option 'tie_margn' \(did you mean 'tie_margin'\? "
+            r"options of reference: tie_margin, max_tokens\)",
+        ),
+        (
+            lambda _: {"judge": "pandalm:/no/such/model?batch_sise=2"},
+            r"config\.judge: .*unknown option 'batch_sise' \(did you mean 'batch_size'\?",
+        ),
+        (lambda _: {"timeout": -5}, r"config\.timeout: expected seconds > 0 or null, got -5"),
+        (lambda _: {"seed": "one"}, r"config\.seed: expected an integer >= 0, got 'one'"),
+        (
+            lambda _: {"baseline": {"learnig_rate": 1e-3}},
+            r"config\.baseline: 'learnig_rate' is not a searched hyperparameter \(did you mean "
+            r"'learning_rate'\?\)",
+        ),
+        (
+            lambda _: {"baseline": {"epochs": 3}},
+            r"config\.baseline: 'epochs' .* every trial takes search_space\.epochs",
+        ),
+        (
+            lambda _: {"baseline": {"optimizer": "adafactor"}},
+            r"config\.baseline\.optimizer: 'adafactor' is not among search_space\.optimizer "
+            r"\[adamw, sgd\]",
+        ),
     ],
     ids=[
         "broken-json-line-3",
@@ -140,6 +172,14 @@ def _unreadable_model_config(tmp_path: Path) -> dict:
         "template-field",
         "max-length-beyond-context",
         "length-control-not-a-boolean",
+        "model-folder-without-config-json",
+        "judge-option-typo",
+        "judge-option-typo-of-a-model-judge",
+        "negative-timeout",
+        "seed-not-an-integer",
+        "baseline-key-typo",
+        "baseline-key-not-searched",
+        "baseline-choice-not-searched",
     ],
 )
 def test_dry_run_refuses_what_the_real_run_would_fail_on(
@@ -343,3 +383,191 @@ def test_probing_a_storage_creates_nothing_and_finds_an_existing_study(shared_st
     store.close()
     with pytest.raises(StoreError, match="cannot open storage"):
         Store.probe("postgresql://nobody@127.0.0.1:1/none")
+
+
+# --- issue 29: wasted runs and silent acceptance ------------------------------------------
+
+
+def test_dry_run_refuses_a_reference_judge_on_prompts_without_references(
+    write_config, tmp_path, capsys
+):
+    """Found before training, not after a whole trial and three retries."""
+    records = [{k: v for k, v in p.items() if k != "output"} for p in PROMPTS]
+    (tmp_path / "bare.jsonl").write_text("\n".join(json.dumps(r) for r in records) + "\n")
+    line = _one_line_error(*_dry_run(write_config(eval_prompts="bare.jsonl"), capsys)[::2])
+    assert "config.judge: judge 'reference:char_ratio' compares answers with each prompt's" in line
+    assert f"3 of the 3 prompts in {tmp_path / 'bare.jsonl'} have none (prompt 1 first)" in line
+
+
+class _CountingReferenceJudge(ReferenceJudge):
+    """A reference judge that counts the calls it gets."""
+
+    calls = 0
+
+    def judge(self, requests):
+        self.calls += 1
+        return super().judge(requests)
+
+
+def test_a_judge_that_can_never_answer_is_asked_once_not_retried(tmp_path):
+    judge = _CountingReferenceJudge("char_ratio")
+    prompts = [Prompt(p["instruction"], p["input"]) for p in PROMPTS]  # no references
+    arena = Arena(f"sqlite:///{tmp_path / 'db.sqlite'}", "s", judge, prompts, judge_backoff=0)
+    arena.evaluate(0, 1, ["abc", "cba", "abc"])  # the first player: nobody to play
+    with pytest.raises(
+        JudgeFailedError,
+        match=r"cannot answer 3 of 3 requests, and retrying cannot change that: "
+        r"ReferenceJudge needs a reference",
+    ):
+        arena.evaluate(1, 1, ["abd", "cbd", "abd"])
+    assert judge.calls == 1
+
+
+def _objective_failing(error: Exception):
+    """A stand-in for ``make_objective``: the trial samples, then the judge fails."""
+
+    def make(config, arena, **_):
+        def objective(trial):
+            config.search_space.suggest(trial)
+            raise error
+
+        return objective
+
+    return make
+
+
+def test_a_judge_that_failed_for_good_ends_tune_in_one_line(
+    write_config, tmp_path, capsys, monkeypatch
+):
+    import optuna
+
+    from optuna_pandalm.training import tuning
+
+    failure = JudgeFailedError("judge 'x' cannot answer 3 of 3 requests")
+    monkeypatch.setattr(tuning, "make_objective", _objective_failing(failure))
+    code = main(["tune", str(write_config())])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err and "Trial 0 failed" not in err, err
+    assert (
+        err.strip()
+        .splitlines()[-1]
+        .endswith(
+            "the judge failed; the trial is marked FAIL (its pandalm_error says why): judge 'x' "
+            "cannot answer 3 of 3 requests"
+        )
+    )
+    study = optuna.load_study(study_name="optuna-pandalm", storage=f"sqlite:///{tmp_path}/tune.db")
+    assert [t.state for t in study.trials] == [optuna.trial.TrialState.FAIL]
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--n-trials", "0"], "--n-trials: expected an integer >= 1 (the study's total), got 0"),
+        (
+            ["--n-trials", "-1", "--dry-run"],
+            "--n-trials: expected an integer >= 1 (the study's total), got -1",
+        ),
+        (["--timeout", "0"], "--timeout: expected seconds > 0, got 0.0"),
+        (["--timeout", "nan", "--dry-run"], "--timeout: expected seconds > 0, got nan"),
+    ],
+    ids=["zero-trials", "negative-trials-dry-run", "zero-timeout", "nan-timeout"],
+)
+def test_tune_refuses_options_that_can_run_nothing(write_config, tmp_path, capsys, extra, message):
+    code = main(["tune", str(write_config()), *extra])
+    line = _one_line_error(code, capsys.readouterr().err)
+    assert line == f"optuna-pandalm tune: error: {message}"
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "tune.db").exists()
+
+
+def test_tune_on_a_finished_study_says_so_and_changes_nothing(write_config, tmp_path, capsys):
+    import optuna
+
+    url = f"sqlite:///{tmp_path / 'tune.db'}"
+    path = write_config()  # n_trials: 2
+    Arena(
+        url,
+        "optuna-pandalm",
+        ReferenceJudge("char_ratio"),
+        load_prompts(tmp_path / "prompts.jsonl"),
+    )
+    study = optuna.create_study(study_name="optuna-pandalm", storage=url, direction="maximize")
+    for value in (0.0, 1.0):
+        study.add_trial(optuna.trial.create_trial(value=value))
+    code = main(["tune", str(path)])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert out.strip() == (
+        f"study 'optuna-pandalm' in {url} already has 2 finished trials, n_trials is 2: "
+        "nothing to run; to add trials pass --n-trials 3 or more (a total) or raise n_trials "
+        "in the config"
+    )
+    assert not (tmp_path / "runs").exists()  # no training, no report rewritten
+
+
+def test_search_space_defaults_in_the_docs_are_the_codes():
+    from optuna_pandalm.training.tuning import SearchSpace
+
+    text = (ROOT / "docs" / "tune.md").read_text()
+    section = text[text.index("## Search-space defaults") :]
+    rows = re.findall(r"^\| `(\w+)` \| `([^`]*)` \|$", section, flags=re.MULTILINE)
+    assert dict(rows) == SearchSpace.default_values()
+
+
+def test_dry_run_names_the_search_space_defaults_it_uses(write_config, capsys):
+    code, out, err = _dry_run(write_config(), capsys)  # learning_rate, epochs, method given
+    assert code == 0, err
+    assert out.splitlines()[0] == (
+        "search_space defaults (keys not in the config, docs/tune.md): optimizer "
+        "[adamw, sgd], scheduler [cosine, linear], warmup_ratio [0.0, 0.1], batch_size [8], "
+        "weight_decay 0.0"
+    )  # method [full]: LoRA's keys do not apply
+
+
+def test_dry_run_of_a_full_search_space_names_no_defaults(write_config, capsys):
+    space = {
+        "learning_rate": [1e-4, 1e-2],
+        "epochs": 1,
+        "optimizer": ["adamw"],
+        "scheduler": ["linear"],
+        "warmup_ratio": 0.0,
+        "batch_size": [4],
+        "weight_decay": 0.0,
+        "method": ["full"],
+    }
+    code, out, err = _dry_run(write_config(search_space=space), capsys)
+    assert code == 0, err
+    assert "defaults" not in out
+
+
+def test_a_baseline_learning_rate_outside_the_range_is_one_warning_in_our_words(
+    write_config, tmp_path, capsys, monkeypatch
+):
+    """Allowed (a reference point, as the demo's Alpaca learning rate), said once, and
+    Optuna's raw UserWarning is not shown."""
+    import warnings
+
+    from optuna_pandalm.training import tuning
+
+    path = write_config(baseline={"learning_rate": 2e-5})  # the range is [1e-4, 1e-2]
+    warning = (
+        "warning: config.baseline.learning_rate 2e-05 is outside search_space.learning_rate "
+        "[0.0001, 0.01]: trial 0 runs it as given, a reference point; the sampler searches "
+        "the range"
+    )
+    code, _out, err = _dry_run(path, capsys)
+    assert code == 0 and err.splitlines() == [warning], err
+    monkeypatch.setattr(tuning, "make_objective", _objective_failing(JudgeFailedError("x")))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        main(["tune", str(path)])
+    err = capsys.readouterr().err
+    assert err.count(warning) == 1
+    assert not [w for w in caught if "Fixed parameter" in str(w.message)]
+
+
+def test_demo_refuses_fewer_than_one_trial(tmp_path, capsys):
+    code = main(["demo", "--n-trials", "0", "--out", str(tmp_path / "out")])
+    line = _one_line_error(code, capsys.readouterr().err)
+    assert line == "optuna-pandalm demo: error: --n-trials: expected an integer >= 1, got 0"
+    assert not (tmp_path / "out").exists()

@@ -41,6 +41,7 @@ from optuna_pandalm.arena._rules import POSITIONS, MatchRules
 from optuna_pandalm.errors import (
     InvalidVerdictError,
     JudgeFailedError,
+    JudgeInputError,
     JudgeTimeoutError,
     JudgeUnavailableError,
 )
@@ -187,6 +188,11 @@ class MatchPlay:
                 completed, malformed = self._checked(answers, remaining)
             except (InvalidVerdictError, JudgeTimeoutError):  # a bug, or a hung call
                 raise
+            except JudgeInputError as failure:  # the same requests would fail the same way
+                raise JudgeFailedError(
+                    f"judge {self.judge.name!r} cannot answer {len(remaining)} of "
+                    f"{len(requests)} requests, and retrying cannot change that: {failure}"
+                ) from failure
             except Exception as failure:  # OOM, HTTP, timeouts: a failure to answer
                 error, malformed = failure, None
                 partial = failure.completed if isinstance(failure, JudgeUnavailableError) else {}

@@ -14,6 +14,7 @@ import json
 import logging
 import math
 import sys
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,7 @@ from optuna_pandalm.commands._study_options import (
 )
 from optuna_pandalm.commands.review import add_review_command
 from optuna_pandalm.demo.run import next_steps, run_demo
-from optuna_pandalm.errors import CommandError
+from optuna_pandalm.errors import CommandError, JudgeFailedError, JudgeTimeoutError
 from optuna_pandalm.prompts import PromptFormatError, load_prompts, prompt_set_hash
 from optuna_pandalm.publish.report import write_report
 from optuna_pandalm.url_masking import mask_secrets
@@ -326,11 +327,23 @@ def _warn_if_every_game_tied(standings: Any, study_name: str) -> None:
         )
 
 
+def _check_tune_options(args: argparse.Namespace) -> None:
+    """``--n-trials`` (a total, finished trials included) and ``--timeout`` must be able to
+    run something: 0 or -1 trials, or a timeout of 0 s, would end at once and exit 0."""
+    if args.n_trials is not None and args.n_trials < 1:
+        raise CommandError(
+            f"--n-trials: expected an integer >= 1 (the study's total), got {args.n_trials}"
+        )
+    if args.timeout is not None and not (math.isfinite(args.timeout) and args.timeout > 0):
+        raise CommandError(f"--timeout: expected seconds > 0, got {args.timeout}")
+
+
 def _tune(args: argparse.Namespace) -> int:
     from optuna_pandalm.commands.preflight import preflight
     from optuna_pandalm.training.tuning import ConfigError, TuneConfig
     from optuna_pandalm.url_masking import mask_url
 
+    _check_tune_options(args)
     try:
         config = TuneConfig.from_file(args.config)
     except ConfigError as error:
@@ -343,7 +356,10 @@ def _tune(args: argparse.Namespace) -> int:
         print(f"warning: {warning}", file=sys.stderr)
     n_trials = args.n_trials if args.n_trials is not None else config.n_trials
     timeout = args.timeout if args.timeout is not None else config.timeout
+    defaults = config.search_space.defaults_used()
     if args.dry_run:
+        if defaults:
+            print(defaults)
         fit = (
             f"context {checked.context} tokens, longest eval prompt {checked.longest_prompt}"
             f" + {config.max_new_tokens} new"
@@ -383,13 +399,31 @@ def _tune(args: argparse.Namespace) -> int:
         )
     except (ValueError, FileNotFoundError, StoreError) as error:
         raise CommandError(f"{args.config}: {error}") from None
-    optimize(
-        study,
-        make_objective(config, arena),
-        arena=arena,
-        n_trials=trials_to_run(study, n_trials),
-        timeout=timeout,
-    )
+    left = trials_to_run(study, n_trials)
+    if not left:
+        finished = sum(t.state.is_finished() for t in study.get_trials(deepcopy=False))
+        print(
+            f"study {config.study_name!r} in {mask_url(config.storage)} already has "
+            f"{finished} finished trials, n_trials is {n_trials}: nothing to run; to add "
+            f"trials pass --n-trials {finished + 1} or more (a total) or raise n_trials in "
+            "the config"
+        )
+        return 0
+    if defaults:
+        print(defaults, file=sys.stderr)
+    with warnings.catch_warnings():
+        # Optuna's raw "Fixed parameter ... out of range": the baseline's value outside a
+        # range was already named in our words (preflight's warnings).
+        warnings.filterwarnings("ignore", message="Fixed parameter ")
+        try:
+            optimize(
+                study, make_objective(config, arena), arena=arena, n_trials=left, timeout=timeout
+            )
+        except JudgeFailedError as error:
+            raise CommandError(
+                f"{args.config}: the judge failed; the trial is marked FAIL (its "
+                f"pandalm_error says why): {error}"
+            ) from None
     Path(config.output_dir).mkdir(parents=True, exist_ok=True)
     report = write_report(arena, study, f"{config.output_dir}/report.html")
     standings = arena.standings()
@@ -407,6 +441,8 @@ def _demo(args: argparse.Namespace) -> int:
 
     from optuna_pandalm.store import StoreError
 
+    if args.n_trials < 1:
+        raise CommandError(f"--n-trials: expected an integer >= 1, got {args.n_trials}")
     try:
         summary = run_demo(
             storage=args.storage,
@@ -649,9 +685,12 @@ def _forget_escaped_interrupt() -> None:
 
 
 def _no_interrupt_traceback(record: logging.LogRecord) -> bool:
-    """Drop Optuna's "Trial N failed" record for a Ctrl-C: its traceback runs to 170 lines,
-    and ``main`` says what happened in one."""
-    return not (record.exc_info and isinstance(record.exc_info[1], KeyboardInterrupt))
+    """Drop Optuna's "Trial N failed" record for a Ctrl-C or a judge that failed for good:
+    its traceback runs to 130-170 lines, and ``main`` says what happened in one. A judge
+    call that timed out keeps it: the study goes on, and that record is what tells."""
+    error = record.exc_info[1] if record.exc_info else None
+    reported = isinstance(error, (KeyboardInterrupt, JudgeFailedError))
+    return not (reported and not isinstance(error, JudgeTimeoutError))
 
 
 if __name__ == "__main__":

@@ -1,11 +1,12 @@
 """What ``optuna-pandalm tune`` checks before it trains, all of which ``--dry-run`` does.
 
 A config can be well formed and still be unable to run: prompts that do not parse, a
-judge spec that names no judge, a model folder whose ``config.json`` cannot be read, a
-storage that cannot be reached or already holds the study with other prompts, or prompts
-that do not fit the model's context (a tiny model's 128 tokens against Alpaca's 227-token
-template: every answer is noise, every game a tie). :func:`preflight` finds each before
-any training, with one message naming the key and the numbers.
+judge spec that names no judge, a reference judge on prompts without references, a model
+folder whose ``config.json`` cannot be read, a storage that cannot be reached or already
+holds the study with other prompts, or prompts that do not fit the model's context (a tiny
+model's 128 tokens against Alpaca's 227-token template: every answer is noise, every game a
+tie). :func:`preflight` finds each before any training, with one message naming the key
+and the numbers.
 
 transformers is imported inside the check that reads the model's config and tokenizer.
 """
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from optuna_pandalm.arena import refuse_another_prompt_set
-from optuna_pandalm.judges.spec import check_spec
+from optuna_pandalm.judges.spec import check_spec, needs_reference
 from optuna_pandalm.prompts import Prompt, PromptFormatError, load_prompts
 from optuna_pandalm.store import Store, StoreError
 from optuna_pandalm.training.generation import format_prompt
@@ -154,6 +155,23 @@ def _load(config: TuneConfig) -> tuple[list[Prompt], list[dict[str, str]]]:
     return prompts, records
 
 
+def _check_references(config: TuneConfig, prompts: Sequence[Prompt]) -> None:
+    """Refuse a judge that compares answers with a reference on prompts without one: its
+    first call would fail, after a whole trial's training (as ``judge-eval`` refuses it on
+    PandaLM's test set)."""
+    if not needs_reference(config.judge):
+        return
+    missing = [i for i, prompt in enumerate(prompts) if prompt.reference is None]
+    if missing:
+        raise ConfigError(
+            f"config.judge: judge {config.judge!r} compares answers with each prompt's "
+            f"reference answer, and {len(missing)} of the {len(prompts)} prompts in "
+            f"{config.eval_prompts} have none (prompt {missing[0] + 1} first): give every "
+            "prompt a 'reference' (or 'output'), or use a local:, pandalm:, reward: or "
+            "remote: judge"
+        )
+
+
 def _model_and_tokenizer(config: TuneConfig) -> tuple[Any, Any]:
     """The base model's config (not its weights) and the tokenizer."""
     from optuna_pandalm.judges.loading import is_gguf, load_model_config, load_tokenizer
@@ -211,9 +229,10 @@ def preflight(config: TuneConfig) -> Preflight:
         check_spec(config.judge)
     except ValueError as error:
         raise ConfigError(f"config.judge: {error}") from None
+    _check_references(config, prompts)
     model_config, tokenizer = _model_and_tokenizer(config)
     context = model_context(model_config)
-    warnings: list[str] = []
+    warnings = config.search_space.check_baseline(config.baseline or {})
     longest = 0
     if context is None:
         warnings.append(

@@ -8,11 +8,12 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from optuna_pandalm.errors import InvalidVerdictError, JudgeUnavailableError
+from optuna_pandalm.errors import InvalidVerdictError, JudgeInputError, JudgeUnavailableError
 from optuna_pandalm.outcomes import check_winner, mirrored
 
 __all__ = [
     "InvalidVerdictError",
+    "JudgeInputError",
     "JudgeRequest",
     "JudgeUnavailableError",
     "PairwiseJudge",
@@ -167,5 +168,7 @@ class PairwiseJudge(abc.ABC):
         verdict (``winner=None``, the text in ``raw``): data, cached like any verdict. A
         failure to answer (a timeout, a refused connection, an exception) must raise,
         :class:`JudgeUnavailableError` ideally, with the verdicts already obtained in its
-        ``completed``: it is retried and never cached.
+        ``completed``: it is retried and never cached. A request the judge can never answer
+        (it lacks what the judge needs, e.g. a reference) raises :class:`JudgeInputError`:
+        retrying cannot change it, so it is not retried.
         """

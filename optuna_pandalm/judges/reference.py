@@ -12,7 +12,7 @@ import string
 from collections import Counter
 from collections.abc import Callable, Sequence
 
-from optuna_pandalm.judges.base import JudgeRequest, PairwiseJudge, Verdict
+from optuna_pandalm.judges.base import JudgeInputError, JudgeRequest, PairwiseJudge, Verdict
 
 __all__ = ["ReferenceJudge", "char_ratio", "exact_match", "rouge_l", "token_f1"]
 
@@ -143,7 +143,7 @@ class ReferenceJudge(PairwiseJudge):
         verdicts = []
         for request in requests:
             if request.reference is None:
-                raise ValueError(
+                raise JudgeInputError(
                     "ReferenceJudge needs a reference answer for every prompt; none for "
                     f"instruction {request.instruction[:80]!r}"
                 )

@@ -36,7 +36,7 @@ from optuna_pandalm.judges.reference import ReferenceJudge
 from optuna_pandalm.judges.remote import RemoteJudge
 from optuna_pandalm.judges.reward import RewardModelJudge
 
-__all__ = ["check_spec", "judge_from_spec"]
+__all__ = ["check_spec", "judge_from_spec", "needs_reference", "options_of"]
 
 _KINDS = ("reference", "pandalm", "reward", "remote", "local")
 
@@ -102,6 +102,46 @@ def _judge_class(kind: str) -> type[PairwiseJudge]:
     return RemoteJudge
 
 
+def options_of(kind: str) -> list[str]:
+    """The option names a spec of ``kind`` takes: its judge class's keyword arguments,
+    except the spec's target (the metric, model or URL).
+
+    Example:
+        >>> options_of("reference")
+        ['tie_margin', 'max_tokens']
+    """
+    parameters = list(inspect.signature(_judge_class(kind).__init__).parameters.values())
+    return [
+        p.name
+        for p in parameters[2:]  # self, then the target
+        if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+    ]
+
+
+def _check_options(spec: str, kind: str, options: dict[str, Any]) -> None:
+    """Refuse an option the judge does not take, with the closest one and the list."""
+    accepted = options_of(kind)
+    for key in options:
+        if key not in accepted:
+            close = difflib.get_close_matches(key, accepted, n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise ValueError(
+                f"judge spec {spec!r}: unknown option {key!r} ({hint}options of {kind}: "
+                f"{', '.join(accepted)})"
+            )
+
+
+def needs_reference(spec: str) -> bool:
+    """Whether the judge a spec names compares answers with each prompt's reference answer
+    (so that prompts without one cannot be judged), known without building the judge.
+
+    Example:
+        >>> needs_reference("reference:rouge_l"), needs_reference("pandalm:/models/p")
+        (True, False)
+    """
+    return bool(_judge_class(_parse(spec)[0]).needs_reference)
+
+
 def _check_format(spec: str, kind: str, options: dict[str, Any]) -> None:
     """A local or remote judge's format: a name in FORMATS (or the closest one), and
     likelihood mode (the default) only where the format has labels."""
@@ -121,6 +161,7 @@ def judge_from_spec(spec: str) -> PairwiseJudge:
         'reference:token_f1:tie_margin=0.05:max_tokens=2048'
     """
     kind, target, options = _parse(spec)
+    _check_options(spec, kind, options)
     _check_format(spec, kind, options)
     judge_class = _judge_class(kind)
     try:
@@ -155,16 +196,17 @@ def check_spec(spec: str) -> str:
         ValueError: judge spec 'remote:http://127.0.0.1:8000/v1?model=m&format=mtbnch': unknown \
 judge format 'mtbnch' (did you mean 'mtbench'? formats: arena_hard, judgelm, mtbench, pandalm, \
 prometheus2)
+        >>> check_spec("reference:rouge_l?tie_margn=0.1")
+        Traceback (most recent call last):
+        ...
+        ValueError: judge spec 'reference:rouge_l?tie_margn=0.1': unknown option 'tie_margn' \
+(did you mean 'tie_margin'? options of reference: tie_margin, max_tokens)
     """
     kind, target, options = _parse(spec)
     if kind == "reference":
         judge_from_spec(spec)  # instant: no model
         return spec
-    judge_class = _judge_class(kind)
-    accepted = set(inspect.signature(judge_class.__init__).parameters) - {"self", "model"}
-    for key in options:
-        if key not in accepted | ({"model"} if kind == "remote" else set()):
-            raise ValueError(f"judge spec {spec!r}: unknown option {key!r}")
+    _check_options(spec, kind, options)
     _check_format(spec, kind, options)
     if kind == "remote":
         parts = urllib.parse.urlsplit(target)

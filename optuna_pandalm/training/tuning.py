@@ -113,6 +113,24 @@ def _choices(
     return list(values)
 
 
+def _as_written(value: Any) -> str:
+    """A search-space value as a config writes it: ``[low, high]`` or one number for a
+    range, ``[a, b]`` for choices, ``null`` for ``target_modules``'s default.
+
+    Example:
+        >>> _as_written((2e-06, 0.0002)), _as_written((0.0, 0.0)), _as_written(["adamw"])
+        ('[2e-06, 0.0002]', '0.0', '[adamw]')
+    """
+    if value is None:
+        return "null (peft's choice for the architecture)"
+    if isinstance(value, tuple):
+        low, high = value
+        return repr(low) if low == high else f"[{low!r}, {high!r}]"
+    if isinstance(value, list):
+        return "[" + ", ".join(str(v) for v in value) + "]"
+    return repr(value)
+
+
 @dataclasses.dataclass(frozen=True)
 class SearchSpace:
     """What the sampler may choose. Ranges are ``[low, high]``; choices are lists."""
@@ -129,10 +147,104 @@ class SearchSpace:
     lora_alpha: list[int] = dataclasses.field(default_factory=lambda: [16])
     lora_dropout: tuple[float, float] = (0.05, 0.05)
     target_modules: list[str] | None = None
+    left_out: tuple[str, ...] = dataclasses.field(default=(), compare=False, repr=False)
+    """The keys a config left out, which take the defaults above (set by
+    :meth:`from_mapping`; not a key of the config)."""
+
+    @classmethod
+    def config_keys(cls) -> list[str]:
+        """The keys of a config's ``search_space``, in order."""
+        return [f.name for f in dataclasses.fields(cls) if f.name != "left_out"]
+
+    @classmethod
+    def default_values(cls) -> dict[str, str]:
+        """Each key's default as a config would write it (``docs/tune.md`` lists them; a
+        test keeps the two equal).
+
+        Example:
+            >>> SearchSpace.default_values()["optimizer"]
+            '[adamw, sgd]'
+        """
+        defaults = cls()
+        return {key: _as_written(getattr(defaults, key)) for key in cls.config_keys()}
+
+    def defaults_used(self) -> str | None:
+        """One line naming the defaults this search uses for the keys its config left out
+        (those of LoRA only when LoRA is among the methods), or ``None`` when there are none.
+
+        Example:
+            >>> space = {"optimizer": ["adamw"], "scheduler": ["linear"], "method": ["full"]}
+            >>> print(SearchSpace.from_mapping(space).defaults_used())
+            search_space defaults (keys not in the config, docs/tune.md): learning_rate \
+[2e-06, 0.0002], epochs 4, warmup_ratio [0.0, 0.1], batch_size [8], weight_decay 0.0
+        """
+        lora = {"lora_rank", "lora_alpha", "lora_dropout", "target_modules"}
+        shown = [k for k in self.left_out if "lora" in self.method or k not in lora]
+        if not shown:
+            return None
+        values = self.default_values()
+        return "search_space defaults (keys not in the config, docs/tune.md): " + ", ".join(
+            f"{key} {values[key]}" for key in shown
+        )
+
+    def check_baseline(
+        self, baseline: Mapping[str, Any], where: str = "config.baseline"
+    ) -> list[str]:
+        """Check the hyperparameters of the baseline trial (enqueued as trial 0) against
+        this space; returns warnings.
+
+        A value outside a searched range is allowed, with a warning: the baseline is a
+        reference point (the demo's is Alpaca's learning rate, below the tiny model's range
+        on purpose) that trial 0 runs as given, while the sampler searches the range.
+        Refused: a key that is not a hyperparameter, one that every trial takes from the
+        search space (``epochs``, ``target_modules``, a range fixed at one value), which
+        trial 0 would silently not use, and a choice that is not among the search space's
+        (Optuna cannot enqueue it).
+
+        Raises:
+            ConfigError: naming the key, the value and the search space's.
+        """
+        ranges = ("learning_rate", "warmup_ratio", "weight_decay", "lora_dropout")
+        choices = ("optimizer", "scheduler", "batch_size", "method", "lora_rank", "lora_alpha")
+        warnings = []
+        for key, value in baseline.items():
+            if key not in (*ranges, *choices):
+                hint = (
+                    f"; every trial takes search_space.{key}, so drop it here"
+                    if key in self.config_keys()
+                    else ""
+                )
+                close = difflib.get_close_matches(str(key), [*ranges, *choices], n=1)
+                hint = hint or (f" (did you mean {close[0]!r}?)" if close else "")
+                raise ConfigError(f"{where}: {key!r} is not a searched hyperparameter{hint}")
+            space = getattr(self, key)
+            if key in choices:
+                if value not in space:
+                    raise ConfigError(
+                        f"{where}.{key}: {value!r} is not among search_space.{key} "
+                        f"{_as_written(space)}: add it there, or change the baseline"
+                    )
+                continue
+            if not isinstance(value, (int, float)) or isinstance(value, bool):
+                raise ConfigError(f"{where}.{key}: expected a number, got {value!r}")
+            low, high = space
+            if low <= value <= high:
+                continue
+            if low == high:
+                raise ConfigError(
+                    f"{where}.{key}: {value!r}, but search_space.{key} fixes it at {low!r} "
+                    f"for every trial (trial 0 would use {low!r}): widen the range to include "
+                    "it, or drop it here"
+                )
+            warnings.append(
+                f"{where}.{key} {value!r} is outside search_space.{key} {_as_written(space)}: "
+                "trial 0 runs it as given, a reference point; the sampler searches the range"
+            )
+        return warnings
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any], where: str = "search_space") -> SearchSpace:
-        fields = [f.name for f in dataclasses.fields(cls)]
+        fields = cls.config_keys()
         _unknown(list(data), fields, where)
         defaults = cls()
 
@@ -160,6 +272,7 @@ class SearchSpace:
             lora_alpha=_choices(get("lora_alpha"), f"{where}.lora_alpha", kind=int),
             lora_dropout=_range(get("lora_dropout"), f"{where}.lora_dropout", low=0.0, high=0.9),
             target_modules=targets,
+            left_out=tuple(key for key in fields if key not in data),
         )
 
     def suggest(self, trial: Any) -> dict[str, Any]:
@@ -264,9 +377,21 @@ class TuneConfig:
                 "config.length_control: true, false or null (the study's setting), "
                 f"got {values['length_control']!r}"
             )
+        timeout = values.get("timeout")
+        if timeout is not None and (
+            not isinstance(timeout, (int, float))
+            or isinstance(timeout, bool)
+            or not (math.isfinite(timeout) and timeout > 0)
+        ):
+            raise ConfigError(f"config.timeout: expected seconds > 0 or null, got {timeout!r}")
+        seed = values.get("seed", 0)
+        if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+            raise ConfigError(f"config.seed: expected an integer >= 0, got {seed!r}")
         baseline = values.get("baseline")
         if baseline is not None and not isinstance(baseline, Mapping):
             raise ConfigError("config.baseline: expected a mapping of hyperparameters")
+        if baseline:
+            values["search_space"].check_baseline(baseline)  # errors now; warnings in preflight
         config = cls(**values)
         if check_files:
             config.check_files()
@@ -303,15 +428,29 @@ class TuneConfig:
             if problem is not None:
                 raise ConfigError(f"config.base_model: {str(model)!r}: {problem}")
         elif not (model / "config.json").is_file():
-            raise ConfigError(
-                f"config.base_model: no model folder at {str(model)!r} (local folders or "
-                ".gguf files only)"
-            )
+            raise ConfigError(f"config.base_model: {_not_a_model(model)}")
         for key in ("train_data", "eval_prompts"):
             if not Path(getattr(self, key)).is_file():
                 raise ConfigError(f"config.{key}: file {getattr(self, key)!r} does not exist")
         if self.tokenizer is not None and not Path(self.tokenizer).exists():
             raise ConfigError(f"config.tokenizer: {self.tokenizer!r} does not exist")
+
+
+def _not_a_model(path: Path) -> str:
+    """What is wrong with a ``base_model`` that is neither a model folder nor a .gguf file.
+
+    Example:
+        >>> _not_a_model(Path("/no/such/model"))
+        "no file or folder at '/no/such/model' (local model folders or .gguf files only)"
+    """
+    if path.is_dir():
+        return (
+            f"the folder {str(path)!r} has no config.json: a model folder holds config.json "
+            "and the weights (as save_pretrained writes them), else give a .gguf file"
+        )
+    if path.exists():
+        return f"{str(path)!r} is a file but not a .gguf file: give a model folder or a .gguf file"
+    return f"no file or folder at {str(path)!r} (local model folders or .gguf files only)"
 
 
 def sqlite_relative_to(url: str, base: Path) -> str:
