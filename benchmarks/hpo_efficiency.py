@@ -26,7 +26,10 @@ Strategies (costs: training epochs actually run, judge calls that reached the ju
 * ``bt_tpe_lean``: ``bt_tpe`` with the opt-in settings ``LEAN``: ``JudgePruner``'s rank
   rule and the arena's ``contender_floor`` (a new checkpoint's match ends once its P(best)
   is below 0.01), measured beside the defaults.
-* ``one_epoch_topk`` and ``winrate_wilcoxon``: see ``hpo_baselines.py``.
+* ``one_epoch_topk``, ``winrate_wilcoxon`` and ``default_configs``: see ``hpo_baselines.py``.
+* ``tpe_hyperband``, ``reward_asha`` and ``reward_bt`` (a reward-model judge, its noise
+  calibrated at the start of the run to the pairwise judge's agreement): see
+  ``hpo_reward.py``.
 
 Each comparison with ``bt_tpe`` is also reported paired, seed by seed, with a bootstrap 90%
 interval (``paired_vs_bt_tpe`` in ``--json``; ``hpo_report.py``).
@@ -59,8 +62,9 @@ from typing import Any
 
 import hpo_world
 import numpy as np
-from hpo_baselines import one_epoch_topk, winrate_wilcoxon
+from hpo_baselines import default_configs, one_epoch_topk, winrate_wilcoxon
 from hpo_report import paired_differences, plot, quartiles, targets
+from hpo_reward import RewardJudge, reward_asha, reward_noise, tpe_hyperband
 from hpo_world import World, calibrate, games, load_test_prompts
 
 STRATEGIES = (
@@ -74,6 +78,10 @@ STRATEGIES = (
     "asha",
     "winrate_wilcoxon",
     "bt_tpe_lean",
+    "tpe_hyperband",
+    "reward_asha",
+    "reward_bt",
+    "default_configs",
 )
 BUDGETS = (10, 20, 40)
 DEFAULT_BUDGET = 20
@@ -120,10 +128,12 @@ def pandalm_protocol(world: World) -> list[dict]:
     return [hpo_world.record(world, DEFAULT_BUDGET, chosen, 4 * len(configs), start)]
 
 
-def _judge_search(world: World, base: str, pruning: str = "judge") -> list[dict]:
+def _judge_search(
+    world: World, base: str, pruning: str = "judge", judge: Any = None
+) -> list[dict]:
     """``BradleyTerrySampler`` over ``base`` with ``JudgePruner`` (``pruning="judge"``, or
     ``"lean"`` with ``LEAN``) or Optuna's ``SuccessiveHalvingPruner`` on the reported
-    scores (``"asha"``)."""
+    scores (``"asha"``); ``judge``: the arena's judge (the world's by default)."""
     import optuna
 
     from optuna_pandalm import Arena, BradleyTerrySampler, JudgePruner, PublishCallback
@@ -131,10 +141,11 @@ def _judge_search(world: World, base: str, pruning: str = "judge") -> list[dict]
     start = time.perf_counter()
     name = f"hpo-{base}-{world.seed}"
     lean = pruning == "lean"
+    judge = world.judge if judge is None else judge
     arena = Arena(
         "sqlite:///:memory:",
         name,
-        world.judge,
+        judge,
         world.prompts,
         seed=world.seed,
         **(LEAN["arena"] if lean else {}),
@@ -183,6 +194,7 @@ def _judge_search(world: World, base: str, pruning: str = "judge") -> list[dict]
             record = hpo_world.record(
                 world, len(study.trials), truth[(best.trial, best.step)], epochs, start
             )
+            record["judge_calls"] = judge.calls
             pruned = [t for t in study.trials if t.state == optuna.trial.TrialState.PRUNED]
             # A false prune: the trial that would have been best (had it run every epoch) was
             # pruned.
@@ -285,7 +297,16 @@ RUNNERS: dict[str, Callable[[World], list[dict]]] = {
     "asha": lambda w: _judge_search(w, "tpe", pruning="asha"),
     "winrate_wilcoxon": winrate_wilcoxon,
     "bt_tpe_lean": lambda w: _judge_search(w, "tpe", pruning="lean"),
+    "tpe_hyperband": lambda w: tpe_hyperband(w, _noise(w)),
+    "reward_asha": lambda w: reward_asha(w, _noise(w)),
+    "reward_bt": lambda w: _judge_search(w, "tpe", judge=RewardJudge(w, _noise(w))),
+    "default_configs": default_configs,
 }
+
+
+def _noise(world: World) -> float:
+    assert world.reward_noise is not None, "calibrate() sets it"
+    return world.reward_noise
 
 
 def _run(task: tuple[str, int, dict[str, Any]]) -> list[dict]:
@@ -362,11 +383,21 @@ def main() -> None:
     parser.add_argument(
         "--plot", help="write the plotly figure here (HTML; a PNG beside it with kaleido)"
     )
+    parser.add_argument(
+        "--reward-gap",
+        type=float,
+        help="calibrate the reward model's noise to the pairwise judge's agreement at this "
+        "gap (log-odds) instead of on PandaLM's test pairs (hpo_reward.reward_noise)",
+    )
     args = parser.parse_args()
     started = time.perf_counter()
     earlier = [json.loads(Path(p).read_text(encoding="utf-8")) for p in args.add_rows]
     # Summarising earlier runs only (--seeds 0) reuses their calibration.
     calibration = earlier[0]["calibration"] if earlier and not args.seeds else calibrate()
+    if args.reward_gap is not None:
+        calibration["reward_noise"] = reward_noise(calibration, gap=args.reward_gap)
+        calibration["reward_gap"] = args.reward_gap
+    calibration.setdefault("reward_noise", reward_noise(calibration))
     names = args.strategies.split(",")
     unknown = set(names) - set(STRATEGIES)
     if unknown:
@@ -387,6 +418,7 @@ def main() -> None:
         "one_epoch_topk": 2,
         "bt_tpe": 3,
         "bt_tpe_lean": 3,
+        "reward_bt": 3,
         "asha": 4,
     }
     seeds = range(args.first_seed, args.first_seed + args.seeds)
