@@ -26,6 +26,10 @@ Strategies (costs: training epochs actually run, judge calls that reached the ju
 * ``bt_tpe_lean``: ``bt_tpe`` with the opt-in settings ``LEAN``: ``JudgePruner``'s rank
   rule and the arena's ``contender_floor`` (a new checkpoint's match ends once its P(best)
   is below 0.01), measured beside the defaults.
+* ``bt_tpe_stop``: ``bt_tpe`` with ``JudgePruner(stop_matches=True)``: a new checkpoint's
+  match stops once no outcome of its prompts left can change the pruner's test or the
+  incumbent (``optuna_pandalm/arena/_decision.py``); ``bt_tpe_stop_risk`` with
+  ``stop_risk=0.1``: once the outcomes still likely cannot change them.
 * ``one_epoch_topk``, ``winrate_wilcoxon`` and ``default_configs``: see ``hpo_baselines.py``.
 * ``tpe_hyperband``, ``reward_asha`` and ``reward_bt`` (a reward-model judge, its noise
   calibrated at the start of the run to the pairwise judge's agreement): see
@@ -82,11 +86,19 @@ STRATEGIES = (
     "reward_asha",
     "reward_bt",
     "default_configs",
+    "bt_tpe_stop",
+    "bt_tpe_stop_risk",
 )
 BUDGETS = (10, 20, 40)
 DEFAULT_BUDGET = 20
 POINTWISE_NOISE = 0.5
 LEAN = {"arena": {"contender_floor": 0.01}, "pruner": {"rank_keep": 0.25}}
+PRUNER_OPTIONS: dict[str, dict[str, Any]] = {
+    "judge": {},
+    "lean": LEAN["pruner"],
+    "stop": {"stop_matches": True},
+    "stop_risk": {"stop_matches": True, "stop_risk": 0.1},
+}
 PROTOCOL_GRID = {
     "learning_rate": (2e-6, 1e-5, 2e-5, 1e-4, 2e-4),
     "optimizer": ("adamw", "sgd"),
@@ -162,7 +174,7 @@ def _judge_search(
         pruner=(
             optuna.pruners.SuccessiveHalvingPruner()
             if pruning == "asha"
-            else JudgePruner(arena, **(LEAN["pruner"] if lean else {}))
+            else JudgePruner(arena, **PRUNER_OPTIONS[pruning])
         ),
     )
     truth: dict[tuple[int, int], float] = {}
@@ -301,6 +313,8 @@ RUNNERS: dict[str, Callable[[World], list[dict]]] = {
     "reward_asha": lambda w: reward_asha(w, _noise(w)),
     "reward_bt": lambda w: _judge_search(w, "tpe", judge=RewardJudge(w, _noise(w))),
     "default_configs": default_configs,
+    "bt_tpe_stop": lambda w: _judge_search(w, "tpe", pruning="stop"),
+    "bt_tpe_stop_risk": lambda w: _judge_search(w, "tpe", pruning="stop_risk"),
 }
 
 
@@ -419,6 +433,8 @@ def main() -> None:
         "bt_tpe": 3,
         "bt_tpe_lean": 3,
         "reward_bt": 3,
+        "bt_tpe_stop": 3,
+        "bt_tpe_stop_risk": 3,
         "asha": 4,
     }
     seeds = range(args.first_seed, args.first_seed + args.seeds)
@@ -438,8 +454,8 @@ def main() -> None:
         "seeds": len({r["seed"] for r in rows}),
         "wall_s": round(time.perf_counter() - started, 1),
         **summary,
-        "paired_vs_bt_tpe": paired_differences(rows),
-        "targets": targets(summary, DEFAULT_BUDGET),
+        "paired_vs_bt_tpe": (paired := paired_differences(rows)),
+        "targets": targets(summary, DEFAULT_BUDGET, paired),
         "calibration": calibration,
     }
     if args.rows:

@@ -61,8 +61,12 @@ def paired_differences(rows: list[dict]) -> dict[str, dict[str, Any]]:
     return out
 
 
-def targets(summary: dict[str, Any], default_budget: int) -> dict[str, Any]:
-    """The issue's targets for bt_tpe, each with the numbers it was decided on."""
+def targets(
+    summary: dict[str, Any], default_budget: int, paired: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The issues' targets for bt_tpe, each with the numbers it was decided on (issue 27's:
+    ``regret_le_0_120``, ``better_on_paired_interval`` (strategies whose paired regret
+    interval lies below zero), ``calls_le_preferential_gp``, ``dominated_at_*``)."""
     curves = summary["budgets"]
     if OURS not in curves:
         return {}
@@ -95,7 +99,20 @@ def targets(summary: dict[str, Any], default_budget: int) -> dict[str, Any]:
             ours["median_judge_calls"] <= gp["median_judge_calls"]
             and ours["median_regret"] <= gp["median_regret"],
         ]
-    for budget in ("10", "40"):
+    out["regret_le_0_120"] = [ours["median_regret"], ours["median_regret"] <= 0.120]
+    if paired is not None:
+        out["better_on_paired_interval"] = sorted(
+            name
+            for name, d in paired.get(str(default_budget), {}).items()
+            if d["regret"]["interval"][1] < 0
+        )
+    if gp is not None:
+        out["calls_le_preferential_gp"] = [
+            ours["median_judge_calls"],
+            gp["median_judge_calls"],
+            ours["median_judge_calls"] <= gp["median_judge_calls"],
+        ]
+    for budget in ("10", str(default_budget), "40"):
         if budget not in curves[OURS]:
             continue
         mine = curves[OURS][budget]

@@ -126,6 +126,15 @@ class JudgePruner(BasePruner):
         rank_checkpoints: How many of a trial's first checkpoints the rank rule judges
             (counted, not step values, so it means the same for epochs and for global
             steps).
+        stop_matches: Ask the arena to stop a new checkpoint's match once no outcome of
+            the prompts left can change this pruner's sign test at ``alpha`` nor the
+            incumbent (``optuna_pandalm/arena/_decision.py``): exact, it changes no
+            decision and saves judge calls. Only with ``evidence="games"`` and no rank
+            rule, whose decisions rest on every score.
+        stop_risk: With ``stop_matches``, stop once the outcomes still likely (between
+            the ``stop_risk / 2`` and ``1 - stop_risk / 2`` quantiles of the posterior
+            predictive of the match's remaining games) cannot change those decisions:
+            each may then change with a probability of about ``stop_risk``. 0: exact.
 
     Raises:
         ValueError: From ``prune`` (``trial.should_prune()``), when the study is not
@@ -145,6 +154,8 @@ class JudgePruner(BasePruner):
         rank_guard: float = 0.3,
         rank_min_peers: int = 4,
         rank_checkpoints: int = 2,
+        stop_matches: bool = False,
+        stop_risk: float = 0.0,
     ) -> None:
         if not callable(getattr(arena, "standings", None)):  # duck-typed, as the sampler
             raise TypeError(f"arena must be an Arena, got {type(arena).__name__}")
@@ -172,6 +183,16 @@ class JudgePruner(BasePruner):
         if rank_checkpoints < 1:
             raise ValueError(f"rank_checkpoints must be >= 1, got {rank_checkpoints}")
         self.rank_checkpoints = rank_checkpoints
+        if stop_matches:
+            if evidence != "games" or rank_keep is not None:
+                raise ValueError(
+                    "stop_matches needs evidence='games' and no rank rule (rank_keep=None): "
+                    "their decisions rest on every score, not on the match"
+                )
+            if not 0 <= stop_risk < 1:
+                raise ValueError(f"stop_risk must be in [0, 1), got {stop_risk}")
+            arena.decision_alpha, arena.decision_risk = alpha, float(stop_risk)
+        self.stop_matches = stop_matches
 
     def _loss(self, player: Player, failed: frozenset[int]) -> PruningReason | None:
         """The significant loss of ``player``'s latest match, or ``None`` (also when that
