@@ -30,6 +30,9 @@ Strategies (costs: training epochs actually run, judge calls that reached the ju
   match stops once no outcome of its prompts left can change the pruner's test or the
   incumbent (``optuna_pandalm/arena/_decision.py``); ``bt_tpe_stop_risk`` with
   ``stop_risk=0.1``: once the outcomes still likely cannot change them.
+* ``bt_tpe_curve``: ``bt_tpe`` with ``JudgePruner(curve_floor=0.02)``: also prunes a trial
+  whose predicted P(best), from a shared-shape learning-curve model
+  (``optuna_pandalm/study/_curves.py``), is below 2%.
 * ``one_epoch_topk``, ``winrate_wilcoxon`` and ``default_configs``: see ``hpo_baselines.py``.
 * ``tpe_hyperband``, ``reward_asha`` and ``reward_bt`` (a reward-model judge, its noise
   calibrated at the start of the run to the pairwise judge's agreement): see
@@ -88,6 +91,7 @@ STRATEGIES = (
     "default_configs",
     "bt_tpe_stop",
     "bt_tpe_stop_risk",
+    "bt_tpe_curve",
 )
 BUDGETS = (10, 20, 40)
 DEFAULT_BUDGET = 20
@@ -98,6 +102,7 @@ PRUNER_OPTIONS: dict[str, dict[str, Any]] = {
     "lean": LEAN["pruner"],
     "stop": {"stop_matches": True},
     "stop_risk": {"stop_matches": True, "stop_risk": 0.1},
+    "curve": {"curve_floor": 0.02},
 }
 PROTOCOL_GRID = {
     "learning_rate": (2e-6, 1e-5, 2e-5, 1e-4, 2e-4),
@@ -315,6 +320,7 @@ RUNNERS: dict[str, Callable[[World], list[dict]]] = {
     "default_configs": default_configs,
     "bt_tpe_stop": lambda w: _judge_search(w, "tpe", pruning="stop"),
     "bt_tpe_stop_risk": lambda w: _judge_search(w, "tpe", pruning="stop_risk"),
+    "bt_tpe_curve": lambda w: _judge_search(w, "tpe", pruning="curve"),
 }
 
 
@@ -435,6 +441,7 @@ def main() -> None:
         "reward_bt": 3,
         "bt_tpe_stop": 3,
         "bt_tpe_stop_risk": 3,
+        "bt_tpe_curve": 3,
         "asha": 4,
     }
     seeds = range(args.first_seed, args.first_seed + args.seeds)

@@ -50,6 +50,12 @@ class PruningReason:
     kept: int = 0
 
     def __str__(self) -> str:
+        if self.test == "curve":
+            return (
+                f"pruned at step {self.step}: its learning curve, predicted from its "
+                f"checkpoints and the shape all trials share, gives it P(best) = "
+                f"{self.p_value:.2g} < {self.alpha:g}"
+            )
         if self.rank:
             return (
                 f"pruned at step {self.step}: ranked {self.rank} of {self.peers} trials at "
@@ -131,6 +137,13 @@ class JudgePruner(BasePruner):
             incumbent (``optuna_pandalm/arena/_decision.py``): exact, it changes no
             decision and saves judge calls. Only with ``evidence="games"`` and no rank
             rule, whose decisions rest on every score.
+        curve_floor: The curve rule (off by default, ``None``): prune a trial whose
+            probability to deliver the study's best checkpoint, its future predicted by a
+            learning-curve model (its own level plus a shape every trial shares;
+            ``optuna_pandalm/study/_curves.py``), is below this, once ``curve_min_trials``
+            trials reached the last step. Never at a trial's last step.
+        curve_min_trials: Trials that must have reached the last step before the curve
+            rule applies.
         stop_risk: With ``stop_matches``, stop once the outcomes still likely (between
             the ``stop_risk / 2`` and ``1 - stop_risk / 2`` quantiles of the posterior
             predictive of the match's remaining games) cannot change those decisions:
@@ -156,6 +169,8 @@ class JudgePruner(BasePruner):
         rank_checkpoints: int = 2,
         stop_matches: bool = False,
         stop_risk: float = 0.0,
+        curve_floor: float | None = None,
+        curve_min_trials: int = 3,
     ) -> None:
         if not callable(getattr(arena, "standings", None)):  # duck-typed, as the sampler
             raise TypeError(f"arena must be an Arena, got {type(arena).__name__}")
@@ -193,6 +208,10 @@ class JudgePruner(BasePruner):
                 raise ValueError(f"stop_risk must be in [0, 1), got {stop_risk}")
             arena.decision_alpha, arena.decision_risk = alpha, float(stop_risk)
         self.stop_matches = stop_matches
+        if curve_floor is not None and not 0 < curve_floor < 1:
+            raise ValueError(f"curve_floor must be in (0, 1), got {curve_floor}")
+        self.curve_floor = curve_floor
+        self.curve_min_trials = max(int(curve_min_trials), 1)
 
     def _loss(self, player: Player, failed: frozenset[int]) -> PruningReason | None:
         """The significant loss of ``player``'s latest match, or ``None`` (also when that
@@ -269,7 +288,37 @@ class JudgePruner(BasePruner):
         incumbent = self.arena.incumbent(skip_trials=failed)
         if incumbent is None or incumbent.trial == trial_number:
             return None
-        return self._significant_loss(players, failed) or self._rank_loss(players, failed)
+        return (
+            self._significant_loss(players, failed)
+            or self._rank_loss(players, failed)
+            or self._curve_loss(trial_number, players, failed, study)
+        )
+
+    def _curve_loss(
+        self,
+        trial_number: int,
+        players: list[Player],
+        failed: frozenset[int],
+        study: optuna.study.Study | None,
+    ) -> PruningReason | None:
+        """The curve rule: the trial's predicted P(best) is below ``curve_floor``."""
+        if self.curve_floor is None:
+            return None
+        from optuna_pandalm.study._curves import curve_p_best
+
+        standings = self.arena.standings()
+        last = max((p.step for p in standings.players if p.step is not None), default=None)
+        step = players[-1].step
+        if step is None or last is None or step >= last:
+            return None
+        running = {trial_number} | _running_trials(study)
+        p_best = curve_p_best(
+            standings, running, skip_trials=failed, min_complete=self.curve_min_trials
+        )
+        p = p_best.get(trial_number)
+        if p is None or p >= self.curve_floor:
+            return None
+        return PruningReason(step, "", None, 0, 0, 0, p, self.curve_floor, test="curve")
 
     def _significant_loss(
         self, players: list[Player], failed: frozenset[int]
@@ -302,6 +351,16 @@ def _failed_trials(study: optuna.study.Study | None) -> frozenset[int]:
 
     failed = study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
     return frozenset(t.number for t in failed)
+
+
+def _running_trials(study: optuna.study.Study | None) -> frozenset[int]:
+    """Numbers of the study's RUNNING trials (none without a study)."""
+    if study is None:
+        return frozenset()
+    from optuna.trial import TrialState
+
+    running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    return frozenset(t.number for t in running)
 
 
 def _score_test(standings: Standings, player: Player, opponent: Player) -> float:
