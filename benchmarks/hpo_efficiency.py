@@ -33,7 +33,8 @@ Strategies (costs: training epochs actually run, judge calls that reached the ju
 * ``bt_tpe_curve``: ``bt_tpe`` with ``JudgePruner(curve_floor=0.02)``: also prunes a trial
   whose predicted P(best), from a shared-shape learning-curve model
   (``optuna_pandalm/study/_curves.py``), is below 2%; ``bt_tpe_v3``: both levers, the
-  curve rule and the risky stop.
+  curve rule and the risky stop; ``bt_tpe_curve2``: the curve rule on a trial's first two
+  checkpoints only (``curve_checkpoints=2``).
 * ``one_epoch_topk``, ``winrate_wilcoxon`` and ``default_configs``: see ``hpo_baselines.py``.
 * ``tpe_hyperband``, ``reward_asha`` and ``reward_bt`` (a reward-model judge, its noise
   calibrated at the start of the run to the pairwise judge's agreement): see
@@ -94,13 +95,14 @@ STRATEGIES = (
     "bt_tpe_stop_risk",
     "bt_tpe_curve",
     "bt_tpe_v3",
+    "bt_tpe_curve2",
 )
 # Run by default: the levers that make up bt_tpe_v3 and bt_tpe_lean run by name only
 # (--strategies), to keep the whole run near its 15 minutes on 2 cores.
 DEFAULT_STRATEGIES = tuple(
     s
     for s in STRATEGIES
-    if s not in ("bt_tpe_lean", "bt_tpe_stop", "bt_tpe_stop_risk", "bt_tpe_curve")
+    if s not in ("bt_tpe_lean", "bt_tpe_stop", "bt_tpe_stop_risk", "bt_tpe_curve", "bt_tpe_curve2")
 )
 BUDGETS = (10, 20, 40)
 DEFAULT_BUDGET = 20
@@ -113,6 +115,7 @@ PRUNER_OPTIONS: dict[str, dict[str, Any]] = {
     "stop": {"stop_matches": True},
     "stop_risk": {"stop_matches": True, "stop_risk": 0.1},
     "curve": {"curve_floor": 0.02},
+    "curve2": {"curve_floor": 0.02, "curve_checkpoints": 2},
     "v3": {"curve_floor": 0.02, "stop_matches": True, "stop_risk": 0.1},
 }
 PROTOCOL_GRID = {
@@ -333,6 +336,7 @@ RUNNERS: dict[str, Callable[[World], list[dict]]] = {
     "bt_tpe_stop_risk": lambda w: _judge_search(w, "tpe", pruning="stop_risk"),
     "bt_tpe_curve": lambda w: _judge_search(w, "tpe", pruning="curve"),
     "bt_tpe_v3": lambda w: _judge_search(w, "tpe", pruning="v3"),
+    "bt_tpe_curve2": lambda w: _judge_search(w, "tpe", pruning="curve2"),
 }
 
 
@@ -459,6 +463,7 @@ def main() -> None:
         "bt_tpe_stop_risk": 3,
         "bt_tpe_curve": 3,
         "bt_tpe_v3": 3,
+        "bt_tpe_curve2": 3,
         "asha": 4,
     }
     seeds = range(args.first_seed, args.first_seed + args.seeds)

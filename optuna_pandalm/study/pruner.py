@@ -109,6 +109,13 @@ class JudgePruner(BasePruner):
     checkpoints were judged to the end by the same rules (as ``SuccessiveHalvingPruner``
     compares with every trial that reached a rung).
 
+    Two more opt-in levers (issue 27; figures: ``benchmarks/README.md``, "Search efficiency
+    v3"): ``stop_matches`` stops a new checkpoint's match once no outcome of its remaining
+    prompts can change this pruner's test or the incumbent (``stop_risk``: once no likely
+    outcome can), and ``curve_floor`` prunes on a trial's P(best) predicted by a
+    shared-shape learning-curve model. Not defaults: on the ``dips`` landscape the curve
+    rule pruned the would-be-best trial, and 4 seeds cannot tell the stops' regret.
+
     The rank rule is opt-in: with the arena's ``contender_floor`` (``bt_tpe_lean`` in
     ``benchmarks/hpo_efficiency.py``) it trains fewer epochs with fewer judge calls, but it
     lost regret at 10 and 20 trainings (figures: ``benchmarks/README.md``).
@@ -144,6 +151,10 @@ class JudgePruner(BasePruner):
             trials reached the last step. Never at a trial's last step.
         curve_min_trials: Trials that must have reached the last step before the curve
             rule applies.
+        curve_checkpoints: How many of a trial's first checkpoints the curve rule judges
+            (``None``: every one but the last step's). A dip the best trials take hardest
+            (the ``dips`` landscape) is not in a shape all trials share, so later
+            checkpoints may mislead it.
         stop_risk: With ``stop_matches``, stop once the outcomes still likely (between
             the ``stop_risk / 2`` and ``1 - stop_risk / 2`` quantiles of the posterior
             predictive of the match's remaining games) cannot change those decisions:
@@ -171,6 +182,7 @@ class JudgePruner(BasePruner):
         stop_risk: float = 0.0,
         curve_floor: float | None = None,
         curve_min_trials: int = 3,
+        curve_checkpoints: int | None = None,
     ) -> None:
         if not callable(getattr(arena, "standings", None)):  # duck-typed, as the sampler
             raise TypeError(f"arena must be an Arena, got {type(arena).__name__}")
@@ -212,6 +224,7 @@ class JudgePruner(BasePruner):
             raise ValueError(f"curve_floor must be in (0, 1), got {curve_floor}")
         self.curve_floor = curve_floor
         self.curve_min_trials = max(int(curve_min_trials), 1)
+        self.curve_checkpoints = curve_checkpoints
 
     def _loss(self, player: Player, failed: frozenset[int]) -> PruningReason | None:
         """The significant loss of ``player``'s latest match, or ``None`` (also when that
@@ -303,6 +316,8 @@ class JudgePruner(BasePruner):
     ) -> PruningReason | None:
         """The curve rule: the trial's predicted P(best) is below ``curve_floor``."""
         if self.curve_floor is None:
+            return None
+        if self.curve_checkpoints is not None and len(players) > self.curve_checkpoints:
             return None
         from optuna_pandalm.study._curves import curve_p_best
 
