@@ -15,6 +15,12 @@ landscapes and seeds as every strategy there).
   each game's outcome (1, 0.5, 0) as an intermediate value at step ``epoch * prompts +
   prompt``, so it compares two trials on the same prompt at the same epoch. The chosen
   checkpoint has the highest win rate among the fully judged ones.
+* ``default_configs`` ("Stay Tuned": a few recommended settings are hard to beat): the
+  ``DEFAULT_CONFIGS`` below (Alpaca's, the Hugging Face Trainer's, alpaca-lora's and
+  QLoRA's recipes, clipped to the search space) each trained every epoch and judged like
+  ``bt_tpe`` (an ``Arena`` at its defaults, every checkpoint evaluated, each trial
+  finalized, no pruning); the chosen checkpoint is ``Arena.incumbent()``. Four trainings
+  whatever the budget: it is reported at every budget with the same figures.
 """
 
 from __future__ import annotations
@@ -34,6 +40,15 @@ ALPACA_DEFAULTS = {
     "weight_decay": 0.0,
 }
 BUDGETS = (10, 20, 40)
+DEFAULT_CONFIGS = (
+    ALPACA_DEFAULTS,
+    # transformers.Trainer's defaults with LoRA: lr 5e-5, linear decay, no warmup.
+    {**ALPACA_DEFAULTS, "learning_rate": 5e-5, "scheduler": "linear", "warmup_ratio": 0.0},
+    # alpaca-lora: lr 3e-4 (2e-4 is the space's top), rank 8, 100 warmup steps of ~1,200.
+    {**ALPACA_DEFAULTS, "learning_rate": 2e-4, "scheduler": "linear", "warmup_ratio": 0.08},
+    # QLoRA: lr 2e-4 (7B; 1e-4 for larger models), rank 64 (32 is the space's top).
+    {**ALPACA_DEFAULTS, "learning_rate": 1e-4, "lora_rank": 32, "scheduler": "cosine"},
+)
 
 
 def one_epoch_topk(world: World) -> list[dict]:
@@ -121,3 +136,23 @@ def winrate_wilcoxon(world: World) -> list[dict]:
         if number + 1 in BUDGETS:
             records.append(record(world, number + 1, best[1], epochs, start))
     return records
+
+
+def default_configs(world: World) -> list[dict]:
+    from optuna_pandalm import Arena
+
+    start = time.perf_counter()
+    arena = Arena(
+        "sqlite:///:memory:", f"defaults-{world.seed}", world.judge, world.prompts, seed=world.seed
+    )
+    for number, config in enumerate(DEFAULT_CONFIGS):
+        for epoch in range(1, world.landscape.epochs + 1):
+            texts = world.landscape.generations(config, epoch, world.prompts, key=number)
+            arena.evaluate(number, epoch, texts)
+        arena.finalize(number)
+    best = arena.incumbent()
+    assert best is not None and best.trial is not None and best.step is not None
+    quality = world.landscape.quality(DEFAULT_CONFIGS[best.trial], best.step)
+    epochs = len(DEFAULT_CONFIGS) * world.landscape.epochs
+    row = record(world, len(DEFAULT_CONFIGS), quality, epochs, start)
+    return [{**row, "budget": budget, "trainings": len(DEFAULT_CONFIGS)} for budget in BUDGETS]

@@ -26,7 +26,19 @@ Strategies (costs: training epochs actually run, judge calls that reached the ju
 * ``bt_tpe_lean``: ``bt_tpe`` with the opt-in settings ``LEAN``: ``JudgePruner``'s rank
   rule and the arena's ``contender_floor`` (a new checkpoint's match ends once its P(best)
   is below 0.01), measured beside the defaults.
-* ``one_epoch_topk`` and ``winrate_wilcoxon``: see ``hpo_baselines.py``.
+* ``bt_tpe_stop``: ``bt_tpe`` with ``JudgePruner(stop_matches=True)``: a new checkpoint's
+  match stops once no outcome of its prompts left can change the pruner's test or the
+  incumbent (``optuna_pandalm/arena/_decision.py``); ``bt_tpe_stop_risk`` with
+  ``stop_risk=0.1``: once the outcomes still likely cannot change them.
+* ``bt_tpe_curve``: ``bt_tpe`` with ``JudgePruner(curve_floor=0.02)``: also prunes a trial
+  whose predicted P(best), from a shared-shape learning-curve model
+  (``optuna_pandalm/study/_curves.py``), is below 2%; ``bt_tpe_v3``: both levers, the
+  curve rule and the risky stop; ``bt_tpe_curve2``: the curve rule on a trial's first two
+  checkpoints only (``curve_checkpoints=2``).
+* ``one_epoch_topk``, ``winrate_wilcoxon`` and ``default_configs``: see ``hpo_baselines.py``.
+* ``tpe_hyperband``, ``reward_asha`` and ``reward_bt`` (a reward-model judge, its noise
+  calibrated at the start of the run to the pairwise judge's agreement): see
+  ``hpo_reward.py``.
 
 Each comparison with ``bt_tpe`` is also reported paired, seed by seed, with a bootstrap 90%
 interval (``paired_vs_bt_tpe`` in ``--json``; ``hpo_report.py``).
@@ -59,8 +71,9 @@ from typing import Any
 
 import hpo_world
 import numpy as np
-from hpo_baselines import one_epoch_topk, winrate_wilcoxon
+from hpo_baselines import default_configs, one_epoch_topk, winrate_wilcoxon
 from hpo_report import paired_differences, plot, quartiles, targets
+from hpo_reward import RewardJudge, reward_asha, reward_noise, tpe_hyperband
 from hpo_world import World, calibrate, games, load_test_prompts
 
 STRATEGIES = (
@@ -74,11 +87,37 @@ STRATEGIES = (
     "asha",
     "winrate_wilcoxon",
     "bt_tpe_lean",
+    "tpe_hyperband",
+    "reward_asha",
+    "reward_bt",
+    "default_configs",
+    "bt_tpe_stop",
+    "bt_tpe_stop_risk",
+    "bt_tpe_curve",
+    "bt_tpe_v3",
+    "bt_tpe_curve2",
+)
+# Run by default: the levers that make up bt_tpe_v3 and bt_tpe_lean run by name only
+# (--strategies), to keep the whole run near its 15 minutes on 2 cores.
+DEFAULT_STRATEGIES = tuple(
+    s
+    for s in STRATEGIES
+    if s not in ("bt_tpe_lean", "bt_tpe_stop", "bt_tpe_stop_risk", "bt_tpe_curve", "bt_tpe_curve2")
 )
 BUDGETS = (10, 20, 40)
 DEFAULT_BUDGET = 20
 POINTWISE_NOISE = 0.5
 LEAN = {"arena": {"contender_floor": 0.01}, "pruner": {"rank_keep": 0.25}}
+V3 = "bt_tpe_v3"
+PRUNER_OPTIONS: dict[str, dict[str, Any]] = {
+    "judge": {},
+    "lean": LEAN["pruner"],
+    "stop": {"stop_matches": True},
+    "stop_risk": {"stop_matches": True, "stop_risk": 0.1},
+    "curve": {"curve_floor": 0.02},
+    "curve2": {"curve_floor": 0.02, "curve_checkpoints": 2},
+    "v3": {"curve_floor": 0.02, "stop_matches": True, "stop_risk": 0.1},
+}
 PROTOCOL_GRID = {
     "learning_rate": (2e-6, 1e-5, 2e-5, 1e-4, 2e-4),
     "optimizer": ("adamw", "sgd"),
@@ -120,10 +159,12 @@ def pandalm_protocol(world: World) -> list[dict]:
     return [hpo_world.record(world, DEFAULT_BUDGET, chosen, 4 * len(configs), start)]
 
 
-def _judge_search(world: World, base: str, pruning: str = "judge") -> list[dict]:
+def _judge_search(
+    world: World, base: str, pruning: str = "judge", judge: Any = None
+) -> list[dict]:
     """``BradleyTerrySampler`` over ``base`` with ``JudgePruner`` (``pruning="judge"``, or
     ``"lean"`` with ``LEAN``) or Optuna's ``SuccessiveHalvingPruner`` on the reported
-    scores (``"asha"``)."""
+    scores (``"asha"``); ``judge``: the arena's judge (the world's by default)."""
     import optuna
 
     from optuna_pandalm import Arena, BradleyTerrySampler, JudgePruner, PublishCallback
@@ -131,10 +172,11 @@ def _judge_search(world: World, base: str, pruning: str = "judge") -> list[dict]
     start = time.perf_counter()
     name = f"hpo-{base}-{world.seed}"
     lean = pruning == "lean"
+    judge = world.judge if judge is None else judge
     arena = Arena(
         "sqlite:///:memory:",
         name,
-        world.judge,
+        judge,
         world.prompts,
         seed=world.seed,
         **(LEAN["arena"] if lean else {}),
@@ -151,7 +193,7 @@ def _judge_search(world: World, base: str, pruning: str = "judge") -> list[dict]
         pruner=(
             optuna.pruners.SuccessiveHalvingPruner()
             if pruning == "asha"
-            else JudgePruner(arena, **(LEAN["pruner"] if lean else {}))
+            else JudgePruner(arena, **PRUNER_OPTIONS[pruning])
         ),
     )
     truth: dict[tuple[int, int], float] = {}
@@ -183,6 +225,7 @@ def _judge_search(world: World, base: str, pruning: str = "judge") -> list[dict]
             record = hpo_world.record(
                 world, len(study.trials), truth[(best.trial, best.step)], epochs, start
             )
+            record["judge_calls"] = judge.calls
             pruned = [t for t in study.trials if t.state == optuna.trial.TrialState.PRUNED]
             # A false prune: the trial that would have been best (had it run every epoch) was
             # pruned.
@@ -285,7 +328,21 @@ RUNNERS: dict[str, Callable[[World], list[dict]]] = {
     "asha": lambda w: _judge_search(w, "tpe", pruning="asha"),
     "winrate_wilcoxon": winrate_wilcoxon,
     "bt_tpe_lean": lambda w: _judge_search(w, "tpe", pruning="lean"),
+    "tpe_hyperband": lambda w: tpe_hyperband(w, _noise(w)),
+    "reward_asha": lambda w: reward_asha(w, _noise(w)),
+    "reward_bt": lambda w: _judge_search(w, "tpe", judge=RewardJudge(w, _noise(w))),
+    "default_configs": default_configs,
+    "bt_tpe_stop": lambda w: _judge_search(w, "tpe", pruning="stop"),
+    "bt_tpe_stop_risk": lambda w: _judge_search(w, "tpe", pruning="stop_risk"),
+    "bt_tpe_curve": lambda w: _judge_search(w, "tpe", pruning="curve"),
+    "bt_tpe_v3": lambda w: _judge_search(w, "tpe", pruning="v3"),
+    "bt_tpe_curve2": lambda w: _judge_search(w, "tpe", pruning="curve2"),
 }
+
+
+def _noise(world: World) -> float:
+    assert world.reward_noise is not None, "calibrate() sets it"
+    return world.reward_noise
 
 
 def _run(task: tuple[str, int, dict[str, Any]]) -> list[dict]:
@@ -348,7 +405,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=20)
     parser.add_argument("--first-seed", type=int, default=0, help="run seeds from this one")
-    parser.add_argument("--strategies", default=",".join(STRATEGIES))
+    parser.add_argument(
+        "--strategies",
+        default=",".join(DEFAULT_STRATEGIES),
+        help=f"comma-separated, from {','.join(STRATEGIES)}",
+    )
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--json", action="store_true", help="print one JSON document")
     parser.add_argument("--rows", action="store_true", help="include per-run rows in the JSON")
@@ -362,11 +423,21 @@ def main() -> None:
     parser.add_argument(
         "--plot", help="write the plotly figure here (HTML; a PNG beside it with kaleido)"
     )
+    parser.add_argument(
+        "--reward-gap",
+        type=float,
+        help="calibrate the reward model's noise to the pairwise judge's agreement at this "
+        "gap (log-odds) instead of on PandaLM's test pairs (hpo_reward.reward_noise)",
+    )
     args = parser.parse_args()
     started = time.perf_counter()
     earlier = [json.loads(Path(p).read_text(encoding="utf-8")) for p in args.add_rows]
     # Summarising earlier runs only (--seeds 0) reuses their calibration.
     calibration = earlier[0]["calibration"] if earlier and not args.seeds else calibrate()
+    if args.reward_gap is not None:
+        calibration["reward_noise"] = reward_noise(calibration, gap=args.reward_gap)
+        calibration["reward_gap"] = args.reward_gap
+    calibration.setdefault("reward_noise", reward_noise(calibration))
     names = args.strategies.split(",")
     unknown = set(names) - set(STRATEGIES)
     if unknown:
@@ -387,6 +458,12 @@ def main() -> None:
         "one_epoch_topk": 2,
         "bt_tpe": 3,
         "bt_tpe_lean": 3,
+        "reward_bt": 3,
+        "bt_tpe_stop": 3,
+        "bt_tpe_stop_risk": 3,
+        "bt_tpe_curve": 3,
+        "bt_tpe_v3": 3,
+        "bt_tpe_curve2": 3,
         "asha": 4,
     }
     seeds = range(args.first_seed, args.first_seed + args.seeds)
@@ -406,8 +483,12 @@ def main() -> None:
         "seeds": len({r["seed"] for r in rows}),
         "wall_s": round(time.perf_counter() - started, 1),
         **summary,
-        "paired_vs_bt_tpe": paired_differences(rows),
-        "targets": targets(summary, DEFAULT_BUDGET),
+        "paired_vs_bt_tpe": (paired := paired_differences(rows)),
+        "targets": targets(summary, DEFAULT_BUDGET, paired),
+        # Issue 27's "one documented setting": the same targets for bt_tpe_v3.
+        "targets_bt_tpe_v3": targets(
+            summary, DEFAULT_BUDGET, paired_differences(rows, ours=V3), ours=V3
+        ),
         "calibration": calibration,
     }
     if args.rows:

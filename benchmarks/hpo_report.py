@@ -19,7 +19,7 @@ def quartiles(values: list[float]) -> dict[str, float]:
     return {"median": float(q2), "q1": float(q1), "q3": float(q3)}
 
 
-def paired_differences(rows: list[dict]) -> dict[str, dict[str, Any]]:
+def paired_differences(rows: list[dict], ours: str = OURS) -> dict[str, dict[str, Any]]:
     """Per budget and strategy: the per-seed differences *theirs minus bt_tpe's* (regret,
     epochs, judge calls), their median with a percentile-bootstrap 90% interval over seeds
     (resampling seeds, so the pairing is kept), and how many seeds bt_tpe's regret was
@@ -32,15 +32,15 @@ def paired_differences(rows: list[dict]) -> dict[str, dict[str, Any]]:
     >>> round(d["regret"]["median"], 3), d["regret"]["interval"], d["seeds_ours_lower"]
     (0.2, [0.2, 0.2], 5)
     """
-    ours = {(r["seed"], r["budget"]): r for r in rows if r["strategy"] == OURS}
+    mine = {(r["seed"], r["budget"]): r for r in rows if r["strategy"] == ours}
     out: dict[str, dict[str, Any]] = {}
     rng = np.random.default_rng(0)
     for budget in sorted({r["budget"] for r in rows}):
         pairs: dict[str, list[tuple[dict, dict]]] = {}
         for row in rows:
-            mine = ours.get((row["seed"], budget))
-            if row["strategy"] != OURS and row["budget"] == budget and mine is not None:
-                pairs.setdefault(row["strategy"], []).append((row, mine))
+            their = mine.get((row["seed"], budget))
+            if row["strategy"] != ours and row["budget"] == budget and their is not None:
+                pairs.setdefault(row["strategy"], []).append((row, their))
         for name, matched in sorted(pairs.items()):
             entry: dict[str, Any] = {"n_seeds": len(matched)}
             for metric in METRICS:
@@ -61,48 +61,69 @@ def paired_differences(rows: list[dict]) -> dict[str, dict[str, Any]]:
     return out
 
 
-def targets(summary: dict[str, Any], default_budget: int) -> dict[str, Any]:
-    """The issue's targets for bt_tpe, each with the numbers it was decided on."""
+def targets(
+    summary: dict[str, Any],
+    default_budget: int,
+    paired: dict[str, Any] | None = None,
+    ours: str = OURS,
+) -> dict[str, Any]:
+    """The issues' targets for bt_tpe, each with the numbers it was decided on (issue 27's:
+    ``regret_le_0_120``, ``better_on_paired_interval`` (strategies whose paired regret
+    interval lies below zero), ``calls_le_preferential_gp``, ``dominated_at_*``)."""
+    name = ours
     curves = summary["budgets"]
-    if OURS not in curves:
+    if name not in curves:
         return {}
-    ours = curves[OURS][str(default_budget)]
+    best = curves[name][str(default_budget)]
     out: dict[str, Any] = {}
     others = {
-        name: curve[str(default_budget)]
-        for name, curve in curves.items()
-        if name != OURS and str(default_budget) in curve
+        other: curve[str(default_budget)]
+        for other, curve in curves.items()
+        if other != name and str(default_budget) in curve
     }
     out["regret_le_every_other"] = {
-        name: [
-            ours["median_regret"],
+        other: [
+            best["median_regret"],
             s["median_regret"],
-            ours["median_regret"] <= s["median_regret"],
+            best["median_regret"] <= s["median_regret"],
         ]
-        for name, s in others.items()
+        for other, s in others.items()
     }
     protocol = others.get("pandalm_protocol")
     if protocol is not None:
-        out["epoch_share"] = ours["median_training_epochs"] / protocol["median_training_epochs"]
-        out["judge_call_share"] = ours["median_judge_calls"] / protocol["median_judge_calls"]
+        out["epoch_share"] = best["median_training_epochs"] / protocol["median_training_epochs"]
+        out["judge_call_share"] = best["median_judge_calls"] / protocol["median_judge_calls"]
         out["epochs_le_50pct"] = out["epoch_share"] <= 0.5
         out["judge_calls_le_2pct"] = out["judge_call_share"] <= 0.02
     gp = others.get("preferential_gp")
     if gp is not None:
         out["calls_and_regret_le_preferential_gp"] = [
-            [ours["median_judge_calls"], gp["median_judge_calls"]],
-            [ours["median_regret"], gp["median_regret"]],
-            ours["median_judge_calls"] <= gp["median_judge_calls"]
-            and ours["median_regret"] <= gp["median_regret"],
+            [best["median_judge_calls"], gp["median_judge_calls"]],
+            [best["median_regret"], gp["median_regret"]],
+            best["median_judge_calls"] <= gp["median_judge_calls"]
+            and best["median_regret"] <= gp["median_regret"],
         ]
-    for budget in ("10", "40"):
-        if budget not in curves[OURS]:
+    out["regret_le_0_120"] = [best["median_regret"], best["median_regret"] <= 0.120]
+    if paired is not None:
+        out["better_on_paired_interval"] = sorted(
+            other
+            for other, d in paired.get(str(default_budget), {}).items()
+            if d["regret"]["interval"][1] < 0
+        )
+    if gp is not None:
+        out["calls_le_preferential_gp"] = [
+            best["median_judge_calls"],
+            gp["median_judge_calls"],
+            best["median_judge_calls"] <= gp["median_judge_calls"],
+        ]
+    for budget in ("10", str(default_budget), "40"):
+        if budget not in curves[name]:
             continue
-        mine = curves[OURS][budget]
+        mine = curves[name][budget]
         out[f"dominated_at_{budget}"] = sorted(
-            name
-            for name, curve in curves.items()
-            if name != OURS
+            other
+            for other, curve in curves.items()
+            if other != name
             and budget in curve
             and curve[budget]["median_regret"] < mine["median_regret"]
             and curve[budget]["median_training_epochs"] < mine["median_training_epochs"]

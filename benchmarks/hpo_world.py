@@ -90,6 +90,7 @@ class World:
         )
         self.prompts = prompts
         self.judge = SimulatedJudge(seed=seed, **calibration["judge"])
+        self.reward_noise: float | None = calibration.get("reward_noise")  # hpo_reward.py
         self.best = self.landscape.best_quality()
         self.difficulty = np.array([self.judge.difficulty(p.instruction) for p in prompts])
 

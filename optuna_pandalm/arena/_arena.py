@@ -11,6 +11,7 @@ from collections.abc import Callable, Collection, Iterator, Sequence
 from typing import Any
 
 from optuna_pandalm.arena import _trial
+from optuna_pandalm.arena._decision import undecided
 from optuna_pandalm.arena._judge_deadline import DeadlineJudge
 from optuna_pandalm.arena._judge_watch import stored_judge_warnings
 from optuna_pandalm.arena._ledger import Ledger, as_player
@@ -193,6 +194,9 @@ class Arena(Votes):
         self.p_best_threshold = p_best_threshold
         self.max_extra_matches = max_extra_matches
         self.contender_floor = contender_floor
+        # Set by JudgePruner(stop_matches=True): its level and risk; see _decision.py.
+        self.decision_alpha: float | None = None
+        self.decision_risk = 0.0
         deadline_judge = DeadlineJudge(judge, judge_timeout)  # checked before any write
         # Checked before anything is written: a bad rule must not bind the study. The
         # position is the study's, set below once it is read.
@@ -429,6 +433,9 @@ class Arena(Votes):
         (``contender_floor``)."""
         new = kind == "incumbent"
         go_on = self._contending(challenger) if new and self.contender_floor else None
+        if new and self.decision_alpha is not None:
+            stop = undecided(self, challenger, opponent, self.decision_alpha, self.decision_risk)
+            go_on = _both(go_on, stop)
         return self.matches.play(challenger, opponent, kind=kind, short=new, go_on=go_on)
 
     def _contending(self, player: Player) -> Callable[[], bool]:
@@ -629,6 +636,11 @@ class Arena(Votes):
         ids = self.store.opponents(self.arena_id, player.id, kind="incumbent")
         by_id = {r.id: as_player(r) for r in self.store.players(self.arena_id, ids=ids)}
         return [by_id[i] for i in ids]
+
+
+def _both(first: Callable[[], bool] | None, second: Callable[[], bool]) -> Callable[[], bool]:
+    """A ``go_on`` that goes on while both do (``first`` may be absent)."""
+    return second if first is None else lambda: first() and second()
 
 
 @contextlib.contextmanager

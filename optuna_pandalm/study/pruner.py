@@ -50,6 +50,12 @@ class PruningReason:
     kept: int = 0
 
     def __str__(self) -> str:
+        if self.test == "curve":
+            return (
+                f"pruned at step {self.step}: its learning curve, predicted from its "
+                f"checkpoints and the shape all trials share, gives it P(best) = "
+                f"{self.p_value:.2g} < {self.alpha:g}"
+            )
         if self.rank:
             return (
                 f"pruned at step {self.step}: ranked {self.rank} of {self.peers} trials at "
@@ -103,6 +109,13 @@ class JudgePruner(BasePruner):
     checkpoints were judged to the end by the same rules (as ``SuccessiveHalvingPruner``
     compares with every trial that reached a rung).
 
+    Two more opt-in levers (issue 27; figures: ``benchmarks/README.md``, "Search efficiency
+    v3"): ``stop_matches`` stops a new checkpoint's match once no outcome of its remaining
+    prompts can change this pruner's test or the incumbent (``stop_risk``: once no likely
+    outcome can), and ``curve_floor`` prunes on a trial's P(best) predicted by a
+    shared-shape learning-curve model. Not defaults: on the ``dips`` landscape the curve
+    rule pruned the would-be-best trial, and 4 seeds cannot tell the stops' regret.
+
     The rank rule is opt-in: with the arena's ``contender_floor`` (``bt_tpe_lean`` in
     ``benchmarks/hpo_efficiency.py``) it trains fewer epochs with fewer judge calls, but it
     lost regret at 10 and 20 trainings (figures: ``benchmarks/README.md``).
@@ -126,6 +139,26 @@ class JudgePruner(BasePruner):
         rank_checkpoints: How many of a trial's first checkpoints the rank rule judges
             (counted, not step values, so it means the same for epochs and for global
             steps).
+        stop_matches: Ask the arena to stop a new checkpoint's match once no outcome of
+            the prompts left can change this pruner's sign test at ``alpha`` nor the
+            incumbent (``optuna_pandalm/arena/_decision.py``): exact, it changes no
+            decision and saves judge calls. Only with ``evidence="games"`` and no rank
+            rule, whose decisions rest on every score.
+        curve_floor: The curve rule (off by default, ``None``): prune a trial whose
+            probability to deliver the study's best checkpoint, its future predicted by a
+            learning-curve model (its own level plus a shape every trial shares;
+            ``optuna_pandalm/study/_curves.py``), is below this, once ``curve_min_trials``
+            trials reached the last step. Never at a trial's last step.
+        curve_min_trials: Trials that must have reached the last step before the curve
+            rule applies.
+        curve_checkpoints: How many of a trial's first checkpoints the curve rule judges
+            (``None``: every one but the last step's). A dip the best trials take hardest
+            (the ``dips`` landscape) is not in a shape all trials share, so later
+            checkpoints may mislead it.
+        stop_risk: With ``stop_matches``, stop once the outcomes still likely (between
+            the ``stop_risk / 2`` and ``1 - stop_risk / 2`` quantiles of the posterior
+            predictive of the match's remaining games) cannot change those decisions:
+            each may then change with a probability of about ``stop_risk``. 0: exact.
 
     Raises:
         ValueError: From ``prune`` (``trial.should_prune()``), when the study is not
@@ -145,6 +178,11 @@ class JudgePruner(BasePruner):
         rank_guard: float = 0.3,
         rank_min_peers: int = 4,
         rank_checkpoints: int = 2,
+        stop_matches: bool = False,
+        stop_risk: float = 0.0,
+        curve_floor: float | None = None,
+        curve_min_trials: int = 3,
+        curve_checkpoints: int | None = None,
     ) -> None:
         if not callable(getattr(arena, "standings", None)):  # duck-typed, as the sampler
             raise TypeError(f"arena must be an Arena, got {type(arena).__name__}")
@@ -172,6 +210,21 @@ class JudgePruner(BasePruner):
         if rank_checkpoints < 1:
             raise ValueError(f"rank_checkpoints must be >= 1, got {rank_checkpoints}")
         self.rank_checkpoints = rank_checkpoints
+        if stop_matches:
+            if evidence != "games" or rank_keep is not None:
+                raise ValueError(
+                    "stop_matches needs evidence='games' and no rank rule (rank_keep=None): "
+                    "their decisions rest on every score, not on the match"
+                )
+            if not 0 <= stop_risk < 1:
+                raise ValueError(f"stop_risk must be in [0, 1), got {stop_risk}")
+            arena.decision_alpha, arena.decision_risk = alpha, float(stop_risk)
+        self.stop_matches = stop_matches
+        if curve_floor is not None and not 0 < curve_floor < 1:
+            raise ValueError(f"curve_floor must be in (0, 1), got {curve_floor}")
+        self.curve_floor = curve_floor
+        self.curve_min_trials = max(int(curve_min_trials), 1)
+        self.curve_checkpoints = curve_checkpoints
 
     def _loss(self, player: Player, failed: frozenset[int]) -> PruningReason | None:
         """The significant loss of ``player``'s latest match, or ``None`` (also when that
@@ -248,7 +301,39 @@ class JudgePruner(BasePruner):
         incumbent = self.arena.incumbent(skip_trials=failed)
         if incumbent is None or incumbent.trial == trial_number:
             return None
-        return self._significant_loss(players, failed) or self._rank_loss(players, failed)
+        return (
+            self._significant_loss(players, failed)
+            or self._rank_loss(players, failed)
+            or self._curve_loss(trial_number, players, failed, study)
+        )
+
+    def _curve_loss(
+        self,
+        trial_number: int,
+        players: list[Player],
+        failed: frozenset[int],
+        study: optuna.study.Study | None,
+    ) -> PruningReason | None:
+        """The curve rule: the trial's predicted P(best) is below ``curve_floor``."""
+        if self.curve_floor is None:
+            return None
+        if self.curve_checkpoints is not None and len(players) > self.curve_checkpoints:
+            return None
+        from optuna_pandalm.study._curves import curve_p_best
+
+        standings = self.arena.standings()
+        last = max((p.step for p in standings.players if p.step is not None), default=None)
+        step = players[-1].step
+        if step is None or last is None or step >= last:
+            return None
+        running = {trial_number} | _running_trials(study)
+        p_best = curve_p_best(
+            standings, running, skip_trials=failed, min_complete=self.curve_min_trials
+        )
+        p = p_best.get(trial_number)
+        if p is None or p >= self.curve_floor:
+            return None
+        return PruningReason(step, "", None, 0, 0, 0, p, self.curve_floor, test="curve")
 
     def _significant_loss(
         self, players: list[Player], failed: frozenset[int]
@@ -281,6 +366,16 @@ def _failed_trials(study: optuna.study.Study | None) -> frozenset[int]:
 
     failed = study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
     return frozenset(t.number for t in failed)
+
+
+def _running_trials(study: optuna.study.Study | None) -> frozenset[int]:
+    """Numbers of the study's RUNNING trials (none without a study)."""
+    if study is None:
+        return frozenset()
+    from optuna.trial import TrialState
+
+    running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    return frozenset(t.number for t in running)
 
 
 def _score_test(standings: Standings, player: Player, opponent: Player) -> float:
