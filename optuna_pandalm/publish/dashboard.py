@@ -86,11 +86,12 @@ def best_now(arena: Arena) -> str:
 
     Example:
         >>> from optuna_pandalm import Arena
-        >>> from optuna_pandalm.testing import SimulatedJudge, simulated_prompts
-        >>> from optuna_pandalm.testing import simulated_response as answer
-        >>> arena = Arena("sqlite://", "doc", SimulatedJudge(), simulated_prompts(4), seed=0)
-        >>> for trial in range(3):
-        ...     _ = arena.evaluate(trial, 1, [answer(trial)] * 4)
+        >>> from optuna_pandalm import testing
+        >>> judge, prompts = testing.SimulatedJudge(), testing.simulated_prompts(4)
+        >>> arena = Arena("sqlite://", "now", judge, prompts, seed=0)
+        >>> best_now(arena)
+        'No trial has a judged checkpoint yet.'
+        >>> _ = [arena.evaluate(t, 1, [testing.simulated_response(t)] * 4) for t in range(3)]
         >>> print(best_now(arena))  # doctest: +ELLIPSIS
         Leader now: trial 1 step 1, score +1.278 [-1.48, +4.03], P(best) 0.76. The Best...
     """
