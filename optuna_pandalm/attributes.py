@@ -9,6 +9,7 @@ from __future__ import annotations
 __all__ = [
     "AGREEMENT_ATTR",
     "BASELINE_ATTR",
+    "BEST_NOW_ATTR",
     "BEST_STEP_ATTR",
     "ERROR_ATTR",
     "LEADERBOARD_ATTR",
@@ -21,6 +22,7 @@ __all__ = [
 LEADERBOARD_ATTR = "pandalm_leaderboard"  # study: the top rows, for people
 SNAPSHOT_ATTR = "pandalm_fit"  # study: the scores and the ids they were fitted on, for check
 AGREEMENT_ATTR = "pandalm_judge_agreement"  # study: judge vs people on reviewed pairs
+BEST_NOW_ATTR = "pandalm_best_now"  # study: the leader now, beside Optuna's Best Trial card
 ERROR_ATTR = "pandalm_error"  # trial: why it failed (the judge, or Ctrl-C)
 # Trial attributes are set while the trial runs; Optuna freezes them with it, so they keep
 # their meaning as of the trial's finish (current scores: the study's leaderboard).

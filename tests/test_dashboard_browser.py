@@ -180,3 +180,36 @@ def test_a_pruned_trials_note_says_which_loss_pruned_it_from_the_trials_side(
     assert re.search(rf"{SCORE_ATTR}\s+[-+]?\d", page)  # user attribute: its score when pruned
     shot = _screenshot("dashboard-pruned-note.png", tmp_path)
     assert browser.save_screenshot(str(shot)) and shot.stat().st_size > 20_000
+
+
+def test_on_the_best_trial_cards_page_the_user_reads_who_leads_now(dashboard, browser, tmp_path):
+    """The card shows a frozen value (a trial's score when it finished); the first row of
+    the Study User Attributes table on the same page says who leads now, with its current
+    score, in full.
+    SAVE_SCREENSHOT=1 writes docs/dashboard-best-trial.png."""
+    from selenium.webdriver.common.by import By
+
+    study, arena = dashboard["study"], dashboard["arena"]
+    leader = next(r for r in arena.leaderboard() if r.trial is not None)
+    best = study.best_trial
+    browser.get(dashboard["base"])
+    card = wait(
+        browser,
+        lambda d: d.find_element(By.XPATH, f"//*[text()='Best Trial (number={best.number})']"),
+    )
+    said = f"Leader now: {leader.label}, score {leader.score:+.3f}"
+    cell = wait(browser, lambda d: d.find_element(By.XPATH, f"//*[starts-with(text(), '{said}')]"))
+    assert "frozen by Optuna, not its score now" in cell.text
+    table = cell.find_element(By.XPATH, "ancestor::table")
+    first_row = table.find_elements(By.CSS_SELECTOR, "tbody tr")[0]
+    assert first_row.text.startswith("pandalm_best_now")
+    # the whole sentence is on screen, not cut off by its table cell
+    assert browser.execute_script(
+        "const e = arguments[0]; return e.scrollWidth <= e.clientWidth + 1"
+        " && e.scrollHeight <= e.clientHeight + 1;",
+        cell,
+    )
+    browser.execute_script("arguments[0].scrollIntoView({block: 'start'});", card)
+    browser.execute_script("window.scrollBy(0, -120);")  # the card's title under the app bar
+    shot = _screenshot("dashboard-best-trial.png", tmp_path)
+    assert browser.save_screenshot(str(shot)) and shot.stat().st_size > 20_000

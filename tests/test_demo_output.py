@@ -102,3 +102,13 @@ def test_the_model_cache_holds_only_the_finished_base_model(demo):
     entries = sorted(p.name for p in cache.iterdir())
     assert len(entries) == 1 and entries[0].startswith("demo-base-v1-"), entries
     assert (cache / entries[0] / "config.json").is_file()
+
+
+def test_what_a_score_means_is_said_once_at_the_start_not_on_each_trial_line(demo):
+    lines = demo["first"].stderr.splitlines()
+    legend = [i for i, line in enumerate(lines) if line.startswith("scores: log-odds")]
+    first_trial = next(i for i, line in enumerate(lines) if line.startswith("trial 0 "))
+    assert len(legend) == 1 and legend[0] < first_trial, demo["first"].stderr[-3000:]
+    assert "baseline trial's first" in lines[legend[0]]  # the anchor, named once
+    trial_lines = [line for line in lines if line.startswith("trial ")]
+    assert not any("freezes" in line or "pandalm_score" in line for line in trial_lines)

@@ -9,7 +9,7 @@ import pytest
 
 from optuna_pandalm import Arena, JudgePruner
 from optuna_pandalm.testing import SimulatedJudge, simulated_prompts, simulated_response
-from optuna_pandalm.training.progress import TrialProgress
+from optuna_pandalm.training.progress import TrialProgress, announce_scores, scores_legend
 
 N_PROMPTS = 8
 
@@ -33,14 +33,26 @@ def _objective(arena: Arena, out: io.StringIO, quality: float, *, bar: bool = Fa
     return objective
 
 
-def test_a_completed_trial_ends_with_its_value_and_what_optuna_freezes(study_and_arena):
+def test_a_completed_trial_ends_with_its_value_and_the_leader_in_one_short_line(
+    study_and_arena,
+):
     study, arena = study_and_arena
     out = io.StringIO()
     study.optimize(_objective(arena, out, 0.0), n_trials=1)
-    assert out.getvalue().startswith(
-        f"trial 0 complete: value {study.trials[0].value:+.3f} at step 1 (its score now, as "
-        "is its pandalm_score; Optuna freezes both, current scores: optuna-pandalm leaderboard)"
-    )
+    assert out.getvalue() == (
+        f"trial 0 complete: value {study.trials[0].value:+.3f} at step 1; "
+        f"leader trial 0 step 1 {arena.standings().scores[0]:+.3f}\n"
+    )  # what the value means is said once, at the start: scores_legend
+
+
+def test_what_a_score_is_relative_to_and_what_freezes_is_said_once(study_and_arena):
+    _, arena = study_and_arena
+    legend = scores_legend(arena)
+    assert "against the anchor (score 0), the first checkpoint judged" in legend
+    assert "Optuna freezes it (and its pandalm_score)" in legend
+    out = io.StringIO()
+    announce_scores(arena, file=out)
+    assert out.getvalue() == legend + "\n"
 
 
 def test_a_pruned_trial_ends_with_the_loss_that_pruned_it(study_and_arena):

@@ -23,6 +23,7 @@ TOKEN = "s3cret-token"
 PAYLOAD = '<script>alert("x")</script>'
 # trial -> latent quality: trials 1 and 2 contend for the lead, 0 and 3 are far behind.
 QUALITIES = {0: -2.0, 1: 1.5, 2: 1.6, 3: -3.0}
+NUMBER = r"([-+]\d+\.\d+)"  # a signed score on the page, e.g. +3.086
 
 
 @pytest.fixture
@@ -253,6 +254,46 @@ def test_a_vote_in_a_real_browser_is_stored_and_changes_the_leaderboard(server, 
     assert arena.store.generations(winner)[vote.prompt_position] == answer_a
     after = {row.player_id: row.score for row in arena.leaderboard()}
     assert after[winner] > before[winner]
+
+
+def test_the_page_says_what_a_vote_would_change_and_then_what_it_did(server, tmp_path):
+    """Before: each vote's effect, blind (A and B, no names): how far A's and B's scores
+    move and who would lead. After: the same moves, by name, and the leader before and
+    after. What was foretold is what happened."""
+    from selenium.webdriver.common.by import By
+
+    arena = server.arena
+    browser = chromium(tmp_path / "profile")
+    try:
+        browser.get(f"{server.url}?token={TOKEN}")
+        element(browser, "name").send_keys("ada")
+        browser.find_element(By.ID, "start").click()
+        foretold = element(browser, "stakes").text
+        lines = [line for line in foretold.splitlines() if line.endswith(("lead", "stays"))]
+        assert [line.split(":")[0] for line in lines] == ["A is better", "Tie", "B is better"]
+        assert "trial" not in foretold and "step" not in foretold  # still blind
+        moves = re.search(rf"A is better: A moves {NUMBER}, B moves {NUMBER}", foretold)
+        assert moves
+        leader = arena.leaderboard(top=1)[0]
+        browser.find_element(By.ID, "first").click()  # answer A is better
+        text_becomes(browser, "voted", "1")
+        said = element(browser, "last-vote").text
+    finally:
+        browser.quit()
+    (vote,) = arena.human_votes()
+    a, b = (arena.player_by_id(vote.first_player_id), arena.player_by_id(vote.second_player_id))
+    assert f"A is better (A was {a.label}, B was {b.label})" in said
+    scores = re.search(
+        rf"{a.label}: {NUMBER} -> {NUMBER}; {b.label}: {NUMBER} -> {NUMBER}",
+        said,
+    )
+    assert scores
+    before_a, after_a, before_b, after_b = (float(x) for x in scores.groups())
+    assert after_a - before_a == pytest.approx(float(moves.group(1)), abs=0.01)
+    assert after_b - before_b == pytest.approx(float(moves.group(2)), abs=0.01)
+    new_leader = arena.leaderboard(top=1)[0]
+    assert f"Leader before: {leader.label} ({leader.score:+.3f}" in said
+    assert f"after: {new_leader.label} ({new_leader.score:+.3f}" in said
 
 
 # --- Optuna Dashboard's preferential votes --------------------------------------------------

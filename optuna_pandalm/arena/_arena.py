@@ -631,6 +631,11 @@ class Arena(Votes):
         """Games, verdicts behind them and invalid verdicts of this study."""
         return self.store.verdict_counts(self.arena_id)
 
+    def judge_names(self) -> list[str]:
+        """The names of the judges whose verdicts are behind this study's games, from the
+        store (an arena opened with :meth:`load` judges nothing itself)."""
+        return self.store.judge_names(self.arena_id)
+
     def incumbent_opponents(self, player: Player) -> list[Player]:
         """The players ``player`` challenged as the then-incumbent, oldest first."""
         ids = self.store.opponents(self.arena_id, player.id, kind="incumbent")

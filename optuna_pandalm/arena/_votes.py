@@ -15,12 +15,22 @@ import numbers
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from optuna_pandalm.arena._ledger import as_player
 from optuna_pandalm.arena._players import Player
 from optuna_pandalm.outcomes import FIRST_WON, SECOND_WON, TIE, check_outcome
-from optuna_pandalm.store import HUMAN_PREFIX, GameRecord, StoredVerdict, VerdictKey, text_hash
+from optuna_pandalm.store import (
+    HUMAN_PREFIX,
+    GameCounts,
+    GameRecord,
+    StoredVerdict,
+    VerdictKey,
+    text_hash,
+)
 
 if TYPE_CHECKING:
+    from optuna_pandalm.arena._standings import Standings
     from optuna_pandalm.prompts import Prompt
     from optuna_pandalm.store import ArenaStore, VoteRecord
 
@@ -30,6 +40,8 @@ OUTCOMES = {"first": FIRST_WON, "tie": TIE, "second": SECOND_WON}
 """A vote's outcome by name, as stored (1 first-shown won, 0 tie, 2 second-shown won)."""
 
 _NAME_LENGTH = 64
+Who = Player | tuple[int, int] | str
+"""A player as a vote names it: a :class:`Player`, ``(trial, step)`` or a baseline's name."""
 
 
 def annotator_name(name: str) -> str:
@@ -100,6 +112,12 @@ class JudgeAgreement:
         }
 
 
+def _wide(column: np.ndarray) -> Any:
+    """The dtype a column keeps when a value is added: text as objects, so that a longer
+    name is not cut to the column's width."""
+    return object if column.dtype.kind in "US" else column.dtype
+
+
 class Votes:
     """The arena's methods for people's votes (mixed into :class:`Arena`)."""
 
@@ -107,9 +125,16 @@ class Votes:
     arena_id: int
     prompts: list[Prompt]
 
+    baseline: Player | None
+    position: str
+    robust_errors: bool
+    length_control: bool
+
     if TYPE_CHECKING:
 
         def players(self) -> list[Player]: ...  # provided by Arena
+
+        def standings(self) -> Standings: ...  # provided by Arena
 
     def _player(self, who: Player | tuple[int, int] | str) -> Player:
         """A player of this arena from a :class:`Player`, ``(trial, step)`` or a baseline's
@@ -190,6 +215,63 @@ class Votes:
         match = self.store.start_match(self.arena_id, a.id, b.id, kind="human")
         game = GameRecord(position, a.id, b.id, stored.id, stored.winner, annotator=name)
         return self.store.save_games(self.arena_id, match, [game]) == 1
+
+    def standings_with_vote(
+        self, prompt: int | str, first: Who, second: Who, outcome: str | int, annotator: str
+    ) -> Standings:
+        """The standings as they would be after this vote (arguments as for
+        :meth:`record_vote`), refitted on the stored games plus this one; nothing is stored.
+        What the review page shows before a vote: what each choice would change.
+
+        Example:
+            >>> from optuna_pandalm import Arena, testing
+            >>> judge, prompts = testing.SimulatedJudge(), testing.simulated_prompts(4)
+            >>> arena = Arena("sqlite://", "what-if", judge, prompts)
+            >>> for trial, quality in ((0, 0.0), (1, 0.2)):
+            ...     _ = arena.evaluate(trial, 1, [testing.simulated_response(quality)] * 4)
+            >>> better = arena.players()[1]
+            >>> then = arena.standings_with_vote(2, (0, 1), (1, 1), "second", "ada")
+            >>> then.score(better) > arena.standings().score(better), len(arena.human_votes())
+            (True, 0)
+        """
+        from optuna_pandalm.arena._standings import fit_standings
+
+        name = annotator_name(annotator)
+        won = _outcome(outcome)
+        a, b = self._player(first), self._player(second)
+        position = self._position(prompt)
+        text_a, text_b = (self.store.generations(p.id)[position] for p in (a, b))
+        now = self.standings()
+        stored = now.counts
+        extra: dict[str, Any] = {
+            "first": a.id,
+            "second": b.id,
+            "outcome": won,
+            "count": 1,
+            "prompt_position": position,
+            "first_length": len(text_a),
+            "second_length": len(text_b),
+            "annotator": name,
+            "identical": text_a == text_b,
+        }
+        columns: dict[str, Any] = {}
+        for field in dataclasses.fields(GameCounts):
+            column = getattr(stored, field.name)  # an optional column stays absent
+            columns[field.name] = (
+                None
+                if column is None
+                else np.concatenate([column.astype(_wide(column)), [extra[field.name]]])
+            )
+        return fit_standings(
+            now.players,
+            GameCounts(**columns),
+            as_of=now.as_of,
+            baseline=self.baseline,
+            fit_position=self.position == "random",
+            robust_errors=self.robust_errors,
+            length_control=self.length_control,
+            init=now,
+        )
 
     def human_votes(self) -> list[VoteRecord]:
         """Every person's vote in the study, oldest first, each with the judge's outcome on

@@ -2,7 +2,11 @@
 
 A finished trial can never change, but study user attributes can: the study carries the
 compact leaderboard (``pandalm_leaderboard``), the snapshot ``check`` compares
-(``pandalm_fit``) and the judge's agreement with people (:func:`study_attributes`); with
+(``pandalm_fit``), the judge's agreement with people, and one sentence saying who leads now
+(``pandalm_best_now``, :func:`best_now`): Optuna Dashboard's Best Trial card shows the
+highest trial value, a score frozen when its trial finished, and the Study User Attributes
+table on the same page, first row, is where the current leader is said
+(:func:`study_attributes`); with
 ``optuna-dashboard`` installed, the leaderboard figure (:func:`leaderboard_figure`, one id,
 overwritten) sized to the dashboard's card. These are the data and drawing steps;
 :class:`~optuna_pandalm.publish.PublishCallback` writes them after each finished trial,
@@ -13,7 +17,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from optuna_pandalm.attributes import AGREEMENT_ATTR, LEADERBOARD_ATTR, SNAPSHOT_ATTR
+from optuna_pandalm.attributes import (
+    AGREEMENT_ATTR,
+    BEST_NOW_ATTR,
+    LEADERBOARD_ATTR,
+    SNAPSHOT_ATTR,
+)
 
 if TYPE_CHECKING:
     from optuna_pandalm.arena import Arena
@@ -22,11 +31,13 @@ __all__ = [
     "CARD_HEIGHT_PX",
     "LEADERBOARD_ATTR",
     "LEADERBOARD_GRAPH_ID",
+    "best_now",
     "leaderboard_figure",
     "study_attributes",
 ]
 
 LEADERBOARD_GRAPH_ID = "pandalm-leaderboard"
+FIGURE_TITLE = "Judge leaderboard (score, 95% interval)"  # what the user finds on the Top page
 CARD_HEIGHT_PX = 450  # Optuna Dashboard draws each user figure in a box this high
 _TOP = 20
 _MARGIN = {"t": 36, "b": 44, "l": 10, "r": 10}  # px: title above, axis and its title below
@@ -55,7 +66,7 @@ def leaderboard_figure(arena: Arena, *, top: int = _TOP, study: Any = None) -> A
     room = CARD_HEIGHT_PX - _MARGIN["t"] - _MARGIN["b"]
     row_px = min(24, room // max(rows, 1))
     figure.update_layout(
-        title={"text": "Judge leaderboard (score, 95% interval)", "font": {"size": 14}},
+        title={"text": FIGURE_TITLE, "font": {"size": 14}},
         height=min(CARD_HEIGHT_PX, _MARGIN["t"] + _MARGIN["b"] + max(rows, 4) * row_px),
         margin=_MARGIN,
         xaxis={"title": {"text": "score (log-odds against the anchor)", "standoff": 4}},
@@ -64,10 +75,42 @@ def leaderboard_figure(arena: Arena, *, top: int = _TOP, study: Any = None) -> A
     return figure
 
 
+def best_now(arena: Arena) -> str:
+    """Who leads now, and what Optuna Dashboard's Best Trial card shows instead, in words.
+
+    The card shows the trial with the highest value: that trial's score when it finished,
+    which Optuna freezes (a later trial's games move every score, so the card's trial may
+    no longer lead, and its value is not its score now). This sentence is published as the
+    study user attribute ``pandalm_best_now``, the first row of the Study User Attributes
+    table on the card's page (the study's Top page).
+
+    Example:
+        >>> from optuna_pandalm import Arena
+        >>> from optuna_pandalm import testing
+        >>> judge, prompts = testing.SimulatedJudge(), testing.simulated_prompts(4)
+        >>> arena = Arena("sqlite://", "now", judge, prompts, seed=0)
+        >>> best_now(arena)
+        'No trial has a judged checkpoint yet.'
+        >>> _ = [arena.evaluate(t, 1, [testing.simulated_response(t)] * 4) for t in range(3)]
+        >>> print(best_now(arena))  # doctest: +ELLIPSIS
+        Leader now: trial 1 step 1, score +1.278 [-1.48, +4.03], P(best) 0.76. The Best...
+    """
+    leader = next((r for r in arena.standings().leaderboard() if r.trial is not None), None)
+    if leader is None:
+        return "No trial has a judged checkpoint yet."
+    return (
+        f"Leader now: {leader.label}, score {leader.score:+.3f} "
+        f"[{leader.ci_low:+.2f}, {leader.ci_high:+.2f}], P(best) {leader.p_best:.2f}. "
+        "The Best Trial card shows the highest trial value: a trial's score when it "
+        "finished, frozen by Optuna, not its score now. Every current score: the figure "
+        f"'{FIGURE_TITLE}' on this page."
+    )
+
+
 def study_attributes(arena: Arena, *, top: int = _TOP) -> dict[str, Any]:
     """The study user attributes that publish the standings: the compact leaderboard (its
     ``top`` rows, floats rounded to 4 places), the snapshot ``check`` compares against a
-    refit, and the judge's agreement with people.
+    refit, the judge's agreement with people, and who leads now (:func:`best_now`).
 
     Example:
         >>> from optuna_pandalm import Arena
@@ -78,7 +121,7 @@ def study_attributes(arena: Arena, *, top: int = _TOP) -> dict[str, Any]:
         ...     _ = arena.evaluate(trial, 1, [answer(trial)] * 4)
         >>> attrs = study_attributes(arena)
         >>> sorted(attrs), len(attrs[LEADERBOARD_ATTR])
-        (['pandalm_fit', 'pandalm_judge_agreement', 'pandalm_leaderboard'], 3)
+        (['pandalm_best_now', 'pandalm_fit', 'pandalm_judge_agreement', 'pandalm_leaderboard'], 3)
     """
     standings = arena.standings()
     compact = [
@@ -86,6 +129,8 @@ def study_attributes(arena: Arena, *, top: int = _TOP) -> dict[str, Any]:
         for row in standings.leaderboard(top=top)
     ]
     return {
+        # first: Optuna Dashboard lists study attributes in the order they were first set
+        BEST_NOW_ATTR: best_now(arena),
         LEADERBOARD_ATTR: compact,
         SNAPSHOT_ATTR: standings.snapshot(),
         AGREEMENT_ATTR: arena.judge_agreement().as_dict(),

@@ -1,10 +1,14 @@
 """A self-contained HTML report of a judge-driven study.
 
 One file that opens without a network: a summary (best configuration, its score against the
-baseline, trials, pruned, verdicts, invalid verdicts, position and tie parameters), the
-figures of :mod:`optuna_pandalm.publish.visualization` (plotly.js inlined once), the leaderboard
-table, and for each top trial a few prompts with both responses and the judge's reason and
-reference. Every text that came from a model or a judge is HTML-escaped.
+baseline, trials, pruned, the judges behind the verdicts, invalid verdicts, position and tie
+parameters), the figures of :mod:`optuna_pandalm.publish.visualization` drawn as static SVG
+(no JavaScript: plotly.js inlined made a 12-trial report 4.9 MB), the leaderboard table, and
+for each top trial a few prompts with both responses and the judge's reason and reference.
+Every text that came from a model or a judge is HTML-escaped.
+
+The page fits its window from 1280 px up: wide tables scroll inside their own box, text
+cells wrap (long words too), records such as ``12-36-0`` never do.
 """
 
 from __future__ import annotations
@@ -22,16 +26,25 @@ if TYPE_CHECKING:
 __all__ = ["render_report", "write_report"]
 
 _STYLE = """
-body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 1200px; color: #222; }
-table { border-collapse: collapse; margin: 1rem 0; }
+body { font-family: system-ui, sans-serif; margin: 2rem auto; padding: 0 1rem;
+       max-width: 1500px; color: #222; }
+table { border-collapse: collapse; }
+.wide { overflow-x: auto; margin: 1rem 0; }
 th, td { border: 1px solid #ccc; padding: 0.3rem 0.6rem; vertical-align: top; }
 th { background: #f3f3f3; }
+#leaderboard { font-size: 0.9rem; } #leaderboard td.text { white-space: normal; }
+.nowrap { white-space: nowrap; }
 .num { text-align: right; } .text { text-align: left; }
-td.text { white-space: pre-wrap; max-width: 28rem; }
+td.num { white-space: nowrap; }
+td.text { white-space: pre-wrap; overflow-wrap: anywhere; }
+table.summary { width: 100%; } table.summary th { width: 20rem; }
+table.examples { table-layout: fixed; width: 100%; }
 tr.baseline td:first-child { color: #d62728; font-weight: 600; }
 .label { font-weight: 600; color: #555; }
 .note { color: #555; max-width: 60rem; }
-.figure { margin: 1.5rem 0; }
+.params { display: flex; flex-wrap: wrap; gap: 0.2rem 1.2rem; white-space: normal; }
+.params span { white-space: nowrap; }
+svg.chart { display: block; width: 100%; max-width: 1100px; height: auto; margin: 1.5rem 0; }
 """
 
 
@@ -47,7 +60,11 @@ def _table(
 ) -> str:
     """A table whose header cells take their column's alignment (``num`` or ``text``);
     ``rows`` are ``(row class, cells of ready HTML)``."""
-    head = "".join(f"<th class='{kind}'>{html.escape(title)}</th>" for title, kind in headers)
+    head = "".join(
+        # a long name such as learning_rate may break after its underscores
+        f"<th class='{kind}'>{html.escape(title).replace('_', '_<wbr>')}</th>"
+        for title, kind in headers
+    )
     body = []
     for row in rows:
         row_class, cells = row
@@ -61,20 +78,18 @@ def _table(
 
 
 def _figures(arena: Arena, study: Any) -> str:
-    from optuna_pandalm.publish import visualization as v
+    from optuna_pandalm.publish._svg_figures import report_figures
 
-    figures = [
-        ("leaderboard-figure", v.plot_leaderboard(arena, study=study)),
-        ("win-matrix-figure", v.plot_win_matrix(arena)),
-        ("comparison-graph-figure", v.plot_comparison_graph(arena)),
-        ("learning-curves-figure", v.plot_learning_curves(arena, study)),
-        ("slices-figure", v.plot_score_slices(arena, study)),
-    ]
-    parts = []
-    for index, (element_id, figure) in enumerate(figures):
-        body = figure.to_html(full_html=False, include_plotlyjs=index == 0, div_id=element_id)
-        parts.append(f"<div class='figure'>{body}</div>")
-    return "".join(parts)
+    return "".join(report_figures(arena, study))
+
+
+def _parameters(params: dict[str, Any]) -> str:
+    """Hyperparameters as ``name value`` items that wrap within their cell."""
+    items = "".join(
+        f"<span><span class='label'>{_cell(name)}</span> {_cell(value)}</span>"
+        for name, value in params.items()
+    )
+    return f"<div class='params'>{items}</div>"
 
 
 def _verdict(game: dict[str, Any], first: str, second: str) -> str:
@@ -165,12 +180,7 @@ def render_report(arena: Arena, study: Any) -> str:
         ("best checkpoint", _cell(f"trial {best.trial} step {best.step}" if best else "none")),
         (
             "its hyperparameters",
-            _table(
-                [(name, "num") for name in best_params],
-                [("", [_cell(value) for value in best_params.values()])],
-            )
-            if best_params
-            else "",
+            _parameters(best_params) if best_params else "",
         ),
         (
             f"its score against the anchor ({anchor.label})" if anchor else "its score",
@@ -179,7 +189,7 @@ def render_report(arena: Arena, study: Any) -> str:
         ("trials", _cell(len(trials))),
         ("pruned", _cell(sum(t.state == optuna.trial.TrialState.PRUNED for t in trials))),
         ("checkpoints and baselines", _cell(len(rows))),
-        ("judge", _cell(arena.judge.name)),
+        ("judge", _cell(", ".join(arena.judge_names()) or "no verdicts yet")),
         ("games", _cell(counts["games"])),
         (
             "of them identical-answer ties (not asked of the judge, not fitted)",
@@ -223,12 +233,15 @@ def render_report(arena: Arena, study: Any) -> str:
         is_anchor = anchor is not None and r.player_id == anchor.id
         params = by_number[r.trial].params if r.trial in by_number else {}
         baseline = r.name is not None or r.trial in baseline_trials
-        label = r.label + (" (baseline)" if baseline and r.name is None else "")
+        # the label never breaks; "(baseline)" may go to a second line
+        label = f"<span class='nowrap'>{_cell(r.label)}</span>" + (
+            " (baseline)" if baseline and r.name is None else ""
+        )
         table_rows.append(
             (
                 "baseline" if baseline else "",
                 [
-                    _cell(label),
+                    label,
                     _cell(r.score),
                     "anchor" if is_anchor else _cell(f"[{r.ci_low:+.2f}, {r.ci_high:+.2f}]"),
                     _cell(r.p_best),
@@ -242,16 +255,16 @@ def render_report(arena: Arena, study: Any) -> str:
     return (
         "<!DOCTYPE html><html><head><meta charset='utf-8'>"
         f"<title>optuna-pandalm: {title}</title><style>{_STYLE}</style></head><body>"
-        f"<h1>Judge-driven study {title}</h1><table class='summary'>"
+        f"<h1>Judge-driven study {title}</h1><div class='wide'><table class='summary'>"
         + "".join(
             f"<tr><th class='text'>{html.escape(k)}</th><td class='text'>{v}</td></tr>"
             for k, v in summary
         )
-        + "</table><h2>Figures</h2>"
+        + "</table></div><h2>Figures</h2>"
         + _figures(arena, study)
         + "<h2>Leaderboard</h2><p class='note'>Baselines in red. Scores are log-odds against "
         "the anchor; P(best) is the chance of being the best player given the games.</p>"
-        + _table(headers, table_rows, id="leaderboard")
+        + f"<div class='wide'>{_table(headers, table_rows, id='leaderboard')}</div>"
         + "<h2>What the judge saw</h2>"
         + _examples(arena, rows)
         + "</body></html>"

@@ -2,8 +2,9 @@
 
 Every finished trial gets one, complete or pruned, written once after it finished. Optuna
 freezes a finished trial, so the note says what its frozen figures mean: the value and the
-``pandalm_score`` user attribute are its score as of its finish; current scores are in the
-leaderboard figure, ``optuna-pandalm leaderboard`` and the report. Generated text (answers,
+``pandalm_score`` user attribute are its score as of its finish; current scores are on the
+study's Top page in Optuna Dashboard (the leaderboard figure, ``pandalm_best_now`` in Study
+User Attributes), in ``optuna-pandalm leaderboard`` and in the report. Generated text (answers,
 the judge's reasons) is HTML-escaped, and the judge's "Response 1 / Response 2" are told
 from the trial's side: "this trial's answer" and "the incumbent's answer".
 """
@@ -28,7 +29,11 @@ _RESPONSE = re.compile(r"\b([Rr])esponse\s*([12])\b")
 _EXAMPLES = 3
 _REASON_CHARS = 300
 _RESULT = {Side.WIN: "won", Side.TIE: "tie", Side.LOSS: "lost"}
-_CURRENT = "current scores: the leaderboard figure, `optuna-pandalm leaderboard`, the report"
+_CURRENT = (  # where Optuna Dashboard 0.21 shows them: its Top page, not a trial's page
+    "current scores: the study's Top page, in the figure 'Judge leaderboard' and the study "
+    "user attribute `pandalm_best_now` (Study User Attributes, below the Best Trial card); "
+    "`optuna-pandalm leaderboard`; the report"
+)
 NO_REASON = "no reason recorded (pruned without `Arena.finalize`)"
 
 

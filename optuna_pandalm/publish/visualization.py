@@ -31,7 +31,7 @@ BASELINE_COLOUR = "#d62728"
 PLAYER_COLOUR = "#1f77b4"
 
 
-def _baseline_trials(study: Any) -> set[int]:
+def baseline_trials(study: Any) -> set[int]:
     """Numbers of the study's baseline trials (enqueued with the ``baseline`` attribute)."""
     from optuna_pandalm.attributes import BASELINE_ATTR
 
@@ -46,7 +46,7 @@ def plot_leaderboard(arena: Arena, *, top: int = 20, study: Any = None) -> go.Fi
     import plotly.graph_objects as go
 
     rows = arena.leaderboard(top=top)
-    baselines = _baseline_trials(study)
+    baselines = baseline_trials(study)
     colours = [
         BASELINE_COLOUR if r.name is not None or r.trial in baselines else PLAYER_COLOUR
         for r in rows
@@ -78,7 +78,7 @@ def plot_leaderboard(arena: Arena, *, top: int = 20, study: Any = None) -> go.Fi
     return figure
 
 
-def _top_records(arena: Arena, top: int) -> tuple[list[LeaderboardRow], np.ndarray]:
+def head_to_head(arena: Arena, top: int) -> tuple[list[LeaderboardRow], np.ndarray]:
     """The top rows and their ``(k, k, 3)`` head-to-head records (wins, ties, losses of
     row player against column player), from one standings."""
     standings = arena.standings()
@@ -87,12 +87,74 @@ def _top_records(arena: Arena, top: int) -> tuple[list[LeaderboardRow], np.ndarr
     return rows, standings.pair_records([by_id[r.player_id] for r in rows])
 
 
+def significant_wins(
+    arena: Arena, *, top: int = 10, alpha: float = 0.05
+) -> tuple[list[LeaderboardRow], list[tuple[int, int]]]:
+    """The top rows and who beat whom significantly among them: ``(winner, loser)`` row
+    indices, by a two-sided sign test with ties split at ``alpha`` (the data step of
+    :func:`plot_comparison_graph` and of the report's drawing)."""
+    from optuna_pandalm.statistics.sign_test import sign_test
+
+    rows, records = head_to_head(arena, top)
+    wins = []
+    for a in range(len(rows)):
+        for b in range(len(rows)):
+            won, tied, lost = records[a, b]
+            if a != b and won > lost and sign_test(won, tied, lost) < alpha:
+                wins.append((a, b))
+    return rows, wins
+
+
+def learning_curves(
+    arena: Arena, study: Any = None
+) -> list[tuple[int, list[tuple[int, float]], bool]]:
+    """``(trial, [(step, score), ...] by step, pruned)`` per trial with checkpoints, by trial
+    number (the data step of :func:`plot_learning_curves`)."""
+    import optuna
+
+    states = {}
+    if study is not None:
+        states = {t.number: t.state for t in study.get_trials(deepcopy=False)}
+    by_trial: dict[int, list[tuple[int, float]]] = {}
+    for player, score in arena.scores().items():
+        if player.trial is not None and player.step is not None:
+            by_trial.setdefault(player.trial, []).append((player.step, score))
+    pruned = optuna.trial.TrialState.PRUNED
+    return [
+        (trial, sorted(points), states.get(trial) == pruned)
+        for trial, points in sorted(by_trial.items())
+    ]
+
+
+def score_slices(arena: Arena, study: Any) -> tuple[list[str], list[Any], dict[int, float]]:
+    """The hyperparameter names, the trials with a checkpoint, and each one's best current
+    score by trial number (the data step of :func:`plot_score_slices`)."""
+    best: dict[int, float] = {}
+    for player, score in arena.scores().items():
+        if player.trial is not None:
+            best[player.trial] = max(score, best.get(player.trial, -math.inf))
+    trials = [t for t in study.get_trials(deepcopy=False) if t.number in best]
+    return sorted({name for t in trials for name in t.params}), trials, best
+
+
+def slice_axis(trials: list[Any], name: str) -> str:
+    """How to draw a hyperparameter's axis: ``"category"`` (a value is not a number),
+    ``"log"`` (log-sampled, or a positive range wider than 20x) or ``"linear"``."""
+    values = [t.params[name] for t in trials]
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+        return "category"
+    log = any(getattr(t.distributions.get(name), "log", False) for t in trials) or (
+        min(values) > 0 and max(values) / min(values) > 20
+    )
+    return "log" if log and min(values) > 0 else "linear"
+
+
 def plot_win_matrix(arena: Arena, *, top: int = 10) -> go.Figure:
     """Share of points (wins + half the ties) of each row player against each column player,
     among the top players; blank where they never met."""
     import plotly.graph_objects as go
 
-    rows, records = _top_records(arena, top)
+    rows, records = head_to_head(arena, top)
     games = records.sum(axis=2)
     with np.errstate(invalid="ignore", divide="ignore"):
         share = np.where(games > 0, (records[..., 0] + 0.5 * records[..., 1]) / games, np.nan)
@@ -130,39 +192,29 @@ def plot_comparison_graph(arena: Arena, *, top: int = 10, alpha: float = 0.05) -
     ranking graph with the leader on top, like PandaLM's Figure 7."""
     import plotly.graph_objects as go
 
-    from optuna_pandalm.statistics.sign_test import sign_test
-
-    rows, records = _top_records(arena, top)
+    rows, wins = significant_wins(arena, top=top, alpha=alpha)
     figure = go.Figure()
     n = len(rows)
     x = [0.5 + 0.35 * math.sin(2.4 * i) for i in range(n)]  # spread nodes so arrows show
     y = [n - i for i in range(n)]
-    for a in range(n):
-        for b in range(n):
-            wins, ties, losses = records[a, b]
-            if (
-                a != b
-                and wins + ties + losses
-                and wins > losses
-                and sign_test(wins, ties, losses) < alpha
-            ):
-                figure.add_annotation(
-                    x=x[b],
-                    y=y[b],
-                    ax=x[a],
-                    ay=y[a],
-                    xref="x",
-                    yref="y",
-                    axref="x",
-                    ayref="y",
-                    showarrow=True,
-                    arrowhead=3,
-                    arrowsize=1.4,
-                    arrowcolor="#555",
-                    opacity=0.8,
-                    standoff=10,  # stop before the loser's marker so the head shows
-                    startstandoff=8,
-                )
+    for a, b in wins:
+        figure.add_annotation(
+            x=x[b],
+            y=y[b],
+            ax=x[a],
+            ay=y[a],
+            xref="x",
+            yref="y",
+            axref="x",
+            ayref="y",
+            showarrow=True,
+            arrowhead=3,
+            arrowsize=1.4,
+            arrowcolor="#555",
+            opacity=0.8,
+            standoff=10,  # stop before the loser's marker so the head shows
+            startstandoff=8,
+        )
     if n and not figure.layout.annotations:
         figure.add_annotation(
             x=0.5,
@@ -201,20 +253,10 @@ def plot_comparison_graph(arena: Arena, *, top: int = 10, alpha: float = 0.05) -
 
 def plot_learning_curves(arena: Arena, study: Any = None) -> go.Figure:
     """Judge score of each trial's checkpoints over training steps; pruned trials dashed."""
-    import optuna
     import plotly.graph_objects as go
 
-    states = {}
-    if study is not None:
-        states = {t.number: t.state for t in study.trials}
-    by_trial: dict[int, list[tuple[int, float]]] = {}
-    for player, score in arena.scores().items():
-        if player.trial is not None and player.step is not None:
-            by_trial.setdefault(player.trial, []).append((player.step, score))
     figure = go.Figure()
-    for trial, points in sorted(by_trial.items()):
-        points.sort()
-        pruned = states.get(trial) == optuna.trial.TrialState.PRUNED
+    for trial, points, pruned in learning_curves(arena, study):
         figure.add_trace(
             go.Scatter(
                 x=[p[0] for p in points],
@@ -237,12 +279,7 @@ def plot_score_slices(arena: Arena, study: Any) -> go.Figure:
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
-    best: dict[int, float] = {}
-    for player, score in arena.scores().items():
-        if player.trial is not None:
-            best[player.trial] = max(score, best.get(player.trial, -math.inf))
-    trials = [t for t in study.trials if t.number in best]
-    names = sorted({name for t in trials for name in t.params})
+    names, trials, best = score_slices(arena, study)
     if not names:
         return go.Figure().update_layout(title="No hyperparameters to show")
     figure = make_subplots(rows=1, cols=len(names), shared_yaxes=True, subplot_titles=names)
@@ -270,12 +307,9 @@ def plot_score_slices(arena: Arena, study: Any) -> go.Figure:
 def _slice_axis(trials: list[Any], name: str) -> dict[str, Any]:
     """Axis settings that keep a narrow slice readable: a log axis with one tick per decade
     (``1e-4``) for a log-sampled or wide positive range, few ticks otherwise."""
-    values = [t.params[name] for t in trials]
-    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+    kind = slice_axis(trials, name)
+    if kind == "category":
         return {"tickangle": -30}
-    log = any(getattr(t.distributions.get(name), "log", False) for t in trials) or (
-        min(values) > 0 and max(values) / min(values) > 20
-    )
-    if log and min(values) > 0:
+    if kind == "log":
         return {"type": "log", "dtick": 1, "tickformat": ".0e"}
     return {"nticks": 4}

@@ -8,6 +8,7 @@ from urllib.parse import quote
 
 from optuna_pandalm.arena import JudgeAgreement, LeaderboardRow
 from optuna_pandalm.prompts import Prompt
+from optuna_pandalm.review._effects import CHOICES, Stake, VoteEffect
 
 __all__ = ["name_page", "next_url", "task_page"]
 
@@ -21,6 +22,8 @@ button { font-size: 1rem; padding: .5rem 1.2rem; margin-right: .5rem; }
 table { border-collapse: collapse; } td, th { padding: .2rem .6rem; text-align: right; }
 th:first-child, td:first-child { text-align: left; }
 .muted { color: #6e6e73; }
+#stakes, #last-vote { background: #f5f5f7; border-radius: 6px; padding: .4rem 1rem; }
+#last-vote { border-left: 4px solid #1f77b4; list-style: none; }
 """
 
 
@@ -74,28 +77,36 @@ def task_page(
     rows: Sequence[LeaderboardRow],
     agreement: JudgeAgreement,
     voted: int,
+    stakes: Sequence[Stake] = (),
+    last_vote: VoteEffect | None = None,
 ) -> str:
-    """One review (prompt, answers A and B, the four choices) above the leaderboard; when
-    ``prompt`` is ``None`` there is nothing left to review."""
+    """One review (prompt, answers A and B, the four choices, what each vote would
+    change) above the leaderboard; when ``prompt`` is ``None`` there is nothing left to
+    review. ``last_vote``: what the person's previous vote did, named, on top."""
     head = (
         f"<h1>Review study {_e(study)}</h1>"
         f"<p class='muted'>Reviewing as <b id='annotator'>{_e(name)}</b> "
         f"(<a href='/'>not you?</a>); your votes in this session: "
         f"<span id='voted'>{voted}</span></p>"
     )
+    if last_vote is not None:
+        lines = "".join(f"<li>{_e(line)}</li>" for line in last_vote.sentences())
+        head += f"<ul id='last-vote'>{lines}</ul>"
     if prompt is None or answers is None:
         body = "<p id='done'>Nothing left to review among the contenders. Thank you.</p>"
     else:
         given = f"<h3>Input</h3><pre>{_e(prompt.input)}</pre>" if prompt.input else ""
         choices = "".join(
             f"<button type='submit' name='choice' value='{value}' id='{value}'>{label}</button>"
-            for value, label in (
-                ("first", "A is better"),
-                ("tie", "Tie"),
-                ("second", "B is better"),
-                ("skip", "Skip"),
-            )
+            for value, label in (*CHOICES, ("skip", "Skip"))
         )
+        changes = "".join(f"<li>{_e(stake.sentence())}</li>" for stake in stakes)
+        if changes:
+            changes = (
+                "<div id='stakes'><p>What your vote would change (scores refitted with it, "
+                "before you choose; which answer is whose is shown after):</p>"
+                f"<ul>{changes}</ul></div>"
+            )
         body = (
             f"<h2>Prompt</h2><pre id='instruction'>{_e(prompt.instruction)}</pre>{given}"
             "<div class='answers'>"
@@ -105,7 +116,7 @@ def task_page(
             f"<input type='hidden' name='csrf' value='{_e(csrf)}'>"
             f"<input type='hidden' name='task' value='{_e(task_id)}'>"
             f"<input type='hidden' name='name' value='{_e(name)}'>"
-            f"<p>{choices}</p></form>"
+            f"<p>{choices}</p></form>{changes}"
         )
     return _document(f"Review {study}", head + body + _leaderboard(rows, agreement))
 

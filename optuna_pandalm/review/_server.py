@@ -37,6 +37,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 from optuna_pandalm.arena import HUMAN_PREFIX, Arena, annotator_name
+from optuna_pandalm.review._effects import Stake, VoteEffect, stakes, vote_effect
 from optuna_pandalm.review._page import name_page, next_url, task_page
 from optuna_pandalm.review._tasks import Task, next_task
 
@@ -98,6 +99,7 @@ class _Session:
     tasks: dict[str, Task] = dataclasses.field(default_factory=dict)
     skipped: set[tuple[int, int, int]] = dataclasses.field(default_factory=set)
     voted: int = 0
+    last_vote: VoteEffect | None = None  # what the session's last vote did
 
 
 def _is_loopback(host: str) -> bool:
@@ -227,7 +229,9 @@ class ReviewServer:
             )
             prompt = answers = None
             task_id = ""
+            at_stake: list[Stake] = []
             if task is not None:
+                at_stake = stakes(self.arena, task, annotator)
                 task_id = secrets.token_urlsafe(16)
                 session.tasks[task_id] = task
                 while len(session.tasks) > _MAX_TASKS:
@@ -249,6 +253,8 @@ class ReviewServer:
             rows=rows,
             agreement=agreement,
             voted=session.voted,
+            stakes=at_stake,
+            last_vote=session.last_vote,
         )
 
     def vote(self, session: _Session, form: dict[str, str]) -> str:
@@ -267,10 +273,14 @@ class ReviewServer:
             if choice == "skip":
                 session.skipped.add(task.key)
             else:
+                before = self.arena.standings()
                 self.arena.record_vote(
                     task.prompt_position, task.first, task.second, choice, annotator
                 )
                 session.voted += 1
+                session.last_vote = vote_effect(
+                    choice, task.first, task.second, before, self.arena.standings()
+                )
         return next_url(name)
 
 

@@ -38,7 +38,8 @@ Its parts, one concept each:
                              ``game_counts``, ``version``, ``pair_record``, ``opponents``
                              (:class:`GameRecord`, :class:`GameCounts`)
   ``Audit`` (``_audit``)     read-only queries for reports and ``check``: ``reasons``,
-                             ``votes``, ``verdict_counts``, ``game_details``, ``integrity``
+                             ``votes``, ``verdict_counts``, ``judge_names``,
+                             ``game_details``, ``integrity``
   ``OptunaHeartbeats``       Optuna's trial heartbeats, read for ``check`` and resumed
   (``_optuna_heartbeats``)   workers: ``heartbeat_ages``, ``trials_without_heartbeat``
   ``Activity``               when each player last had something stored, for

@@ -130,6 +130,20 @@ class Audit(Database):
         }
 
     @database_operation(writes=False)
+    def judge_names(self, arena_id: int) -> list[str]:
+        """The names of the judges whose verdicts are behind the arena's judge games
+        (people's votes not included), sorted: what a report opened read-only names."""
+        query = (
+            sa.select(verdicts.c.judge_name)
+            .distinct()
+            .join(games, games.c.verdict_id == verdicts.c.id)
+            .where(games.c.arena_id == arena_id, self._annotator() == JUDGE_ANNOTATOR)
+            .order_by(verdicts.c.judge_name)
+        )
+        with self.engine.connect() as connection:
+            return [str(name) for (name,) in connection.execute(query)]
+
+    @database_operation(writes=False)
     def game_details(
         self, arena_id: int, player_id: int, *, limit: int = 3
     ) -> list[dict[str, Any]]:

@@ -166,6 +166,9 @@ class ArenaStore(Protocol):
     def verdict_counts(self, arena_id: int) -> dict[str, int]:
         """Games, the verdicts behind them and the invalid ones."""
 
+    def judge_names(self, arena_id: int) -> list[str]:
+        """The judges whose verdicts are behind the arena's judge games, sorted."""
+
     def game_details(
         self, arena_id: int, player_id: int, *, limit: int = 3
     ) -> list[dict[str, Any]]:

@@ -18,7 +18,10 @@ Example:
     ...     _ = arena.evaluate(0, 1, [answer(0.0)] * 8)
     ...     _ = progress.completed(arena.finalize(0))
     >>> print(out.getvalue().strip())  # doctest: +ELLIPSIS
-    trial 0 complete: value +0.000 at step 1 (its score now, as is its pandalm_score...
+    trial 0 complete: value +0.000 at step 1; leader trial 0 step 1 +0.000
+
+What a score is relative to, and why a trial's value stays as it was, is said once, at the
+start (:func:`announce_scores`), not on every trial's line.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ if TYPE_CHECKING:
 
     from optuna_pandalm.arena import Arena, MatchProgress
 
-__all__ = ["TrialProgress", "quiet_third_party"]
+__all__ = ["TrialProgress", "announce_scores", "quiet_third_party", "scores_legend"]
 
 
 def quiet_third_party() -> None:
@@ -52,6 +55,37 @@ def quiet_third_party() -> None:
     warnings.filterwarnings(
         "ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning
     )
+
+
+def scores_legend(arena: Arena) -> str:
+    """What the scores on the trial lines are relative to, and what a trial's value is, in
+    one line.
+
+    Example:
+        >>> from optuna_pandalm import Arena
+        >>> from optuna_pandalm.testing import SimulatedJudge, simulated_prompts
+        >>> arena = Arena("sqlite://", "doc", SimulatedJudge(), simulated_prompts(2))
+        >>> print(scores_legend(arena))  # doctest: +ELLIPSIS
+        scores: log-odds of winning a game that is not a tie against the anchor (score 0), the first checkpoint judged (the baseline trial's first, ...
+    """  # noqa: E501
+    anchor = (
+        f"the baseline {arena.baseline.label}"
+        if arena.baseline is not None
+        else "the first checkpoint judged (the baseline trial's first, when there is one)"
+    )
+    return (
+        f"scores: log-odds of winning a game that is not a tie against the anchor (score 0), "
+        f"{anchor}. A trial's value is its best checkpoint's score when the trial finished: "
+        f"Optuna freezes it (and its {SCORE_ATTR}) while scores move as trials play; "
+        "current scores: optuna-pandalm leaderboard."
+    )
+
+
+def announce_scores(arena: Arena, *, file: TextIO | None = None) -> None:
+    """Write :func:`scores_legend` once, before the first trial (stderr by default)."""
+    from tqdm.auto import tqdm
+
+    tqdm.write(scores_legend(arena), file=file if file is not None else sys.stderr)
 
 
 class TrialProgress:
@@ -131,10 +165,7 @@ class TrialProgress:
         head = f"trial {self.number} complete"
         if self._value is not None:
             where = f" at step {best.step}" if best is not None else ""
-            head += (
-                f": value {self._value:+.3f}{where} (its score now, as is its {SCORE_ATTR}; "
-                "Optuna freezes both, current scores: optuna-pandalm leaderboard)"
-            )
+            head += f": value {self._value:+.3f}{where}"  # what it means: scores_legend
         leader = self.arena.incumbent()
         if leader is not None:
             head += f"; leader {leader.label} {self.arena.standings().score(leader):+.3f}"

@@ -35,7 +35,7 @@ from optuna_pandalm.training.generation import (
     format_prompt,
     user_message,
 )
-from optuna_pandalm.training.progress import TrialProgress, quiet_third_party
+from optuna_pandalm.training.progress import TrialProgress, announce_scores, quiet_third_party
 from optuna_pandalm.training.sft import TRL_MISSING, sft_trainer
 from optuna_pandalm.training.trainee import load_trainee
 
@@ -590,6 +590,7 @@ def make_objective(
     )
     if progress:
         quiet_third_party()
+        announce_scores(arena)  # once: what the trial lines' scores mean
 
     def objective(trial: Any) -> float:
         try:
