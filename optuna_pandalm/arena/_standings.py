@@ -230,8 +230,8 @@ class Standings:
         """Whether ``player``'s P(best) is below ``threshold`` (0..1): the drawn value when
         it has been drawn, else decided without drawing where that is sure (a player far
         behind the leader; see ``BradleyTerryResult.p_best_surely_below``) and drawn only
-        otherwise. The answer is :meth:`p_best`'s, so a decision taken on it is the same
-        as one taken on the draws."""
+        otherwise. The answer is :meth:`p_best`'s (but with a chance under ``exp(-40)``),
+        so a decision taken on it is the one taken on the draws."""
         i = self.index[player.id]
         if "_p_best" not in self.__dict__ and self.result.p_best_surely_below(
             i, threshold, P_BEST_SAMPLES
