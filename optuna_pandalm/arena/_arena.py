@@ -492,9 +492,10 @@ class Arena(Votes):
         standings = self.standings()
         if len(standings.players) < 2:
             return None
-        p_best = standings.p_best()
-        if p_best[standings.index[best.id]] < self.p_best_threshold:
+        # Most trials are far from the top: that is sure without drawing P(best).
+        if standings.p_best_below(best, self.p_best_threshold):
             return None
+        p_best = standings.p_best()
         rivals = sorted(
             (p for p in standings.players if p.id != best.id and p.trial != best.trial),
             key=lambda p: -p_best[standings.index[p.id]],

@@ -226,6 +226,19 @@ class Standings:
         """P(best) of every player (0..1), drawn once per standings with a fixed seed."""
         return self._p_best
 
+    def p_best_below(self, player: Player, threshold: float) -> bool:
+        """Whether ``player``'s P(best) is below ``threshold`` (0..1): the drawn value when
+        it has been drawn, else decided without drawing where that is sure (a player far
+        behind the leader; see ``BradleyTerryResult.p_best_surely_below``) and drawn only
+        otherwise. The answer is :meth:`p_best`'s (but with a chance under ``exp(-40)``),
+        so a decision taken on it is the one taken on the draws."""
+        i = self.index[player.id]
+        if "_p_best" not in self.__dict__ and self.result.p_best_surely_below(
+            i, threshold, P_BEST_SAMPLES
+        ):
+            return True
+        return bool(self.p_best()[i] < threshold)
+
     def incumbent(
         self, *, exclude: Player | None = None, skip_trials: Collection[int] = ()
     ) -> Player | None:
@@ -317,14 +330,32 @@ class Standings:
             records[j, i, _RECORD_COLUMN[side(outcome, shown_first=False)]] += n
         return records
 
-    def snapshot(self) -> dict[str, Any]:
+    def snapshot(self, *, top: int | None = None) -> dict[str, Any]:
         """The scores with the data they were fitted on (published to the study; ``check``
-        refits from scratch on the same ids and compares)."""
+        refits from scratch on the same ids and compares): every player's, or with ``top``
+        those of the ``top`` best only, so that what is published stays small however many
+        players there are (``players`` always counts them all).
+
+        Example:
+            >>> from optuna_pandalm.arena import Player
+            >>> from optuna_pandalm.store import GameCounts
+            >>> one = np.array([0]), np.array([1]), np.array([1]), np.array([3.0])
+            >>> standings = fit_standings([Player(0, 0, 1, None), Player(1, 1, 1, None)],
+            ...     GameCounts(*one), as_of=(1, 1), baseline=None, fit_position=False)
+            >>> snapshot = standings.snapshot(top=1)
+            >>> snapshot["players"], list(snapshot["scores"])
+            (2, ['trial/0/step/1'])
+        """
+        chosen = list(range(len(self.players)))
+        if top is not None:
+            scores = self.result.scores
+            chosen = sorted(chosen, key=lambda i: rank_key(float(scores[i]), self.players[i].id))
+            chosen = chosen[: max(top, 0)]
         return {
             "max_game_id": self.as_of[0],
             "max_player_id": self.as_of[1],
             "players": len(self.players),
-            "scores": {p.key: float(self.result.scores[i]) for i, p in enumerate(self.players)},
+            "scores": {self.players[i].key: float(self.result.scores[i]) for i in chosen},
         }
 
 

@@ -15,9 +15,10 @@ import dataclasses
 from typing import TYPE_CHECKING, Any
 
 from optuna_pandalm.publish.dashboard import (
+    _TOP,
     LEADERBOARD_GRAPH_ID,
+    leaderboard_attributes,
     leaderboard_figure,
-    study_attributes,
 )
 from optuna_pandalm.publish.trial_notes import finished_trial_note
 
@@ -46,15 +47,24 @@ class PublishCallback:
     """Publish the arena's standings to the study after each finished trial.
 
     Pass it to ``study.optimize``; Optuna calls it after every trial that finishes (complete,
-    pruned, or failed and caught). Each call writes to the study, from the current standings:
+    pruned, or failed and caught). Each call writes to the study, from the current standings
+    (one :class:`~optuna_pandalm.arena.Standings`, its leaderboard computed once):
 
-    * study user attributes: ``pandalm_leaderboard`` (the top 20 rows), ``pandalm_fit`` (the
-      scores with the data they were fitted on, what ``optuna-pandalm check`` compares
-      against a refit) and ``pandalm_judge_agreement`` (the judge against people's votes);
+    * study user attributes, short text Optuna Dashboard shows as it is, each bounded
+      whatever the number of players (``publish.dashboard.leaderboard_attributes``):
+      ``pandalm_leaderboard`` (the top 5 rows as one line),
+      ``pandalm_fit`` (the ids the scores were fitted on and the top 5 scores, what
+      ``optuna-pandalm check`` compares against a refit) and ``pandalm_judge_agreement``
+      (the judge against people's votes);
     * with ``optuna-dashboard`` installed, the leaderboard figure (id
       ``pandalm-leaderboard``, overwritten) and the finished trial's note, for a complete or
       pruned trial with checkpoints in the arena: its matches, its score as of its finish
       and, when pruned, the reason recorded while it ran (``pandalm_pruned``).
+
+    What this callback wrote last and is unchanged is not written again: an attribute whose
+    value is the same, the figure when its rows look the same (labels, and numbers at the
+    precision it shows). Writes cost a database commit each, and most trials move no score
+    of the top 20 by a visible amount once a study has hundreds of players.
 
     A failed trial gets no note. Nothing of the finished trial itself is changed: Optuna
     froze it, and its ``pandalm_score`` keeps meaning its score as of its finish; current
@@ -76,27 +86,47 @@ class PublishCallback:
         ...     return arena.finalize(trial)
         >>> study = optuna.create_study(direction="maximize")
         >>> study.optimize(objective, n_trials=3, callbacks=[PublishCallback(arena)])
-        >>> len(study.user_attrs["pandalm_leaderboard"]), "pandalm_fit" in study.user_attrs
+        >>> study.user_attrs["pandalm_leaderboard"].count("#"), "pandalm_fit" in study.user_attrs
         (3, True)
     """
 
     def __init__(self, arena: Arena) -> None:
         self.arena = arena
+        # What this callback last wrote, by study: attribute values and the figure's look.
+        self._written: dict[tuple[str, str], Any] = {}
 
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
-        for key, value in study_attributes(self.arena).items():
-            study.set_user_attr(key, value)
+        standings = self.arena.standings()
+        rows = standings.leaderboard(top=_TOP)
+        agreement = self.arena.judge_agreement()
+        for key, value in leaderboard_attributes(standings, rows, agreement).items():
+            if self._changed(study, key, value):
+                study.set_user_attr(key, value)
         try:
             import optuna_dashboard
         except ImportError:
             return
-        figure = leaderboard_figure(self.arena, study=study)
-        optuna_dashboard.save_plotly_graph_object(
-            study, figure, graph_object_id=LEADERBOARD_GRAPH_ID
-        )
-        note = finished_trial_note(self.arena, trial)
+        looks = [
+            (r.label, f"{r.score:.3f} {r.ci_low:.3f} {r.ci_high:.3f} {r.p_best:.3f}", r.games)
+            for r in rows
+        ]
+        if self._changed(study, LEADERBOARD_GRAPH_ID, looks):
+            figure = leaderboard_figure(self.arena, study=study, rows=rows)
+            optuna_dashboard.save_plotly_graph_object(
+                study, figure, graph_object_id=LEADERBOARD_GRAPH_ID
+            )
+        note = finished_trial_note(self.arena, trial, standings=standings, agreement=agreement)
         if note is not None:
             # save_note takes a live trial; a finished one has no public handle, so the
             # study's storage and the frozen trial's id (private to Optuna) stand in.
             target = _FinishedTrial(study, study._storage, trial._trial_id)
             optuna_dashboard.save_note(target, note)
+
+    def _changed(self, study: optuna.Study, key: str, value: Any) -> bool:
+        """Whether ``value`` differs from what this callback last wrote under ``key`` to
+        ``study`` (remembered from now on)."""
+        where = (study.study_name, key)
+        if self._written.get(where) == value:
+            return False
+        self._written[where] = value
+        return True

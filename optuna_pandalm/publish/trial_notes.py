@@ -21,7 +21,7 @@ from optuna_pandalm.outcomes import Side, side
 if TYPE_CHECKING:
     from optuna.trial import FrozenTrial
 
-    from optuna_pandalm.arena import Arena, Player
+    from optuna_pandalm.arena import Arena, JudgeAgreement, Player, Standings
 
 __all__ = ["finished_trial_note", "from_trials_side", "trial_note"]
 
@@ -88,11 +88,18 @@ def _examples(arena: Arena, player: Player, opponent: Player, *, losses_first: b
 
 
 def trial_note(
-    arena: Arena, number: int, *, score: float | None, pruned: str | None = None
+    arena: Arena,
+    number: int,
+    *,
+    score: float | None,
+    pruned: str | None = None,
+    standings: Standings | None = None,
+    agreement: JudgeAgreement | None = None,
 ) -> str:
     """The note of finished trial ``number``: ``score`` is its best checkpoint's score as
     of its finish (its ``pandalm_score``; Optuna's value when it completes); ``pruned``
-    says which loss pruned it."""
+    says which loss pruned it. ``standings`` and ``agreement``: the arena's, when the
+    caller has them already (publishing computes them once for everything it writes)."""
     players = arena.trial_players(number)
     state = "pruned" if pruned else "complete"
     lines = [f"### Trial {number}: {state}", ""]
@@ -112,7 +119,8 @@ def trial_note(
             "",
         ]
     if score is not None:
-        lines += [f"What a score means now: {arena.standings().score_meaning()}", ""]
+        now = standings if standings is not None else arena.standings()
+        lines += [f"What a score means now: {now.score_meaning()}", ""]
     lines += ["Matches against the incumbent (W-T-L from this trial's side):", ""]
     last: tuple[Player, Player] | None = None
     for player in players:
@@ -132,15 +140,23 @@ def trial_note(
                 "",
                 *examples,
             ]
-    lines += ["", f"People's votes: {html.escape(arena.judge_agreement().summary())}."]
+    agreement = agreement if agreement is not None else arena.judge_agreement()
+    lines += ["", f"People's votes: {html.escape(agreement.summary())}."]
     return "\n".join(lines)
 
 
-def finished_trial_note(arena: Arena, trial: FrozenTrial) -> str | None:
+def finished_trial_note(
+    arena: Arena,
+    trial: FrozenTrial,
+    *,
+    standings: Standings | None = None,
+    agreement: JudgeAgreement | None = None,
+) -> str | None:
     """The note of a finished trial as Optuna froze it: complete, or pruned with the reason
     recorded while it ran (``pandalm_pruned``; :data:`NO_REASON` when the objective pruned
     it without ``Arena.finalize``), with its score as of its finish (``pandalm_score``).
-    ``None`` for a failed trial and for one without a checkpoint in the arena."""
+    ``None`` for a failed trial and for one without a checkpoint in the arena.
+    ``standings``, ``agreement``: as in :func:`trial_note`."""
     from optuna.trial import TrialState
 
     if trial.state not in (TrialState.COMPLETE, TrialState.PRUNED):
@@ -150,4 +166,11 @@ def finished_trial_note(arena: Arena, trial: FrozenTrial) -> str | None:
     pruned = None
     if trial.state == TrialState.PRUNED:
         pruned = str(trial.user_attrs.get(PRUNED_ATTR) or NO_REASON)
-    return trial_note(arena, trial.number, score=trial.user_attrs.get(SCORE_ATTR), pruned=pruned)
+    return trial_note(
+        arena,
+        trial.number,
+        score=trial.user_attrs.get(SCORE_ATTR),
+        pruned=pruned,
+        standings=standings,
+        agreement=agreement,
+    )

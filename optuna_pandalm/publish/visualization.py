@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import math
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -40,12 +41,19 @@ def baseline_trials(study: Any) -> set[int]:
     return {t.number for t in study.get_trials(deepcopy=False) if t.user_attrs.get(BASELINE_ATTR)}
 
 
-def plot_leaderboard(arena: Arena, *, top: int = 20, study: Any = None) -> go.Figure:
+def plot_leaderboard(
+    arena: Arena,
+    *,
+    top: int = 20,
+    study: Any = None,
+    rows: Sequence[LeaderboardRow] | None = None,
+) -> go.Figure:
     """Score with its 95% interval per player, best on top; P(best) and games in the hover;
-    baselines in red: fixed baseline players and, given the study, its baseline trials."""
+    baselines in red: fixed baseline players and, given the study, its baseline trials.
+    ``rows``: leaderboard rows already computed (the arena's ``top`` rows when not given)."""
     import plotly.graph_objects as go
 
-    rows = arena.leaderboard(top=top)
+    rows = arena.leaderboard(top=top) if rows is None else rows
     baselines = baseline_trials(study)
     colours = [
         BASELINE_COLOUR if r.name is not None or r.trial in baselines else PLAYER_COLOUR

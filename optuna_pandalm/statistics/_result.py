@@ -14,7 +14,12 @@ from numpy.typing import NDArray
 
 from optuna_pandalm.statistics._games import _Float, _Games
 from optuna_pandalm.statistics._hessian import _Hessian
-from optuna_pandalm.statistics._p_best import _optimistic, _plausible, _share_best
+from optuna_pandalm.statistics._p_best import (
+    _optimistic,
+    _plausible,
+    _share_best,
+    surely_below,
+)
 from optuna_pandalm.statistics._problem import _Point, _Problem
 
 # Up to this many players P(best) samples every plausible player from the dense covariance
@@ -327,6 +332,36 @@ class BradleyTerryResult:
         result = np.zeros(n)
         result[candidates] = _share_best(self.strengths[candidates], covariance, n_samples, rng)
         return result
+
+    def p_best_surely_below(
+        self, i: int, threshold: float, n_samples: int = 10_000, *, max_candidates: int = 256
+    ) -> bool:
+        """Whether :meth:`p_best` (same ``n_samples`` and ``max_candidates``, any seed) gives
+        player ``i`` less than ``threshold``, decided without drawing: ``False`` when not
+        sure. A draw counts for ``i`` only when ``i`` beats the best-scored player drawn
+        with it, whose chance is ``Phi(difference / its standard error)`` (one linear
+        solve); a share of draws exceeds it by the margin :func:`surely_below` asks with a
+        chance under ``exp(-40)``. A player not drawn at all gets 0 for certain.
+        """
+        n = self.n_players
+        if n < 2:
+            return threshold > 1.0
+        leader = int(np.argmax(self.strengths))
+        if n > _FULL_POSTERIOR_LIMIT:
+            drawn = _optimistic(self.scores, self._hessian.diagonal[:n], max_candidates)
+            if i not in drawn:
+                return threshold > 0.0
+            if leader not in drawn:
+                return False
+        # With the dense posterior the leader is always drawn (see ``_plausible``).
+        if i == leader:
+            return False
+        variance = self.contrast_variance(i, leader)
+        if not variance > 0.0:
+            return False
+        gap = float(self.strengths[i] - self.strengths[leader])
+        chance = 0.5 * math.erfc(-gap / math.sqrt(2.0 * variance))
+        return surely_below(chance, threshold, n_samples)
 
 
 def _z(level: float) -> float:
