@@ -2,12 +2,13 @@
 # Run PgBouncer in transaction mode on loopback in front of a PostgreSQL server, in the
 # foreground (the caller stops it), its config, log and pid file in FOLDER (the caller
 # removes it): nothing is written elsewhere.
-# Usage: bash .ci/pgbouncer.sh FOLDER LISTEN_PORT SERVER_HOST SERVER_PORT
+# Usage: bash .ci/pgbouncer.sh FOLDER LISTEN_PORT SERVER_HOST SERVER_PORT [POOL_SIZE]
+# (POOL_SIZE: server connections per database and user, default 20).
 # Debian's pgbouncer (1.18) does not follow prepared statements from one server connection
 # to the next in transaction mode: clients using psycopg 3 turn them off
 # (?prepare_threshold=none in optuna-pandalm's URLs).
 set -euo pipefail
-folder=$1 listen_port=$2 server_host=$3 server_port=$4
+folder=$1 listen_port=$2 server_host=$3 server_port=$4 pool_size=${5:-20}
 bin=$(command -v pgbouncer || echo /usr/sbin/pgbouncer)
 cat > "$folder/pgbouncer.ini" <<INI
 [databases]
@@ -22,7 +23,7 @@ auth_file = $folder/userlist.txt
 admin_users = postgres
 pool_mode = transaction
 max_client_conn = 2000
-default_pool_size = 20
+default_pool_size = $pool_size
 server_reset_query =
 ignore_startup_parameters = extra_float_digits
 logfile = $folder/pgbouncer.log

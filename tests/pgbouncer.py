@@ -41,8 +41,9 @@ class PgBouncer:
 
     @classmethod
     @contextlib.contextmanager
-    def start(cls, server_url: str) -> Iterator[PgBouncer]:
-        """Run one on a free loopback port until the block ends; its folder is removed."""
+    def start(cls, server_url: str, *, pool_size: int = 20) -> Iterator[PgBouncer]:
+        """Run one on a free loopback port until the block ends, with ``pool_size`` server
+        connections; its folder is removed."""
         server = sa.make_url(server_url)
         folder = tempfile.mkdtemp(prefix="pgbouncer-")
         port = _free_port()
@@ -54,6 +55,7 @@ class PgBouncer:
                 str(port),
                 server.host or "127.0.0.1",
                 str(server.port or 5432),
+                str(pool_size),
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,

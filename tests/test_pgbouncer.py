@@ -4,6 +4,8 @@ Optuna's RDB storage, the schema lock, ``upgrade`` and ``check``, with several w
 from __future__ import annotations
 
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -69,6 +71,36 @@ def test_several_workers_complete_a_study_through_pgbouncer(bouncer):
 
 def test_the_schema_lock_is_free_again_after_a_store_creates_its_tables(bouncer, database):
     Store(bouncer.url_for(database)).close()
+    assert _advisory_locks_held(database) == 0
+
+
+def test_workers_starting_at_once_share_a_pool_smaller_than_their_number(database):
+    # Each starting worker creates the schemas under the schema lock, which its holder needs a
+    # second server connection for (Optuna's engine). Waiters that blocked on the lock inside a
+    # transaction held the pool's every connection, and the holder waited for PgBouncer's
+    # query_wait_timeout (32 workers, pool 20, in benchmarks/many_workers.py --pgbouncer).
+    # One starting worker needs 3 server connections at once (a read, the lock, a write).
+    workers, pool, started = 8, 4, []
+    barrier = threading.Barrier(workers)
+
+    def start() -> None:
+        barrier.wait()
+        arena = Arena(url, "at-once", SimulatedJudge(), simulated_prompts(4))
+        storage = OutageTolerantStorage(url)
+        optuna.create_study(storage=storage, study_name="at-once", load_if_exists=True)
+        arena.store.close()
+        started.append(True)
+
+    assert POSTGRES_URL
+    with PgBouncer.start(POSTGRES_URL, pool_size=pool) as small:
+        url = small.url_for(database)
+        threads = [threading.Thread(target=start, daemon=True) for _ in range(workers)]
+        for thread in threads:
+            thread.start()
+        deadline = time.monotonic() + 60
+        for thread in threads:
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
+        assert len(started) == workers
     assert _advisory_locks_held(database) == 0
 
 

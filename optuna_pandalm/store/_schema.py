@@ -258,10 +258,13 @@ def schema_lock(engine: sa.Engine) -> Iterator[None]:
         # leaving the lock held for ever. It conflicts with the session lock that workers
         # before this change take on the same key, so old and new workers still exclude
         # each other.
-        with engine.begin() as connection:
-            connection.execute(
-                sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK_KEY}
-            )
+        #
+        # Waiting is polling with pg_try_advisory_xact_lock, each try its own short
+        # transaction: a waiter blocked inside a transaction would hold one of PgBouncer's
+        # few server connections, and with more waiters than the pool the holder could not
+        # get the second one its work needs (Optuna's schema, on Optuna's engine) until
+        # PgBouncer's query_wait_timeout failed everyone (32 workers, pool 20).
+        with _xact_lock(engine, SCHEMA_LOCK_KEY):
             yield
         return
     path = sqlite_path(engine.url) if engine.dialect.name == "sqlite" else None
@@ -285,6 +288,27 @@ def schema_lock(engine: sa.Engine) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(lock_file, fcntl.LOCK_UN)
+
+
+_LOCK_POLL_S = (0.02, 0.5)  # first and longest pause between tries of a held lock
+
+
+@contextlib.contextmanager
+def _xact_lock(engine: sa.Engine, key: int) -> Iterator[None]:
+    """Hold the transaction-level advisory lock ``key`` in a transaction kept open around
+    the work; while another process holds it, try again after a growing pause, outside any
+    transaction (see :func:`schema_lock`)."""
+    pause = _LOCK_POLL_S[0]
+    while True:
+        with engine.begin() as connection:
+            got = connection.execute(
+                sa.text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": key}
+            ).scalar()
+            if got:
+                yield
+                return
+        time.sleep(pause)
+        pause = min(2 * pause, _LOCK_POLL_S[1])
 
 
 def _library_version() -> str:
