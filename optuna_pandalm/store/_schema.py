@@ -31,6 +31,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -301,14 +302,27 @@ def _xact_lock(engine: sa.Engine, key: int) -> Iterator[None]:
     pause = _LOCK_POLL_S[0]
     while True:
         with engine.begin() as connection:
-            got = connection.execute(
-                sa.text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": key}
-            ).scalar()
-            if got:
+            if _try_xact_lock(connection, key):
                 yield
                 return
         time.sleep(pause)
         pause = min(2 * pause, _LOCK_POLL_S[1])
+
+
+def _try_xact_lock(connection: sa.Connection, key: int) -> bool:
+    """``pg_try_advisory_xact_lock(key)``, never as a prepared statement with psycopg 3: it
+    prepares a query run 5 times on one connection, and PgBouncer in transaction mode
+    cannot carry a prepared statement to the next server connection (the lock engine may
+    not have ``?prepare_threshold=none``)."""
+    query = "SELECT pg_try_advisory_xact_lock(%s)"
+    if connection.dialect.driver == "psycopg":
+        cursor: Any = connection.connection.cursor()
+        try:
+            cursor.execute(query, (key,), prepare=False)
+            return bool(cursor.fetchone()[0])
+        finally:
+            cursor.close()
+    return bool(connection.exec_driver_sql(query, (key,)).scalar())
 
 
 def _library_version() -> str:
