@@ -32,9 +32,10 @@ Strategies (costs: training epochs actually run, judge calls that reached the ju
   ``stop_risk=0.1``: once the outcomes still likely cannot change them.
 * ``bt_tpe_curve``: ``bt_tpe`` with ``JudgePruner(curve_floor=0.02)``: also prunes a trial
   whose predicted P(best), from a shared-shape learning-curve model
-  (``optuna_pandalm/study/_curves.py``), is below 2%; ``bt_tpe_v3``: both levers, the
-  curve rule and the risky stop; ``bt_tpe_curve2``: the curve rule on a trial's first two
-  checkpoints only (``curve_checkpoints=2``).
+  (``optuna_pandalm/study/_curves.py``), is below 2%; ``bt_tpe_curve2``: the curve rule on a
+  trial's first two checkpoints only (``curve_checkpoints=2``); ``bt_tpe_v3``: both levers,
+  the curve rule on the first two checkpoints (the whole-curve rule misjudges the ``dips``
+  landscape) and the risky stop.
 * ``one_epoch_topk``, ``winrate_wilcoxon`` and ``default_configs``: see ``hpo_baselines.py``.
 * ``tpe_hyperband``, ``reward_asha`` and ``reward_bt`` (a reward-model judge, its noise
   calibrated at the start of the run to the pairwise judge's agreement): see
@@ -116,7 +117,7 @@ PRUNER_OPTIONS: dict[str, dict[str, Any]] = {
     "stop_risk": {"stop_matches": True, "stop_risk": 0.1},
     "curve": {"curve_floor": 0.02},
     "curve2": {"curve_floor": 0.02, "curve_checkpoints": 2},
-    "v3": {"curve_floor": 0.02, "stop_matches": True, "stop_risk": 0.1},
+    "v3": {"curve_floor": 0.02, "curve_checkpoints": 2, "stop_matches": True, "stop_risk": 0.1},
 }
 PROTOCOL_GRID = {
     "learning_rate": (2e-6, 1e-5, 2e-5, 1e-4, 2e-4),
