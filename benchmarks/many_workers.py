@@ -80,6 +80,7 @@ def _run_worker(
     from optuna_pandalm.testing import Landscape, SimulatedJudge, simulated_prompts
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    opened = OpenConnections()  # before the first connection
     if options["name_connections"]:  # so the watch can tell the workers' connections apart
         url = (
             sa.make_url(url)
@@ -133,10 +134,65 @@ def _run_worker(
         return arena.finalize(trial)
 
     study.optimize(objective, n_trials=n_trials, callbacks=[PublishCallback(arena)])
-    return {"evaluate_ms": evaluate_ms, "judged": sorted(judged)}
+    return {
+        "evaluate_ms": evaluate_ms,
+        "judged": sorted(judged),
+        "peak_open": opened.peak,
+        "peak_open_names": opened.peak_names,
+    }
 
 
-class ConnectionWatch:
+class OpenConnections:
+    """This process's open database connections, counted exactly from the first one on
+    (SQLAlchemy's pool events, every engine: ours, Optuna's, any made at start-up): the
+    most open at once, and their ``application_name`` then. Sampling ``pg_stat_activity``
+    can miss a peak that lasts milliseconds; this cannot."""
+
+    def __init__(self) -> None:
+        import sqlalchemy as sa
+
+        self._open: dict[int, str] = {}
+        self._lock = threading.Lock()
+        self.peak = 0
+        self.peak_names: list[str] = []
+        sa.event.listen(sa.pool.Pool, "connect", self._connected)
+        sa.event.listen(sa.pool.Pool, "close", lambda dbapi, _record: self._closed(dbapi))
+        sa.event.listen(sa.pool.Pool, "close_detached", self._closed)
+
+    def _connected(self, dbapi: Any, _record: Any) -> None:
+        info = getattr(dbapi, "info", None)  # psycopg 3: the connection's parameters
+        name = info.get_parameters().get("application_name", "?") if info else "?"
+        with self._lock:
+            self._open[id(dbapi)] = name
+            if len(self._open) > self.peak:
+                self.peak, self.peak_names = len(self._open), sorted(self._open.values())
+
+    def _closed(self, dbapi: Any) -> None:
+        with self._lock:
+            self._open.pop(id(dbapi), None)
+
+
+class _Sampling:
+    """A thread that runs ``_run`` (which samples every :data:`SAMPLE_EVERY_S` until
+    ``_stop`` is set) for the length of a ``with`` block."""
+
+    def __init__(self) -> None:
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Any:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+class ConnectionWatch(_Sampling):
     """Samples ``pg_stat_activity`` of one database in a thread, until stopped.
 
     A connection belongs to worker ``i`` when it is named ``worker-i`` (the benchmark names
@@ -153,23 +209,21 @@ class ConnectionWatch:
         self._judging = judging
         self.peak = 0
         self.peak_by_name: Counter[str] = Counter()
-        # The most connections one worker held while its judge ran (None: never sampled).
+        # The most connections one worker held while its judge ran (None: never sampled),
+        # and at any time (start-up included).
         self.peak_per_worker_while_judging: int | None = None
+        self.peak_per_worker = 0
         self.held_across_judge: list[tuple[Any, ...]] = []
         self.samples = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self) -> ConnectionWatch:
-        self._thread.start()
-        return self
+        super().__init__()
 
     def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
+        super().__exit__(*exc)
         self._engine.dispose()
 
     def _worker_of(self, name: str) -> int | None:
+        if not name:  # a backend still starting up: not yet a worker's connection
+            return None
         if len(self._judging) == 1:
             return 0
         if name.startswith("worker-") and name[len("worker-") :].isdigit():
@@ -197,6 +251,9 @@ class ConnectionWatch:
                 for name, count in Counter(r[0] for r in rows).items():
                     self.peak_by_name[name] = max(self.peak_by_name[name], count)
                 held: Counter[int] = Counter()
+                per_worker = Counter(self._worker_of(r[0]) for r in rows)
+                per_worker.pop(None, None)
+                self.peak_per_worker = max([self.peak_per_worker, *per_worker.values()])
                 for name, state, changed, text in rows:
                     worker = self._worker_of(name)
                     if worker not in judging:
@@ -207,6 +264,73 @@ class ConnectionWatch:
                 for count in held.values():
                     peak = self.peak_per_worker_while_judging or 0
                     self.peak_per_worker_while_judging = max(peak, count)
+
+
+class BouncerWatch(_Sampling):
+    """Samples PgBouncer's ``SHOW CLIENTS`` and ``SHOW POOLS`` (its admin console) in a
+    thread, until stopped: the per-worker view through a pooler, where a server connection
+    keeps the ``application_name`` of whichever client used it last.
+
+    Kept: the most client connections of one ``application_name`` (a worker's, ours and
+    Optuna's together), of all workers, the most clients waiting for a server connection
+    and the longest wait (``maxwait``) of the workers' database's pool; and the first
+    sample in which a client waited over :data:`SLOW_WAIT_S` (what every client and pool
+    was doing then), to explain a stall."""
+
+    SLOW_WAIT_S = 5.0
+
+    def __init__(self, port: int, database: str):
+        self._conninfo = f"host=127.0.0.1 port={port} user=postgres dbname=pgbouncer"
+        self._database = database
+        self.peak_clients = 0
+        self.peak_clients_by_name: Counter[str] = Counter()
+        self.peak_waiting = 0
+        self.longest_wait_s = 0.0
+        self.first_slow_wait: dict[str, Any] | None = None
+        super().__init__()
+
+    @staticmethod
+    def _show(connection: Any, what: str) -> list[dict[str, Any]]:
+        cursor = connection.execute(f"SHOW {what}")
+        names = [column.name for column in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+    def _run(self) -> None:
+        import psycopg
+
+        # The admin console speaks only the simple query protocol: a client-side cursor.
+        with psycopg.connect(
+            self._conninfo, autocommit=True, cursor_factory=psycopg.ClientCursor
+        ) as connection:
+            while not self._stop.wait(SAMPLE_EVERY_S):
+                clients = [
+                    c for c in self._show(connection, "CLIENTS") if c["database"] == self._database
+                ]
+                pools = [
+                    p for p in self._show(connection, "POOLS") if p["database"] == self._database
+                ]
+                self.peak_clients = max(self.peak_clients, len(clients))
+                for name, count in Counter(c["application_name"] for c in clients).items():
+                    self.peak_clients_by_name[name] = max(self.peak_clients_by_name[name], count)
+                for pool in pools:
+                    self.peak_waiting = max(self.peak_waiting, pool["cl_waiting"])
+                    wait = pool["maxwait"] + pool["maxwait_us"] / 1e6
+                    self.longest_wait_s = max(self.longest_wait_s, wait)
+                    if wait > self.SLOW_WAIT_S and self.first_slow_wait is None:
+                        self.first_slow_wait = {"pools": pools, "clients": clients}
+
+    def figures(self) -> dict[str, Any]:
+        workers = {n: c for n, c in self.peak_clients_by_name.items() if n.startswith("worker-")}
+        return {
+            "pgbouncer_peak_clients": self.peak_clients,
+            "pgbouncer_peak_clients_per_worker": max(workers.values(), default=None),
+            "pgbouncer_peak_clients_by_application": dict(
+                sorted(self.peak_clients_by_name.items())
+            ),
+            "pgbouncer_peak_clients_waiting": self.peak_waiting,
+            "pgbouncer_longest_wait_s": round(self.longest_wait_s, 1),
+            "pgbouncer_first_slow_wait": self.first_slow_wait,
+        }
 
 
 def _results(queue: Any, processes: list[Any], timeout: float) -> list[tuple[str, int, Any]]:
@@ -255,6 +379,7 @@ def run(
     prompts: int = 8,
     epochs: int = 2,
     worker_url: Any = None,
+    pgbouncer_port: int | None = None,
     grpc: bool = False,
     after: Any = None,
     timeout: float = 3600,
@@ -265,7 +390,8 @@ def run(
     PgBouncer); the watch and the checks read the database directly. With ``grpc``, the
     workers' Optuna storage is a ``GrpcStorageProxy`` to :func:`grpc_proxy` (their arenas
     still use the database). ``after(url, proxy_port)`` is called before the database is
-    dropped (its result under ``"after"``)."""
+    dropped (its result under ``"after"``). ``pgbouncer_port``: the workers go through that
+    PgBouncer (``worker_url``), whose clients and pools are watched too (:class:`BouncerWatch`)."""
     import optuna
     import sqlalchemy as sa
 
@@ -292,7 +418,11 @@ def run(
             context.Process(target=_worker, args=(workers_url, i, trials, options, judging, queue))
             for i in range(workers)
         ]
-        with ConnectionWatch(admin_url, database, judging) as watch:
+        bouncer_watch = BouncerWatch(pgbouncer_port, database) if pgbouncer_port else None
+        with (
+            ConnectionWatch(admin_url, database, judging) as watch,
+            bouncer_watch or contextlib.nullcontext(),
+        ):
             start = time.perf_counter()
             for process in processes:
                 process.start()
@@ -336,12 +466,16 @@ def run(
         "peak_connections": watch.peak,
         "peak_connections_by_application": dict(watch.peak_by_name),
         "peak_connections_per_worker_while_judging": watch.peak_per_worker_while_judging,
+        "peak_connections_per_worker_sampled": watch.peak_per_worker,
+        "peak_connections_per_worker_counted": max(r[2]["peak_open"] for r in results),
+        "peak_connections_counted_names": max((r[2]["peak_open_names"] for r in results), key=len),
         "transactions_held_across_judge": len(watch.held_across_judge),
         "held_across_judge_examples": sorted(set(watch.held_across_judge))[:5],
         "evaluations": len(times),
         "evaluate_ms_excluding_judge_p50": round(statistics.median(times), 1),
         "evaluate_ms_excluding_judge_p95": round(times[int(0.95 * (len(times) - 1))], 1),
         "verdicts_lost": len(judged - stored),
+        **(bouncer_watch.figures() if bouncer_watch else {}),
         "check_problems": {kind: len(found) for kind, found in problems.items() if found},
     }
 
@@ -453,16 +587,22 @@ def main() -> None:
 
             bouncer = stack.enter_context(PgBouncer.start(url))
             worker_url = bouncer.url_for
-        figures = run(
-            url,
-            workers=args.workers,
-            trials=args.trials,
-            judge_latency=args.judge_latency,
-            prompts=args.prompts,
-            epochs=args.epochs,
-            worker_url=worker_url,
-            grpc=args.grpc,
-        )
+        try:
+            figures = run(
+                url,
+                workers=args.workers,
+                trials=args.trials,
+                judge_latency=args.judge_latency,
+                prompts=args.prompts,
+                epochs=args.epochs,
+                worker_url=worker_url,
+                pgbouncer_port=bouncer.port if args.pgbouncer else None,
+                grpc=args.grpc,
+            )
+        except BaseException:
+            if args.pgbouncer:  # what PgBouncer saw, before its folder goes
+                print(bouncer.log_tail(), file=sys.stderr)
+            raise
     print(json.dumps({**figures, "pgbouncer": args.pgbouncer, "grpc": args.grpc}, indent=2))
 
 

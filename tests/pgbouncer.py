@@ -31,6 +31,12 @@ def _free_port() -> int:
 @dataclass(frozen=True)
 class PgBouncer:
     port: int
+    folder: str
+
+    def log_tail(self, lines: int = 200) -> str:
+        """The last ``lines`` lines of its log (while it runs: the folder goes with it)."""
+        log = Path(self.folder, "pgbouncer.log")
+        return "\n".join(log.read_text().splitlines()[-lines:]) if log.exists() else ""
 
     def url_for(self, url: str) -> str:
         """``url`` (a database on the server behind) through this PgBouncer, with psycopg 3's
@@ -75,7 +81,7 @@ class PgBouncer:
                     said = error.decode() + (log.read_text() if log.exists() else "")
                     raise RuntimeError(f"PgBouncer did not start: {said}")
                 time.sleep(0.05)
-            yield cls(port)
+            yield cls(port, folder)
         finally:
             process.terminate()
             try:

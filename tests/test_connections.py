@@ -1,5 +1,6 @@
-"""A worker's connections to PostgreSQL: at most two (ours and Optuna's), none held in a
-transaction while its judge runs, whatever the judge's latency."""
+"""A worker's connections to PostgreSQL: at most two (ours and Optuna's) at any moment, from
+its first connection on (creating both schemas included), none held in a transaction while
+its judge runs, whatever the judge's latency."""
 
 from __future__ import annotations
 
@@ -27,6 +28,19 @@ def one_slow_worker() -> dict:
 def test_a_worker_holds_at_most_two_connections_while_its_judge_runs(one_slow_worker):
     assert one_slow_worker["peak_connections_per_worker_while_judging"] is not None
     assert one_slow_worker["peak_connections_per_worker_while_judging"] <= 2, one_slow_worker
+
+
+def test_a_worker_never_holds_more_than_two_connections_start_up_included(one_slow_worker):
+    # Counted in the worker from its first connection on (SQLAlchemy's pool events): it
+    # creates both schemas on an empty database, under the lock, and its heartbeat thread
+    # writes while the main thread reads.
+    counted = one_slow_worker["peak_connections_per_worker_counted"]
+    assert counted <= 2, one_slow_worker["peak_connections_counted_names"]
+
+
+def test_pg_stat_activity_never_shows_a_worker_with_more_than_two_connections(one_slow_worker):
+    # Sampled every 0.2 s from before the worker started: a coarse view of the count above.
+    assert 1 <= one_slow_worker["peak_connections_per_worker_sampled"] <= 2, one_slow_worker
 
 
 def test_no_transaction_stays_open_across_a_judge_call(one_slow_worker):

@@ -11,6 +11,7 @@ Its parts, one concept each:
 * ``_schema``: the ``pandalm_`` tables, the schema version and the migrations, the lock.
 * ``_texts``: text hashes.
 * ``_optuna_schema``: :func:`create_optuna_schema`, Optuna's schema made under the lock
+  (by :func:`make_optuna_schema`, over one connection)
   (several processes starting at once on an empty database).
 * ``_optuna_tables``: the columns of Optuna's tables read here; Optuna's rows are never
   written here (a finished trial stays as Optuna left it).
@@ -66,7 +67,7 @@ from optuna_pandalm.store._journal import (
     pending_entries,
     replay_journals,
 )
-from optuna_pandalm.store._optuna_schema import create_optuna_schema
+from optuna_pandalm.store._optuna_schema import create_optuna_schema, make_optuna_schema
 from optuna_pandalm.store._outage import is_transient, ride_out
 from optuna_pandalm.store._players import PlayerRecord
 from optuna_pandalm.store._schema import HUMAN_PREFIX, JUDGE_ANNOTATOR, SCHEMA_VERSION
@@ -98,6 +99,7 @@ __all__ = [
     "journal_folder",
     "journal_root",
     "journals_enabled",
+    "make_optuna_schema",
     "mask_url",
     "optuna_storage_arguments",
     "pending_entries",

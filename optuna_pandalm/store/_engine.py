@@ -46,10 +46,18 @@ OPTUNA_APPLICATION_NAME = "optuna-pandalm:optuna"
 """The ``application_name`` of the connections of Optuna's storage that we open."""
 
 # A worker is one thread that works in short transactions (none is held while a judge
-# runs), so one pooled connection serves it; a second thread (Optuna's heartbeat, n_jobs>1)
-# borrows an overflow connection, closed when returned rather than kept open idle.
+# runs), so one pooled connection serves it; a second thread of ours (n_jobs>1) borrows an
+# overflow connection, closed when returned rather than kept open idle.
 POOL_SIZE = 1
 MAX_OVERFLOW = 8
+# Optuna's storage has no overflow: its heartbeat thread waits the few milliseconds the main
+# thread's call holds the one connection (and vice versa) instead of opening a third
+# connection beside ours, so a worker holds at most two at any moment. No Optuna call asks
+# for a second connection while it holds one (the schema check that does is ours:
+# OutageTolerantStorage), so none can wait on itself; the wait is bounded as long as our
+# store rides out an outage (a call that holds the connection may be connecting).
+OPTUNA_MAX_OVERFLOW = 0
+OPTUNA_POOL_TIMEOUT_S = 120.0
 
 
 def sqlite_path(url: sa.URL) -> str | None:
@@ -200,8 +208,9 @@ def optuna_storage_arguments(
 ) -> tuple[str, dict[str, Any]]:
     """The URL and ``engine_kwargs`` to give Optuna's ``RDBStorage`` for ``url``: on
     PostgreSQL those of :func:`postgres_engine_options` (one kept connection, named
-    :data:`OPTUNA_APPLICATION_NAME`, ``?prepare_threshold`` honoured), under the caller's
-    ``engine_kwargs`` (theirs win, ``connect_args`` merged key by key).
+    :data:`OPTUNA_APPLICATION_NAME`, ``?prepare_threshold`` honoured) without overflow (a
+    second thread waits for the connection: :data:`OPTUNA_MAX_OVERFLOW`), under the
+    caller's ``engine_kwargs`` (theirs win, ``connect_args`` merged key by key).
 
     Example:
         >>> optuna_storage_arguments("sqlite:///hpo.db", {"pool_size": 3})
@@ -211,6 +220,7 @@ def optuna_storage_arguments(
     if sa.make_url(url).get_backend_name() != "postgresql":
         return driver_url(url), given
     url, options = postgres_engine_options(url, application_name=OPTUNA_APPLICATION_NAME)
+    options.update(max_overflow=OPTUNA_MAX_OVERFLOW, pool_timeout=OPTUNA_POOL_TIMEOUT_S)
     connect_args = {**options["connect_args"], **given.pop("connect_args", {})}
     return url, {**options, **given, "connect_args": connect_args}
 

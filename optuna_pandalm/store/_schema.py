@@ -242,12 +242,14 @@ def read_schema_version(connection: sa.Connection) -> int | None:
 
 
 @contextlib.contextmanager
-def schema_lock(engine: sa.Engine) -> Iterator[None]:
+def schema_lock(engine: sa.Engine) -> Iterator[sa.Connection | None]:
     """Hold the lock that serialises schema changes between processes.
 
-    PostgreSQL: a transaction-level advisory lock in a transaction of its own, on a
-    connection of its own (so it also covers work done on other connections, e.g.
-    Optuna's), committed when the work is done. A SQLite file: an exclusive ``flock`` on
+    PostgreSQL: a transaction-level advisory lock, held by a transaction that stays open
+    until the block ends; the block gets its connection, to do its work in that very
+    transaction (committed at the end, rolled back on an exception), so a worker changing
+    the schema needs one connection, not two (the lock also covers work done on other
+    connections, e.g. Optuna's). A SQLite file (the block gets ``None``): an exclusive ``flock`` on
     ``<database>.pandalm-lock``; the lock file is left in place, because removing it while
     another process waits on it would let a third lock a new file at the same time. A
     SQLite memory database belongs to one process and needs no lock.
@@ -265,8 +267,8 @@ def schema_lock(engine: sa.Engine) -> Iterator[None]:
         # few server connections, and with more waiters than the pool the holder could not
         # get the second one its work needs (Optuna's schema, on Optuna's engine) until
         # PgBouncer's query_wait_timeout failed everyone (32 workers, pool 20).
-        with _xact_lock(engine, SCHEMA_LOCK_KEY):
-            yield
+        with _xact_lock(engine, SCHEMA_LOCK_KEY) as connection:
+            yield connection
         return
     path = sqlite_path(engine.url) if engine.dialect.name == "sqlite" else None
     try:
@@ -274,7 +276,7 @@ def schema_lock(engine: sa.Engine) -> Iterator[None]:
     except ImportError:  # pragma: no cover - Windows: BEGIN IMMEDIATE alone guards our tables
         fcntl = None  # type: ignore[assignment]
     if path is None or fcntl is None:
-        yield
+        yield None
         return
     try:
         lock_file = open(f"{path}.pandalm-lock", "a")  # noqa: SIM115 - closed below
@@ -286,7 +288,7 @@ def schema_lock(engine: sa.Engine) -> Iterator[None]:
     with lock_file:
         fcntl.flock(lock_file, fcntl.LOCK_EX)
         try:
-            yield
+            yield None
         finally:
             fcntl.flock(lock_file, fcntl.LOCK_UN)
 
@@ -295,15 +297,15 @@ _LOCK_POLL_S = (0.02, 0.5)  # first and longest pause between tries of a held lo
 
 
 @contextlib.contextmanager
-def _xact_lock(engine: sa.Engine, key: int) -> Iterator[None]:
+def _xact_lock(engine: sa.Engine, key: int) -> Iterator[sa.Connection]:
     """Hold the transaction-level advisory lock ``key`` in a transaction kept open around
-    the work; while another process holds it, try again after a growing pause, outside any
-    transaction (see :func:`schema_lock`)."""
+    the work, and yield its connection; while another process holds it, try again after a
+    growing pause, outside any transaction (see :func:`schema_lock`)."""
     pause = _LOCK_POLL_S[0]
     while True:
         with engine.begin() as connection:
             if _try_xact_lock(connection, key):
-                yield
+                yield connection
                 return
         time.sleep(pause)
         pause = min(2 * pause, _LOCK_POLL_S[1])
@@ -417,7 +419,13 @@ def upgrade_schema(engine: sa.Engine, masked_url: str) -> tuple[int | None, int]
     Raises:
         StoreError: the database was written by a newer optuna-pandalm.
     """
-    with schema_lock(engine), engine.execution_options(**{WRITE: True}).begin() as connection:
+    with (
+        schema_lock(engine) as locked,
+        # PostgreSQL: the lock's own transaction; SQLite: a write transaction under the flock.
+        contextlib.nullcontext(locked)
+        if locked is not None
+        else engine.execution_options(**{WRITE: True}).begin() as connection,
+    ):
         if connection.dialect.name == "postgresql":
             connection.execute(
                 sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": LEGACY_LOCK_KEY}

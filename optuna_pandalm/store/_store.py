@@ -19,7 +19,7 @@ from optuna_pandalm.store._engine import (
 )
 from optuna_pandalm.store._games import Games
 from optuna_pandalm.store._optuna_heartbeats import OptunaHeartbeats
-from optuna_pandalm.store._optuna_schema import create_optuna_schema_locked
+from optuna_pandalm.store._optuna_schema import create_optuna_schema_locked, make_optuna_schema
 from optuna_pandalm.store._outage import database_operation, ride_out
 from optuna_pandalm.store._players import Players
 from optuna_pandalm.store._schema import (
@@ -250,15 +250,13 @@ file of 'sqlite:////no/such/dir/x.db'
         ``schema_lock``); processes cannot race on a memory database.
 
         Raises:
-            StoreError: Optuna refuses the database (e.g. its schema needs ``optuna storage
-                upgrade``).
+            StoreError: Optuna refuses to create its schema there. (A schema that is there
+                already is not checked here: ``RDBStorage`` checks its version when opened.)
         """
-        from optuna.storages import RDBStorage
-
         try:
             url, engine_kwargs = optuna_storage_arguments(self.url)
-            storage = create_optuna_schema_locked(
-                self.engine, lambda: RDBStorage(url, engine_kwargs=engine_kwargs)
+            create_optuna_schema_locked(
+                self.engine, lambda: make_optuna_schema(url, engine_kwargs)
             )
         except sa.exc.DBAPIError:
             raise  # ride_out decides whether to wait
@@ -267,7 +265,6 @@ file of 'sqlite:////no/such/dir/x.db'
                 f"prepare_optuna_schema failed on {self.masked_url!r}: "
                 f"{type(error).__name__}: {error}"
             ) from None
-        storage.engine.dispose()
 
 
 if TYPE_CHECKING:

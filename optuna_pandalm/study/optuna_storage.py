@@ -24,6 +24,7 @@ from optuna_pandalm.store import (
     StoreError,
     create_optuna_schema,
     is_transient,
+    make_optuna_schema,
     mask_url,
     optuna_storage_arguments,
     ride_out,
@@ -160,22 +161,57 @@ class OutageTolerantStorage(RDBStorage):
         self,
         url: str,
         engine_kwargs: dict[str, Any] | None = None,
-        *args: Any,
+        skip_compatibility_check: bool = False,
+        *,
         outage_timeout: float = DEFAULT_OUTAGE_TIMEOUT_S,
+        skip_table_creation: bool = False,
         **kwargs: Any,
     ):
         self.outage_timeout = outage_timeout
         self.masked_url = mask_url(url)
         # One kept connection per process, named, and ?prepare_threshold=none honoured (for
         # PgBouncer), as our store's; the caller's engine_kwargs win.
-        url, engine_kwargs = optuna_storage_arguments(url, engine_kwargs)
-        # Optuna creates its schema here, without a lock: under ours, so that workers
-        # started at once on an empty database (and their arenas) do not collide.
-        create_optuna_schema(
-            url,
-            lambda: super(OutageTolerantStorage, self).__init__(
-                url, engine_kwargs, *args, **kwargs
-            ),
+        optuna_url, engine_kwargs = optuna_storage_arguments(url, engine_kwargs)
+        if not skip_table_creation:
+            # Optuna would create its schema in __init__, without a lock: under ours, so that
+            # workers started at once on an empty database (and their arenas) do not collide.
+            create_optuna_schema(url, lambda: make_optuna_schema(optuna_url, engine_kwargs))
+        if optuna_url.startswith("sqlite"):  # a file, or memory (its own database)
+            super().__init__(
+                optuna_url,
+                engine_kwargs,
+                skip_compatibility_check=skip_compatibility_check,
+                skip_table_creation=skip_table_creation,
+                **kwargs,
+            )
+            return
+        # Opened on a made schema, and its version checked below rather than by
+        # RDBStorage.__init__, which holds one connection while it asks for a second: a worker
+        # (this storage beside its arena's store) keeps to two connections at start-up too.
+        super().__init__(
+            optuna_url,
+            engine_kwargs,
+            skip_compatibility_check=True,
+            skip_table_creation=True,
+            **kwargs,
+        )
+        if not skip_compatibility_check:
+            self._check_schema_version()
+
+    def _check_schema_version(self) -> None:
+        """Refuse a schema of another Optuna version, as ``RDBStorage`` does (``RuntimeError``),
+        one connection at a time."""
+        current, head = self.get_current_version(), self.get_head_version()
+        if current == head:
+            return
+        advice = (
+            "run `optuna storage upgrade --storage URL`"
+            if current in self.get_all_versions()
+            else "upgrade optuna (`pip install -U optuna`)"
+        )
+        raise RuntimeError(
+            f"the Optuna schema of {self.masked_url!r} (version {current}) does not fit "
+            f"optuna {optuna.__version__} (version {head}): {advice}"
         )
 
 
