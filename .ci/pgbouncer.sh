@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Run PgBouncer in transaction mode on loopback in front of a PostgreSQL server, in the
 # foreground (the caller stops it), its config, log and pid file in FOLDER (the caller
-# removes it): nothing is written elsewhere.
+# removes it): nothing is written elsewhere. It also logs every login to stderr: the
+# caller must read it or send it to a file (PgBouncer blocks, accepting no one, on a full
+# pipe: tests/pgbouncer.py).
 # Usage: bash .ci/pgbouncer.sh FOLDER LISTEN_PORT SERVER_HOST SERVER_PORT [POOL_SIZE]
 # (POOL_SIZE: server connections per database and user, default 20).
 # Debian's pgbouncer (1.18) does not follow prepared statements from one server connection

@@ -76,6 +76,7 @@ def _run_worker(
 
     from optuna_pandalm import Arena, PublishCallback
     from optuna_pandalm.store import text_hash
+    from optuna_pandalm.study.grpc_proxy import OutageTolerantGrpcStorageProxy
     from optuna_pandalm.study.judged_study import open_judged_study
     from optuna_pandalm.testing import Landscape, SimulatedJudge, simulated_prompts
 
@@ -117,7 +118,8 @@ def _run_worker(
     sampler = optuna.samplers.TPESampler(seed=index, n_startup_trials=4)
     storage: Any = url
     if "grpc_port" in options:
-        storage = optuna.storages.GrpcStorageProxy(host="127.0.0.1", port=options["grpc_port"])
+        # Rides out a restart of the proxy (--grpc-outage); Optuna's own client would fail.
+        storage = OutageTolerantGrpcStorageProxy(host="127.0.0.1", port=options["grpc_port"])
     with contextlib.redirect_stderr(open(os.devnull, "w")):  # heartbeat: ExperimentalWarning
         study = open_judged_study(arena, storage, base_sampler=sampler)
     evaluate_ms: list[float] = []
@@ -272,10 +274,10 @@ class BouncerWatch(_Sampling):
     keeps the ``application_name`` of whichever client used it last.
 
     Kept: the most client connections of one ``application_name`` (a worker's, ours and
-    Optuna's together), of all workers, the most clients waiting for a server connection
-    and the longest wait (``maxwait``) of the workers' database's pool; and the first
-    sample in which a client waited over :data:`SLOW_WAIT_S` (what every client and pool
-    was doing then), to explain a stall."""
+    Optuna's together), of all workers and in each state, the most clients waiting for a
+    server connection and the longest wait (the pool's ``maxwait``, a client's ``wait``) in
+    the workers' database; and the first sample in which a client waited over
+    :data:`SLOW_WAIT_S` (what every client and pool was doing then), to explain a stall."""
 
     SLOW_WAIT_S = 5.0
 
@@ -284,6 +286,7 @@ class BouncerWatch(_Sampling):
         self._database = database
         self.peak_clients = 0
         self.peak_clients_by_name: Counter[str] = Counter()
+        self.peak_clients_by_state: Counter[str] = Counter()
         self.peak_waiting = 0
         self.longest_wait_s = 0.0
         self.first_slow_wait: dict[str, Any] | None = None
@@ -310,6 +313,14 @@ class BouncerWatch(_Sampling):
                     p for p in self._show(connection, "POOLS") if p["database"] == self._database
                 ]
                 self.peak_clients = max(self.peak_clients, len(clients))
+                for state, count in Counter(c["state"] for c in clients).items():
+                    self.peak_clients_by_state[state] = max(
+                        self.peak_clients_by_state[state], count
+                    )
+                client_wait = max((c["wait"] + c["wait_us"] / 1e6 for c in clients), default=0)
+                self.longest_wait_s = max(self.longest_wait_s, client_wait)
+                if client_wait > self.SLOW_WAIT_S and self.first_slow_wait is None:
+                    self.first_slow_wait = {"pools": pools, "clients": clients}
                 for name, count in Counter(c["application_name"] for c in clients).items():
                     self.peak_clients_by_name[name] = max(self.peak_clients_by_name[name], count)
                 for pool in pools:
@@ -327,6 +338,7 @@ class BouncerWatch(_Sampling):
             "pgbouncer_peak_clients_by_application": dict(
                 sorted(self.peak_clients_by_name.items())
             ),
+            "pgbouncer_peak_clients_by_state": dict(self.peak_clients_by_state),
             "pgbouncer_peak_clients_waiting": self.peak_waiting,
             "pgbouncer_longest_wait_s": round(self.longest_wait_s, 1),
             "pgbouncer_first_slow_wait": self.first_slow_wait,
@@ -381,6 +393,7 @@ def run(
     worker_url: Any = None,
     pgbouncer_port: int | None = None,
     grpc: bool = False,
+    proxy_outage_s: float | None = None,
     after: Any = None,
     timeout: float = 3600,
 ) -> dict[str, Any]:
@@ -389,7 +402,9 @@ def run(
     ``worker_url(url)`` turns the database's URL into the one the workers use (e.g. through
     PgBouncer); the watch and the checks read the database directly. With ``grpc``, the
     workers' Optuna storage is a ``GrpcStorageProxy`` to :func:`grpc_proxy` (their arenas
-    still use the database). ``after(url, proxy_port)`` is called before the database is
+    still use the database); with ``proxy_outage_s`` too, the proxy is killed once the
+    study has a finished trial and started again that many seconds later (times under
+    ``"proxy_outage"``). ``after(url, proxy_port)`` is called before the database is
     dropped (its result under ``"after"``). ``pgbouncer_port``: the workers go through that
     PgBouncer (``worker_url``), whose clients and pools are watched too (:class:`BouncerWatch`)."""
     import optuna
@@ -409,8 +424,14 @@ def run(
         database = sa.make_url(url).database
         assert database is not None
         workers_url = worker_url(url) if worker_url else url
+        outage: list[float] = []
         if grpc:
-            options["grpc_port"] = stack.enter_context(grpc_proxy(workers_url))
+            proxy = stack.enter_context(grpc_proxy(workers_url))
+            options["grpc_port"] = proxy.port
+            if proxy_outage_s is not None:
+                stopped = threading.Event()
+                stack.callback(stopped.set)
+                outage = _outage_of(proxy, url, proxy_outage_s, stopped)
         context = multiprocessing.get_context("spawn")
         queue = context.Queue()
         judging = context.Array("d", workers, lock=False)
@@ -453,6 +474,8 @@ def run(
         after_result = after(url, options.get("grpc_port")) if after else None
     return {
         "after": after_result,
+        # How long the proxy was down ([] never killed: the study ended first).
+        "proxy_down_s": [round(outage[1] - outage[0], 1)] if len(outage) == 2 else outage,
         "benchmark": "many_workers",
         "workers": workers,
         "trials": len(states),
@@ -493,30 +516,76 @@ def _serve_grpc_proxy(url: str, port: int) -> None:
     optuna.storages.run_grpc_proxy_server(storage, host="127.0.0.1", port=port)
 
 
-@contextlib.contextmanager
-def grpc_proxy(url: str) -> Iterator[int]:
+class GrpcProxy:
     """Optuna's gRPC storage proxy (``run_grpc_proxy_server`` around
-    ``OutageTolerantStorage(url)``) in a process of its own on a free loopback port, until
-    the block ends. Yields the port."""
-    import socket
+    ``OutageTolerantStorage(url)``) in a process of its own on a free loopback port, which
+    can be killed and started again on the same port (an outage of the proxy)."""
 
-    import optuna
+    def __init__(self, url: str):
+        import socket
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = int(probe.getsockname()[1])
-    process = multiprocessing.get_context("spawn").Process(
-        target=_serve_grpc_proxy, args=(url, port), daemon=True
-    )
-    process.start()
-    try:
-        client = optuna.storages.GrpcStorageProxy(host="127.0.0.1", port=port)
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = int(probe.getsockname()[1])
+        self._url = url
+        self._process: Any = None
+
+    def start(self) -> None:
+        """Start the proxy and wait until it answers."""
+        import optuna
+
+        self._process = multiprocessing.get_context("spawn").Process(
+            target=_serve_grpc_proxy, args=(self._url, self.port), daemon=True
+        )
+        self._process.start()
+        client = optuna.storages.GrpcStorageProxy(host="127.0.0.1", port=self.port)
         client.wait_server_ready(timeout=120)
         client.close()
-        yield port
+
+    def kill(self) -> None:
+        """Kill the proxy at once (SIGKILL: calls in flight are cut)."""
+        if self._process is not None:
+            self._process.kill()
+            self._process.join(30)
+            self._process = None
+
+
+@contextlib.contextmanager
+def grpc_proxy(url: str) -> Iterator[GrpcProxy]:
+    """A running :class:`GrpcProxy` for ``url`` until the block ends."""
+    proxy = GrpcProxy(url)
+    proxy.start()
+    try:
+        yield proxy
     finally:
-        process.terminate()
-        process.join(30)
+        proxy.kill()
+
+
+def _outage_of(proxy: GrpcProxy, url: str, seconds: float, stop: threading.Event) -> list[float]:
+    """In a thread: once the study has a finished trial, kill the proxy, and start it again
+    ``seconds`` later. Returns [time killed, time back] (filled in as it happens)."""
+    import sqlalchemy as sa
+
+    times: list[float] = []
+
+    def outage() -> None:
+        engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+        query = sa.text("select count(*) from trials where state <> 'RUNNING'")
+        while not stop.wait(0.2):
+            with contextlib.suppress(sa.exc.DBAPIError), engine.connect() as connection:
+                if connection.execute(query).scalar():
+                    break
+        engine.dispose()
+        if stop.is_set():
+            return
+        proxy.kill()
+        times.append(time.time())
+        time.sleep(seconds)
+        proxy.start()
+        times.append(time.time())
+
+    threading.Thread(target=outage, daemon=True).start()
+    return times
 
 
 @contextlib.contextmanager
@@ -572,6 +641,15 @@ def main() -> None:
     parser.add_argument(
         "--grpc", action="store_true", help="Optuna's storage through its gRPC proxy"
     )
+    parser.add_argument(
+        "--grpc-outage",
+        type=float,
+        metavar="SECONDS",
+        help="with --grpc: kill the proxy after a finished trial, restart it SECONDS later",
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=3600, help="seconds before the workers are killed"
+    )
     args = parser.parse_args()
     if not args.own_server and not args.url:
         parser.error("give --url, set OPTUNA_PANDALM_TEST_POSTGRES_URL, or --own-server")
@@ -598,6 +676,8 @@ def main() -> None:
                 worker_url=worker_url,
                 pgbouncer_port=bouncer.port if args.pgbouncer else None,
                 grpc=args.grpc,
+                proxy_outage_s=args.grpc_outage,
+                timeout=args.timeout,
             )
         except BaseException:
             if args.pgbouncer:  # what PgBouncer saw, before its folder goes

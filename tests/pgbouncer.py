@@ -53,6 +53,11 @@ class PgBouncer:
         server = sa.make_url(server_url)
         folder = tempfile.mkdtemp(prefix="pgbouncer-")
         port = _free_port()
+        # PgBouncer logs every login and close to stderr as well as to its log file. A pipe
+        # that nobody reads fills after 64 KiB (about 220 connections), and PgBouncer then
+        # blocks writing to it, accepting no one: 32 workers through it timed out connecting
+        # (ConnectionTimeout for 128 s). So stderr goes to a file.
+        stderr = open(Path(folder, "stderr.log"), "wb")  # noqa: SIM115 - closed below
         process = subprocess.Popen(
             [
                 "bash",
@@ -64,7 +69,7 @@ class PgBouncer:
                 str(pool_size),
             ],
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
+            stderr=stderr,
         )
         try:
             deadline = time.monotonic() + START_TIMEOUT_S
@@ -76,9 +81,12 @@ class PgBouncer:
                     break
                 if process.poll() is not None or time.monotonic() > deadline:
                     process.terminate()
-                    _, error = process.communicate(timeout=10)
-                    log = Path(folder, "pgbouncer.log")
-                    said = error.decode() + (log.read_text() if log.exists() else "")
+                    process.wait(10)
+                    said = "".join(
+                        path.read_text(errors="replace")
+                        for path in (Path(folder, "stderr.log"), Path(folder, "pgbouncer.log"))
+                        if path.exists()
+                    )
                     raise RuntimeError(f"PgBouncer did not start: {said}")
                 time.sleep(0.05)
             yield cls(port, folder)
@@ -89,4 +97,5 @@ class PgBouncer:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+            stderr.close()
             shutil.rmtree(folder, ignore_errors=True)

@@ -1,6 +1,7 @@
 """Optuna's gRPC storage proxy: several workers send their Optuna storage calls through one
 proxy (``run_grpc_proxy_server`` around ``OutageTolerantStorage``) while their arenas use the
-database; ``check``, ``report`` and Optuna Dashboard then read the study."""
+database; ``check``, ``report`` and Optuna Dashboard then read the study. Workers whose
+client is ``OutageTolerantGrpcStorageProxy`` ride out the proxy's restart."""
 
 from __future__ import annotations
 
@@ -77,3 +78,41 @@ def test_the_dashboard_shows_the_leaderboard_through_the_proxy_and_directly(thro
     assert seen["dashboard_via_proxy"] == seen["dashboard"], json.dumps(seen)
     assert seen["dashboard"]["trials"] == 6
     assert seen["dashboard"]["graphs"] >= 1  # PublishCallback's leaderboard figure
+
+
+@pytest.fixture(scope="module")
+def proxy_restarted() -> dict:
+    """Two workers, three trials each; the proxy is killed (SIGKILL) once a trial has
+    finished and started again on the same port 3 s later."""
+    if not POSTGRES_URL:
+        next(_postgres_database())
+    return many_workers.run(
+        POSTGRES_URL, workers=2, trials=3, judge_latency=0.5, grpc=True, proxy_outage_s=3.0
+    )
+
+
+def test_workers_ride_out_a_restart_of_the_proxy_and_finish_the_study(proxy_restarted):
+    assert len(proxy_restarted["proxy_down_s"]) == 1, proxy_restarted  # killed, then back
+    assert proxy_restarted["exit_codes"] == [0]
+    assert proxy_restarted["trials"] == 6 and proxy_restarted["failed"] == 0, proxy_restarted
+
+
+def test_nothing_judged_is_lost_across_a_restart_of_the_proxy(proxy_restarted):
+    assert proxy_restarted["verdicts_lost"] == 0
+    assert proxy_restarted["check_problems"] == {}
+
+
+def test_a_proxy_that_stays_away_fails_the_call_with_one_line_naming_its_address():
+    import socket
+
+    from optuna_pandalm.study.grpc_proxy import OutageTolerantGrpcStorageProxy
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    storage = OutageTolerantGrpcStorageProxy(host="127.0.0.1", port=port, outage_timeout=1)
+    with pytest.raises(optuna.exceptions.StorageInternalError) as raised:
+        storage.get_all_studies()
+    message = str(raised.value)
+    assert f"gRPC storage proxy at 127.0.0.1:{port} unreachable for 1." in message
+    assert "\n" not in message

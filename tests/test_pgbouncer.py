@@ -104,6 +104,25 @@ def test_workers_starting_at_once_share_a_pool_smaller_than_their_number(databas
     assert _advisory_locks_held(database) == 0
 
 
+def test_pgbouncer_keeps_accepting_clients_after_many_logins():
+    # PgBouncer logs each login and close (about 300 bytes) to stderr too. Read by no one,
+    # the pipe filled after about 220 connections and PgBouncer blocked writing to it,
+    # accepting no one: at 32 workers, whose heartbeats then connected often, one timed out
+    # connecting for 128 s. 400 connections log twice the pipe's 64 KiB.
+    import psycopg
+
+    assert POSTGRES_URL
+    with PgBouncer.start(POSTGRES_URL) as fresh:
+        for _ in range(400):
+            psycopg.connect(
+                host="127.0.0.1",
+                port=fresh.port,
+                user="postgres",
+                dbname="postgres",
+                connect_timeout=5,
+            ).close()
+
+
 def test_optunas_storage_through_pgbouncer_runs_a_study(bouncer, database):
     storage = OutageTolerantStorage(bouncer.url_for(database))
     study = optuna.create_study(storage=storage, study_name="plain")

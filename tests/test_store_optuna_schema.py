@@ -141,3 +141,24 @@ def test_another_failure_while_creating_optuna_schema_is_not_retried(tmp_path):
     with pytest.raises(sa.exc.OperationalError, match="disk I/O error"):
         create_optuna_schema(url, create)
     assert len(attempts) == 1
+
+
+@pytest.fixture
+def postgres_database() -> Iterator[str]:
+    from tests.conftest import _postgres_database
+
+    yield from _postgres_database()
+
+
+@pytest.mark.postgres
+def test_optunas_storage_refuses_a_schema_of_another_optuna_version(postgres_database):
+    # OutageTolerantStorage opens RDBStorage without Optuna's own schema check (which holds
+    # two connections at once) and checks the version itself, one connection at a time.
+    url = postgres_database
+    OutageTolerantStorage(url).engine.dispose()
+    engine = sa.create_engine(url)
+    with engine.begin() as connection:
+        connection.execute(sa.text("UPDATE alembic_version SET version_num = 'v3.0.0.a'"))
+    engine.dispose()
+    with pytest.raises(RuntimeError, match="optuna storage upgrade"):
+        OutageTolerantStorage(url)
