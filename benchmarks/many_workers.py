@@ -73,12 +73,12 @@ def _run_worker(
 ) -> dict[str, Any]:
     import optuna
     import sqlalchemy as sa
+    from simulated_worker import RecordingJudge, landscape_objective
 
     from optuna_pandalm import Arena, PublishCallback
-    from optuna_pandalm.store import text_hash
     from optuna_pandalm.study.grpc_proxy import OutageTolerantGrpcStorageProxy
     from optuna_pandalm.study.judged_study import open_judged_study
-    from optuna_pandalm.testing import Landscape, SimulatedJudge, simulated_prompts
+    from optuna_pandalm.testing import Landscape, simulated_prompts
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     opened = OpenConnections()  # before the first connection
@@ -89,32 +89,10 @@ def _run_worker(
             .render_as_string(hide_password=False)
         )
     prompts = simulated_prompts(options["prompts"])
-    prompt_hash = {p.instruction: p.hash for p in prompts}
-    judged: set[tuple[str, str, str]] = set()
-    judge_seconds = [0.0]
-    latency = options["judge_latency"]
-
-    class SlowJudge(SimulatedJudge):
-        """A shared judge server: each batch takes ``latency`` seconds."""
-
-        def judge(self, requests):  # type: ignore[no-untyped-def]
-            start = time.perf_counter()
-            judging[index] = time.time()
-            try:
-                time.sleep(latency)
-                verdicts = super().judge(requests)
-            finally:
-                judging[index] = 0.0
-            judge_seconds[0] += time.perf_counter() - start
-            judged.update(
-                (prompt_hash[r.instruction], text_hash(r.response_1), text_hash(r.response_2))
-                for r in requests
-            )
-            return verdicts
-
+    judge = RecordingJudge(prompts, latency=options["judge_latency"], judging=judging, index=index)
     landscape = Landscape("narrow_lr", seed=0)
     size = options["prompts"]
-    arena = Arena(url, STUDY, SlowJudge(seed=0), prompts, seed=0, batch_size=size, min_games=size)
+    arena = Arena(url, STUDY, judge, prompts, seed=0, batch_size=size, min_games=size)
     sampler = optuna.samplers.TPESampler(seed=index, n_startup_trials=4)
     storage: Any = url
     if "grpc_port" in options:
@@ -124,21 +102,19 @@ def _run_worker(
         study = open_judged_study(arena, storage, base_sampler=sampler)
     evaluate_ms: list[float] = []
 
-    def objective(trial: optuna.Trial) -> float:
-        params = Landscape.suggest(trial)
-        for epoch in range(1, options["epochs"] + 1):
-            texts = landscape.generations(params, epoch, prompts, key=(index, trial.number))
-            before, start = judge_seconds[0], time.perf_counter()
-            arena.evaluate(trial, epoch, texts)
-            evaluate_ms.append(1000 * (time.perf_counter() - start - (judge_seconds[0] - before)))
-            if trial.should_prune():
-                raise optuna.TrialPruned()
-        return arena.finalize(trial)
-
+    objective = landscape_objective(
+        arena,
+        judge,
+        landscape,
+        prompts,
+        epochs=options["epochs"],
+        key=index,
+        evaluate_ms=evaluate_ms,
+    )
     study.optimize(objective, n_trials=n_trials, callbacks=[PublishCallback(arena)])
     return {
         "evaluate_ms": evaluate_ms,
-        "judged": sorted(judged),
+        "judged": sorted(judge.judged),
         "peak_open": opened.peak,
         "peak_open_names": opened.peak_names,
     }
@@ -409,6 +385,7 @@ def run(
     PgBouncer (``worker_url``), whose clients and pools are watched too (:class:`BouncerWatch`)."""
     import optuna
     import sqlalchemy as sa
+    from simulated_worker import stored_verdict_keys
 
     from optuna_pandalm import Arena
     from optuna_pandalm.study import check_study
@@ -456,15 +433,7 @@ def run(
             raise RuntimeError(f"{len(errors)} worker(s) failed; the first:\n{errors[0]}")
         engine = sa.create_engine(url)
         with engine.connect() as connection:
-            stored = {
-                tuple(row)
-                for row in connection.execute(
-                    sa.text(
-                        "select prompt_hash, response_1_hash, response_2_hash "
-                        "from pandalm_verdicts"
-                    )
-                )
-            }
+            stored = stored_verdict_keys(connection)
         engine.dispose()
         judged = {tuple(key) for _, _, result in results for key in result["judged"]}
         times = sorted(t for _, _, result in results for t in result["evaluate_ms"])

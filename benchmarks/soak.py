@@ -31,30 +31,16 @@ def _worker(url: str, seed: int, n_trials: int, queue, profile: str | None) -> N
     import cProfile
 
     import optuna
+    from simulated_worker import RecordingJudge, landscape_objective
 
     from optuna_pandalm import Arena, BradleyTerrySampler, JudgePruner, PublishCallback
-    from optuna_pandalm.store import text_hash
-    from optuna_pandalm.testing import Landscape, SimulatedJudge, simulated_prompts
+    from optuna_pandalm.testing import Landscape, simulated_prompts
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     prompts = simulated_prompts(24)
-    prompt_hash = {p.instruction: p.hash for p in prompts}
-    judged: set[tuple[str, str, str]] = set()
-    judge_seconds = [0.0]
-
-    class Timed(SimulatedJudge):
-        def judge(self, requests):
-            start = time.perf_counter()
-            verdicts = super().judge(requests)
-            judge_seconds[0] += time.perf_counter() - start
-            judged.update(
-                (prompt_hash[r.instruction], text_hash(r.response_1), text_hash(r.response_2))
-                for r in requests
-            )
-            return verdicts
-
+    judge = RecordingJudge(prompts)
     landscape = Landscape("narrow_lr", seed=0)
-    arena = Arena(url, "soak", Timed(seed=0), prompts, seed=0)
+    arena = Arena(url, "soak", judge, prompts, seed=0)
     study = optuna.load_study(
         study_name="soak",
         storage=url,
@@ -62,17 +48,15 @@ def _worker(url: str, seed: int, n_trials: int, queue, profile: str | None) -> N
         pruner=JudgePruner(arena),
     )
     evaluate_ms: list[float] = []
-
-    def objective(trial: optuna.Trial) -> float:
-        params = Landscape.suggest(trial)
-        for epoch in range(1, landscape.epochs + 1):
-            texts = landscape.generations(params, epoch, prompts, key=(seed, trial.number))
-            before, start = judge_seconds[0], time.perf_counter()
-            arena.evaluate(trial, epoch, texts)
-            evaluate_ms.append(1000 * (time.perf_counter() - start - (judge_seconds[0] - before)))
-            if trial.should_prune():
-                raise optuna.TrialPruned()
-        return arena.finalize(trial)
+    objective = landscape_objective(
+        arena,
+        judge,
+        landscape,
+        prompts,
+        epochs=landscape.epochs,
+        key=seed,
+        evaluate_ms=evaluate_ms,
+    )
 
     profiler = cProfile.Profile() if profile else None
     if profiler is not None:
@@ -81,7 +65,7 @@ def _worker(url: str, seed: int, n_trials: int, queue, profile: str | None) -> N
     if profiler is not None:
         profiler.disable()
         profiler.dump_stats(str(Path(profile) / f"worker{seed}.prof"))
-    queue.put((evaluate_ms, sorted(judged), arena.judge_calls))
+    queue.put((evaluate_ms, sorted(judge.judged), arena.judge_calls))
 
 
 def _finished(url: str) -> int:
@@ -98,6 +82,7 @@ def _finished(url: str) -> int:
 
 def main() -> None:
     import sqlalchemy as sa
+    from simulated_worker import stored_verdict_keys
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", type=int, default=4)
@@ -141,15 +126,7 @@ def main() -> None:
         minutes = (time.perf_counter() - start) / 60
         engine = sa.create_engine(url)
         with engine.connect() as connection:
-            stored = {
-                tuple(row)
-                for row in connection.execute(
-                    sa.text(
-                        "select prompt_hash, response_1_hash, response_2_hash "
-                        "from pandalm_verdicts"
-                    )
-                )
-            }
+            stored = stored_verdict_keys(connection)
             size = connection.execute(sa.text("select pg_database_size(current_database())"))
             size_mb = size.scalar() / 2**20
             n_games = connection.execute(sa.text("select count(*) from pandalm_games")).scalar()

@@ -38,3 +38,10 @@ def test_no_worker_holds_a_transaction_across_its_judge(six_workers):
 def test_each_worker_holds_at_most_two_connections_while_its_judge_runs(six_workers):
     assert six_workers["peak_connections_per_worker_while_judging"] is not None
     assert six_workers["peak_connections_per_worker_while_judging"] <= 2, six_workers
+
+
+def test_each_worker_holds_at_most_two_connections_from_its_first_on(six_workers):
+    # Six workers start at once on an empty database: one creates the schemas under the
+    # lock while the others wait for it; each counts its own connections exactly.
+    counted = six_workers["peak_connections_per_worker_counted"]
+    assert counted <= 2, six_workers["peak_connections_counted_names"]
