@@ -50,10 +50,14 @@ def database() -> Iterator[str]:
 
 
 def _advisory_locks_held(url: str) -> int:
-    """Advisory locks held on the server now (read directly, not through PgBouncer)."""
+    """Advisory locks held in the database of ``url`` now (read directly, not through
+    PgBouncer; other databases on a shared server are not counted)."""
     engine = sa.create_engine(url)
     with engine.connect() as connection:
-        query = "select count(*) from pg_locks where locktype = 'advisory' and granted"
+        query = (
+            "select count(*) from pg_locks where locktype = 'advisory' and granted and "
+            "database = (select oid from pg_database where datname = current_database())"
+        )
         held = int(connection.execute(sa.text(query)).scalar_one())
     engine.dispose()
     return held

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import optuna
+import sqlalchemy as sa
 from optuna.storages import RDBStorage
 from sqlalchemy import exc as sa_exc
 
@@ -172,11 +173,13 @@ class OutageTolerantStorage(RDBStorage):
         # One kept connection per process, named, and ?prepare_threshold=none honoured (for
         # PgBouncer), as our store's; the caller's engine_kwargs win.
         optuna_url, engine_kwargs = optuna_storage_arguments(url, engine_kwargs)
-        if not skip_table_creation:
+        sqlite = optuna_url.startswith("sqlite")
+        memory = sqlite and sa.make_url(optuna_url).database in (None, "", ":memory:")
+        if not skip_table_creation and not memory:
             # Optuna would create its schema in __init__, without a lock: under ours, so that
             # workers started at once on an empty database (and their arenas) do not collide.
             create_optuna_schema(url, lambda: make_optuna_schema(optuna_url, engine_kwargs))
-        if optuna_url.startswith("sqlite"):  # a file, or memory (its own database)
+        if sqlite:  # one process at a time writes: Optuna checks (or makes) its schema
             super().__init__(
                 optuna_url,
                 engine_kwargs,
