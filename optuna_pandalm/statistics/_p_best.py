@@ -96,7 +96,7 @@ def one_blas_thread() -> Iterator[None]:
         4.0
     """
     try:
-        from threadpoolctl import threadpool_limits  # type: ignore[import-not-found, unused-ignore]
+        from threadpoolctl import threadpool_limits  # type: ignore[import-not-found, import-untyped, unused-ignore]
     except ImportError:
         threadpool_limits = None
     if threadpool_limits is not None:
