@@ -50,6 +50,27 @@ def test_evaluate_refits_for_the_opponent_after_another_workers_games(tmp_path):
     assert result.opponent is not None and result.opponent.trial == 2
 
 
+def test_a_worker_sees_every_player_and_game_another_worker_stores(shared_storage_url):
+    ours, theirs = (
+        Arena(shared_storage_url, "shared", SimulatedJudge(), PROMPTS, seed=0) for _ in range(2)
+    )
+    for trial, quality in enumerate([0.0, 0.5]):
+        _evaluate(ours, trial, quality)
+    cached = ours.standings()
+    assert ours.standings() is cached  # nothing stored since: the cached fit
+    _evaluate(theirs, 2, 3.0)  # a player and its games, by the other worker
+    seen = ours.standings()
+    assert len(seen.players) == 3 and seen.records.sum() > cached.records.sum()
+    assert seen.as_of == theirs.standings().as_of
+    assert theirs.record_vote(0, (2, 1), (0, 1), "second", "ada")  # a game alone
+    voted = ours.standings()
+    assert voted.human_votes is not None and voted.human_votes.sum() == 2
+    fresh = Arena.load(shared_storage_url, "shared").standings()
+    assert voted.as_of == fresh.as_of
+    # The same games; a warm-started fit stops within 1e-5 of a fresh one once people vote.
+    np.testing.assert_allclose(voted.scores, fresh.scores, rtol=0, atol=1e-4)
+
+
 def test_evaluate_computes_the_interval_only_when_read(tmp_path, monkeypatch):
     arena = _arena(tmp_path)
     _evaluate(arena, 0, 0.0)
