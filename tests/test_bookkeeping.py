@@ -8,7 +8,7 @@ import pytest
 
 from optuna_pandalm import Arena
 from optuna_pandalm.arena import _ledger, _standings
-from optuna_pandalm.statistics import BradleyTerryResult
+from optuna_pandalm.statistics import BradleyTerryResult, _p_best
 from optuna_pandalm.testing import SimulatedJudge, simulated_prompts, simulated_response
 
 PROMPTS = simulated_prompts(16, seed=2)
@@ -99,6 +99,17 @@ def test_merged_counts_group_rows_as_a_row_wise_unique_does(columns):
     fast, fast_inverse = _ledger._unique_rows(keys)
     np.testing.assert_array_equal(fast, unique)
     np.testing.assert_array_equal(fast_inverse, inverse.reshape(-1))
+
+
+@pytest.mark.parametrize("n", [5, 300, 3000])
+def test_the_candidates_drawn_are_the_first_of_a_stable_sort_by_optimism(n):
+    rng = np.random.default_rng(n)
+    scores = np.round(rng.normal(0.0, 1.0, n), 1)  # many exact ties at the cut
+    precision = rng.choice([1.0, 4.0], n)
+    optimism = scores + _p_best._OPTIMISM_SIGMAS / np.sqrt(precision)
+    for k in (1, 17, 256):
+        expected = np.sort(np.argsort(-optimism, kind="stable")[:k])
+        np.testing.assert_array_equal(_p_best._optimistic(scores, precision, k), expected)
 
 
 def test_merged_counts_fall_back_when_the_key_would_overflow():
