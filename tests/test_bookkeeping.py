@@ -8,7 +8,7 @@ import pytest
 
 from optuna_pandalm import Arena
 from optuna_pandalm.arena import _ledger, _standings
-from optuna_pandalm.statistics import BradleyTerryResult, _p_best
+from optuna_pandalm.statistics import BradleyTerryResult, _games, _p_best
 from optuna_pandalm.testing import SimulatedJudge, simulated_prompts, simulated_response
 
 PROMPTS = simulated_prompts(16, seed=2)
@@ -110,6 +110,17 @@ def test_the_candidates_drawn_are_the_first_of_a_stable_sort_by_optimism(n):
     for k in (1, 17, 256):
         expected = np.sort(np.argsort(-optimism, kind="stable")[:k])
         np.testing.assert_array_equal(_p_best._optimistic(scores, precision, k), expected)
+
+
+@pytest.mark.parametrize("n_players", [30, 1000])  # counted, then sorted (a million keys)
+def test_games_are_grouped_in_key_order_whether_counted_or_sorted(n_players):
+    rng = np.random.default_rng(n_players)
+    first, second = rng.integers(0, n_players, (2, 20_000))
+    inverse, member = _games._group([(first, n_players), (second, n_players)])
+    key = first * n_players + second
+    unique, expected = np.unique(key, return_inverse=True)
+    np.testing.assert_array_equal(inverse, expected.reshape(-1))
+    np.testing.assert_array_equal(key[member], unique)
 
 
 def test_merged_counts_fall_back_when_the_key_would_overflow():

@@ -22,18 +22,29 @@ __all__ = ["count_stored", "read_counts"]
 _COLUMNS = {"games": ("n_games", "max_game_id"), "players": ("n_players", "max_player_id")}
 
 
+def _adding(count: sa.Column[int], top: sa.Column[int]) -> sa.Update:
+    largest: sa.BindParameter[int] = sa.bindparam("largest")
+    return (
+        arenas.update()
+        .where(arenas.c.id == sa.bindparam("arena"))
+        .values(
+            {
+                count: count + sa.bindparam("added"),
+                top: sa.case((top < largest, largest), else_=top),
+            }
+        )
+    )
+
+
+# Built once: the statement is compiled once per engine, not at every write.
+_ADD = {kind: _adding(arenas.c[count], arenas.c[top]) for kind, (count, top) in _COLUMNS.items()}
+
+
 def count_stored(connection: sa.Connection, arena_id: int, kind: str, ids: Sequence[int]) -> None:
     """Add the rows ``ids`` just stored (``kind``: ``"games"`` or ``"players"``) to the
     arena's counts, in the caller's transaction; nothing when none was stored."""
-    if not ids:
-        return
-    count, top = (arenas.c[name] for name in _COLUMNS[kind])
-    largest = max(ids)
-    connection.execute(
-        arenas.update()
-        .where(arenas.c.id == arena_id)
-        .values({count: count + len(ids), top: sa.case((top < largest, largest), else_=top)})
-    )
+    if ids:
+        connection.execute(_ADD[kind], {"arena": arena_id, "added": len(ids), "largest": max(ids)})
 
 
 def read_counts(connection: sa.Connection, arena_id: int) -> tuple[int, int, int, int]:
