@@ -147,6 +147,6 @@ def test_upgrade_migrates_a_version_2_database_through_pgbouncer(
 ):
     before = _rows(v2_postgresql_url)
     assert main(["upgrade", "--storage", bouncer.url_for(v2_postgresql_url)]) == 0
-    assert "schema 2 -> 3, every row kept" in capsys.readouterr().out
+    assert "schema 2 -> 4, every row kept" in capsys.readouterr().out
     assert _rows(v2_postgresql_url) == before
     assert _scores(bouncer.url_for(v2_postgresql_url)) == V2_SCORES

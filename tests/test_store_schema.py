@@ -78,7 +78,16 @@ def _v0_rows() -> dict[str, list[dict[str, Any]]]:
 
 
 # Columns later schemas added: not in the fixtures' rows.
-_ADDED = ("length_diff", "annotator", "length_control", "robust_errors")
+_ADDED = (
+    "length_diff",
+    "annotator",
+    "length_control",
+    "robust_errors",
+    "n_games",
+    "max_game_id",
+    "n_players",
+    "max_player_id",
+)
 
 
 def _rows(url: str) -> dict[str, list[dict[str, Any]]]:
@@ -220,7 +229,7 @@ def test_opening_a_version_0_database_migrates_it_keeping_every_row(backend, req
     url = request.getfixturevalue(f"v0_{backend}_url")
     before = _v0_rows()
     store = Store(url)
-    assert store.schema_version() == SCHEMA_VERSION == 3
+    assert store.schema_version() == SCHEMA_VERSION == 4
     assert _rows(url) == before  # every prompt, player, generation, verdict and game
     assert "length_diff" not in _columns(url, "pandalm_games")
     assert {r.annotator for r in _table(url, "pandalm_games")} == {"judge"}
@@ -247,9 +256,9 @@ def test_opening_a_version_0_database_migrates_it_keeping_every_row(backend, req
 
 def test_upgrade_reports_the_versions_and_is_idempotent(v0_sqlite_url):
     store = Store(v0_sqlite_url)
-    assert store.upgrade() == (0, 3)
-    assert store.upgrade() == (3, 3)
-    assert Store(v0_sqlite_url).upgrade() == (3, 3)
+    assert store.upgrade() == (0, 4)
+    assert store.upgrade() == (4, 4)
+    assert Store(v0_sqlite_url).upgrade() == (4, 4)
 
 
 def test_a_database_of_a_newer_schema_is_refused_with_what_to_do(tmp_path):
@@ -257,7 +266,7 @@ def test_a_database_of_a_newer_schema_is_refused_with_what_to_do(tmp_path):
     Store(url).close()
     with sqlite3.connect(tmp_path / "new.db") as connection:
         connection.execute("UPDATE pandalm_version SET schema_version = 99")
-    message = r"newer optuna-pandalm \(schema 99, this one knows 3\); upgrade optuna-pandalm"
+    message = r"newer optuna-pandalm \(schema 99, this one knows 4\); upgrade optuna-pandalm"
     with pytest.raises(StoreError, match=message):
         Store(url)
     with pytest.raises(StoreError, match=message):
@@ -284,7 +293,7 @@ def test_upgrade_migrates_a_version_2_database_whose_arena_scores_as_before(
     url = request.getfixturevalue(f"v2_{backend}_url")
     before = _rows(url)
     assert main(["upgrade", "--storage", url]) == 0
-    assert "schema 2 -> 3, every row kept" in capsys.readouterr().out
+    assert "schema 2 -> 4, every row kept" in capsys.readouterr().out
     assert _rows(url) == before
     # Schema 2 did not record how the study was scored: "not recorded", read as off.
     store = Store(url, read_only=True)
@@ -296,6 +305,40 @@ def test_upgrade_migrates_a_version_2_database_whose_arena_scores_as_before(
     assert (arena.position, arena.length_control, arena.robust_errors) == ("random", False, False)
     arena.store.close()
     assert _scores(url) == V2_SCORES
+
+
+@pytest.mark.parametrize(
+    "backend", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+)
+def test_upgrade_counts_each_arenas_stored_games_and_players(backend, request):
+    # Schema 4 keeps the counts Store.version reads; a migrated arena starts from its rows,
+    # and what is stored after the upgrade adds to them.
+    url = request.getfixturevalue(f"v2_{backend}_url")
+    store = Store(url)
+    arena = store.arena_id("v2-study")
+    assert arena is not None
+
+    def counted() -> tuple[int, int, int, int]:
+        rows = {t: _table(url, t) for t in ("pandalm_games", "pandalm_players")}
+        ours = {t: [r for r in rows[t] if r.arena_id == arena] for t in rows}
+        games, players = ours["pandalm_games"], ours["pandalm_players"]
+        return len(games), max(r.id for r in games), len(players), max(r.id for r in players)
+
+    assert store.version(arena) == counted() and counted()[0] > 0
+    game = _table(url, "pandalm_games")[0]
+    store.player(arena, trial=99, step=1, generations=[""] * len(_table(url, "pandalm_prompts")))
+    vote = GameRecord(
+        game.prompt_position,
+        game.first_player_id,
+        game.second_player_id,
+        game.verdict_id,
+        game.outcome,
+        annotator="human:ann",
+    )
+    assert store.save_games(arena, game.match_id, [vote]) == 1
+    assert store.save_games(arena, game.match_id, [vote]) == 0  # stored once, counted once
+    assert store.version(arena) == counted()
+    store.close()
 
 
 def test_a_migrated_arena_records_the_first_scoring_setting_a_worker_gives(v2_sqlite_url):

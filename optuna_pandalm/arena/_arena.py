@@ -23,7 +23,12 @@ from optuna_pandalm.arena._match_play import (
 from optuna_pandalm.arena._players import Player, checkpoint_step, trial_number
 from optuna_pandalm.arena._result import EvaluationResult
 from optuna_pandalm.arena._rules import MatchRules, check_arena_arguments
-from optuna_pandalm.arena._standings import LeaderboardRow, Standings, fit_standings
+from optuna_pandalm.arena._standings import (
+    LeaderboardRow,
+    Standings,
+    fit_standings,
+    with_new_players,
+)
 from optuna_pandalm.arena._votes import Votes
 from optuna_pandalm.attributes import ERROR_ATTR
 from optuna_pandalm.errors import InvalidVerdictError
@@ -474,16 +479,17 @@ class Arena(Votes):
         return same[0] if same else incumbent
 
     def _standings_before(self, player: Player) -> Standings:
-        """Standings to choose ``player``'s opponent from: the cached ones when the only row
-        stored since is ``player`` itself, else :meth:`standings`. A new player without
-        games changes no other score (the fit would only add it at the prior's mean, and
-        the incumbent is never ``player``), so refitting for it would only repeat the
-        cached fit."""
+        """Standings to choose ``player``'s opponent from, as :meth:`standings` gives them.
+        When the only row stored since the cached fit is ``player`` itself, they are the
+        cached fit with ``player`` added (``with_new_players``): the same fit, bit for bit,
+        without reading and aggregating every game again."""
         version = self.store.version(self.arena_id)
         if self._standings is not None:
             (games, max_game, players, max_player), cached = self._standings
             if version == (games, max_game, players + 1, player.id) and player.id > max_player:
-                return cached
+                grown = with_new_players(cached, [player], as_of=(max_game, player.id))
+                self._standings = (version, grown)
+                return grown
         return self._standings_at(version)
 
     def contender(self, best: Player) -> Player | None:

@@ -19,7 +19,11 @@ import numpy as np
 from optuna_pandalm.arena._meaning import score_meaning
 from optuna_pandalm.arena._players import Player
 from optuna_pandalm.outcomes import Side, side, sides
-from optuna_pandalm.statistics.bradley_terry import BradleyTerryResult, fit_bradley_terry
+from optuna_pandalm.statistics.bradley_terry import (
+    BradleyTerryResult,
+    fit_bradley_terry,
+    refit_with_players,
+)
 from optuna_pandalm.store import HUMAN_PREFIX, GameCounts
 
 __all__ = [
@@ -31,6 +35,7 @@ __all__ = [
     "length_feature",
     "rank_key",
     "tally",
+    "with_new_players",
 ]
 
 # P(best) is drawn with these, whoever asks: a seed that depended on the caller (the
@@ -428,6 +433,41 @@ def fit_standings(
         ) + np.bincount(position[stored.second[same]], stored.count[same], minlength=len(players))
     return Standings(
         tuple(players), result, records, stored, as_of, anchor_player, names, votes, identical
+    )
+
+
+def with_new_players(
+    standings: Standings, new: Sequence[Player], *, as_of: tuple[int, int]
+) -> Standings:
+    """``standings`` refitted with the players ``new`` added, none of whom has a game:
+    exactly what :func:`fit_standings` warm-started from ``standings`` gives on the same
+    counts with these players listed after the others (the same fit, see
+    ``refit_with_players``), without reading, coding and aggregating the counts again.
+
+    A player without games moves no other score but by the one Newton step the refit takes
+    from the warm start; taking it keeps every later score on the path of a full refit."""
+    added = len(new)
+    n = len(standings.players) + added
+
+    def grown(per_player: np.ndarray | None) -> np.ndarray | None:
+        if per_player is None:
+            return None
+        zeros = np.zeros((added, *per_player.shape[1:]), dtype=per_player.dtype)
+        return np.concatenate([per_player, zeros])
+
+    records = grown(standings.records)
+    assert records is not None
+    players = (*standings.players, *new)
+    return dataclasses.replace(
+        standings,
+        players=players,
+        # fit_standings' anchor: the baseline, else the first player (a new one, at first).
+        anchor=standings.anchor if standings.anchor is not None else players[0],
+        result=refit_with_players(standings.result, n),
+        records=records,
+        as_of=as_of,
+        human_votes=grown(standings.human_votes),
+        identical=grown(standings.identical),
     )
 
 

@@ -35,8 +35,16 @@ def _optimistic(scores: _Float, precision: _Float, max_candidates: int) -> _Int:
     """The ``max_candidates`` players with the highest optimistic score (score plus
     ``_OPTIMISM_SIGMAS`` conditional standard deviations ``1 / sqrt(precision)``, so a new
     player with few games is not passed over), in increasing order."""
-    optimism = scores + _OPTIMISM_SIGMAS / np.sqrt(precision)
-    return np.sort(np.argsort(-optimism, kind="stable")[:max_candidates])
+    optimism = -(scores + _OPTIMISM_SIGMAS / np.sqrt(precision))  # ascending: the best first
+    if len(optimism) <= max_candidates:
+        return np.arange(len(optimism))
+    # The first ``max_candidates`` of a stable argsort, in O(players): every player strictly
+    # better than the last one taken, then the equal ones by index (finalize asks this of
+    # every trial; a full sort of thousands of players cost more than the rest of it).
+    last = np.partition(optimism, max_candidates - 1)[max_candidates - 1]
+    better = np.flatnonzero(optimism < last)
+    equal = np.flatnonzero(optimism == last)[: max_candidates - len(better)]
+    return np.sort(np.concatenate([better, equal]))
 
 
 def _share_best(
@@ -96,7 +104,7 @@ def one_blas_thread() -> Iterator[None]:
         4.0
     """
     try:
-        from threadpoolctl import threadpool_limits  # type: ignore[import-not-found, unused-ignore]
+        from threadpoolctl import threadpool_limits  # type: ignore[import-not-found, import-untyped, unused-ignore]
     except ImportError:
         threadpool_limits = None
     if threadpool_limits is not None:

@@ -31,6 +31,7 @@ not independent).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -49,7 +50,7 @@ from optuna_pandalm.statistics._newton import _posterior_mode, _start
 from optuna_pandalm.statistics._problem import _Prior, _Problem
 from optuna_pandalm.statistics._result import BradleyTerryResult
 
-__all__ = ["BradleyTerryResult", "fit_bradley_terry"]
+__all__ = ["BradleyTerryResult", "fit_bradley_terry", "refit_with_players"]
 
 
 def fit_bradley_terry(
@@ -184,6 +185,49 @@ def fit_bradley_terry(
         converged=converged,
         n_iter=n_iter,
         fine=fine if clusters is not None else None,
+    )
+
+
+def refit_with_players(
+    result: BradleyTerryResult, n_players: int, *, tol: float = 1e-12, max_iter: int = 100
+) -> BradleyTerryResult:
+    """``fit_bradley_terry`` on the games ``result`` was fitted on, with ``n_players``
+    players (those added have no games), warm-started from ``result``.
+
+    Bit for bit what that call gives (the same aggregated rows, start and Newton steps) with
+    the options ``result`` was fitted with, without checking, counting and aggregating the
+    games again: an arena refits this way when the only thing stored since its last fit is
+    a new checkpoint, so that its scores follow exactly the path a full refit would.
+
+    Example:
+        >>> result = fit_bradley_terry([0, 0, 1], [1, 2, 2], [1, 1, 0])
+        >>> bigger = refit_with_players(result, 4)
+        >>> full = fit_bradley_terry([0, 0, 1], [1, 2, 2], [1, 1, 0], n_players=4, init=result)
+        >>> bool((bigger.scores == full.scores).all()), round(float(bigger.scores[3]), 2)
+        (True, -2.11)
+    """
+    problem = result._problem
+    n = problem.n_players
+    if n_players < n:
+        raise ValueError(f"n_players must be >= {n} (the players fitted), got {n_players}")
+    rows = dataclasses.replace(problem.games, n_players=n_players)
+    bigger = _Problem(
+        rows,
+        problem.prior,
+        fit_position="position" in problem.names,
+        human_annotators=problem.human_annotators,
+    )
+    params, converged, n_iter = _posterior_mode(
+        bigger, _start(bigger, result), tol=tol, max_iter=max_iter
+    )
+    fine = result._fine_games
+    return _result(
+        bigger,
+        params,
+        anchor=result.anchor,
+        converged=converged,
+        n_iter=n_iter,
+        fine=None if fine is None else dataclasses.replace(fine, n_players=n_players),
     )
 
 

@@ -18,6 +18,7 @@ import numpy as np
 import sqlalchemy as sa
 
 from optuna_pandalm.outcomes import Side, check_outcome, side
+from optuna_pandalm.store._counters import count_stored, read_counts
 from optuna_pandalm.store._database import Database
 from optuna_pandalm.store._outage import database_operation
 from optuna_pandalm.store._schema import (
@@ -80,6 +81,20 @@ def _between(player_id: int, opponent_id: int) -> Any:
     )
 
 
+def _count_rows(connection: sa.Connection, arena_id: int) -> tuple[int, int, int, int]:
+    """``Games.version`` by counting the rows, for a database of a schema before 4."""
+    row = connection.execute(
+        sa.select(
+            *(
+                sa.select(aggregate).where(table.c.arena_id == arena_id).scalar_subquery()
+                for table in (games, players)
+                for aggregate in (sa.func.count(), sa.func.coalesce(sa.func.max(table.c.id), 0))
+            )
+        )
+    ).one()
+    return int(row[0]), int(row[1]), int(row[2]), int(row[3])
+
+
 class Games(Database):
     """The store's matches and games."""
 
@@ -126,7 +141,9 @@ class Games(Database):
         for row in rows:
             row["outcome"] = check_outcome(row["outcome"], what="game outcome")
         with self._writer.begin() as connection:
-            return self._insert_ignore(connection, games, rows)
+            new = self._insert_ignore_returning(connection, games, rows, [games.c.id])
+            count_stored(connection, arena_id, "games", [int(r.id) for r in new])
+            return len(new)
 
     @database_operation(writes=False)
     def game_counts(
@@ -198,30 +215,13 @@ class Games(Database):
 
     @database_operation(writes=False)
     def version(self, arena_id: int) -> tuple[int, int, int, int]:
-        """(games, largest game id, players, largest player id) in one query: changes whenever
-        a game or a player is added, so fits can be cached on it and reproduced from it."""
-        player_stats = (
-            sa.select(
-                sa.func.count().label("n"),
-                sa.func.coalesce(sa.func.max(players.c.id), 0).label("top"),
-            )
-            .where(players.c.arena_id == arena_id)
-            .subquery()
-        )
+        """(games, largest game id, players, largest player id), from the arena's row: changes
+        whenever a game or a player is added (by any worker; see ``_counters``), so fits can
+        be cached on it and reproduced from it."""
         with self.engine.connect() as connection:
-            row = connection.execute(
-                sa.select(
-                    sa.select(sa.func.count())
-                    .where(games.c.arena_id == arena_id)
-                    .scalar_subquery(),
-                    sa.select(sa.func.coalesce(sa.func.max(games.c.id), 0))
-                    .where(games.c.arena_id == arena_id)
-                    .scalar_subquery(),
-                    player_stats.c.n,
-                    player_stats.c.top,
-                )
-            ).one()
-        return int(row[0]), int(row[1]), int(row[2]), int(row[3])
+            if self._found_version is not None and self._found_version < 4 and self.read_only:
+                return _count_rows(connection, arena_id)  # an older schema, read as it is
+            return read_counts(connection, arena_id)
 
     @database_operation(writes=False)
     def pair_record(self, arena_id: int, player_id: int, opponent_id: int) -> tuple[int, int, int]:

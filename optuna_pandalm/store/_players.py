@@ -14,6 +14,7 @@ from collections.abc import Iterable, Sequence
 
 import sqlalchemy as sa
 
+from optuna_pandalm.store._counters import count_stored
 from optuna_pandalm.store._database import Database
 from optuna_pandalm.store._outage import database_operation
 from optuna_pandalm.store._schema import generations, players
@@ -71,7 +72,7 @@ class Players(Database):
             _check_step(step, self._writer.dialect.name)
             key = f"trial/{int(trial)}/step/{int(step)}"  # type: ignore[arg-type]
         with self._writer.begin() as connection:
-            self._insert_ignore(
+            new = self._insert_ignore_returning(
                 connection,
                 players,
                 [
@@ -84,6 +85,7 @@ class Players(Database):
                         "created_at": time.time(),
                     }
                 ],
+                [players.c.id],
             )
             player_id = int(
                 connection.execute(
@@ -94,6 +96,7 @@ class Players(Database):
             )
             if generations is not None:
                 self._insert_generations(connection, player_id, generations)
+            count_stored(connection, arena_id, "players", [int(r.id) for r in new])
         return player_id
 
     @database_operation(writes=False)

@@ -18,6 +18,12 @@ schema 0. Versions:
   ``position`` already was). Arenas migrated from schema 2 get NULL, "not recorded": they
   are read as off (False), what every reader that passed no setting used, and the first
   worker that passes a setting explicitly records it.
+* **4**: ``pandalm_arenas.n_games``, ``max_game_id``, ``n_players`` and ``max_player_id``:
+  the arena's games and players as counted by the transactions that store them, so that a
+  worker learns whether anything was stored since its last fit from one row, not by
+  counting every game (``Store.version``). Migrated arenas get them counted from their rows.
+  Like Optuna's ``optuna storage upgrade``, upgrade with the study's workers stopped: a
+  worker of an older version does not count what it stores.
 
 Creating and migrating happen under one lock, so processes that open an empty or old database
 at the same instant do it once: :func:`schema_lock` (a PostgreSQL advisory lock, or on a SQLite
@@ -59,7 +65,7 @@ __all__ = [
 
 _logger = logging.getLogger("optuna_pandalm.store")
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 """The schema version this code writes and reads (see the module docstring)."""
 
 # PostgreSQL advisory lock keys: the lock held by schema_lock, and the
@@ -123,6 +129,12 @@ arenas = sa.Table(
     # migrated from schema 2), read as off.
     sa.Column("length_control", sa.Boolean),
     sa.Column("robust_errors", sa.Boolean),
+    # The arena's games and players, counted in the transactions that store them (schema 4;
+    # see store/_counters.py).
+    *(
+        sa.Column(name, sa.Integer, nullable=False, server_default="0")
+        for name in ("n_games", "max_game_id", "n_players", "max_player_id")
+    ),
 )
 
 players = sa.Table(
@@ -395,10 +407,30 @@ def _migrate_2_to_3(connection: sa.Connection) -> None:
         connection.execute(sa.text(f"ALTER TABLE pandalm_arenas ADD COLUMN {column} BOOLEAN"))
 
 
+def _migrate_3_to_4(connection: sa.Connection) -> None:
+    # The counters start from what is stored (one pass over the games, once).
+    for column in ("n_games", "max_game_id", "n_players", "max_player_id"):
+        connection.execute(
+            sa.text(f"ALTER TABLE pandalm_arenas ADD COLUMN {column} INTEGER NOT NULL DEFAULT 0")
+        )
+    for table, count, top in (
+        ("pandalm_games", "n_games", "max_game_id"),
+        ("pandalm_players", "n_players", "max_player_id"),
+    ):
+        rows = f"FROM {table} WHERE {table}.arena_id = pandalm_arenas.id"
+        connection.execute(
+            sa.text(
+                f"UPDATE pandalm_arenas SET {count} = (SELECT count(*) {rows}), "
+                f"{top} = (SELECT coalesce(max(id), 0) {rows})"
+            )
+        )
+
+
 _MIGRATIONS: dict[int, Callable[[sa.Connection], None]] = {
     0: _migrate_0_to_1,
     1: _migrate_1_to_2,
     2: _migrate_2_to_3,
+    3: _migrate_3_to_4,
 }
 
 

@@ -92,7 +92,7 @@ class Store(VerdictCache, Arenas, Players, Games, Audit, OptunaHeartbeats, Activ
         >>> store.player(arena, trial=0, step=10) == store.player(arena, trial=0, step=10)
         True
         >>> store.schema_version()
-        3
+        4
     """
 
     def __init__(
@@ -213,7 +213,7 @@ file of 'sqlite:////no/such/dir/x.db'
 
         Example:
             >>> Store("sqlite://").schema_version()
-            3
+            4
         """
         with self.engine.connect() as connection:
             return read_schema_version(connection) or 0
@@ -228,7 +228,7 @@ file of 'sqlite:////no/such/dir/x.db'
 
         Example:
             >>> Store("sqlite://").upgrade()
-            (3, 3)
+            (4, 4)
         """
         found, now = upgrade_schema(self.engine, self.masked_url)
         old = self._found_version if self._found_version is not None else found
