@@ -10,6 +10,8 @@ Its parts, one concept each:
 * ``_outage``: what a database failure means; riding out outages with bounded backoff.
 * ``_schema``: the ``pandalm_`` tables, the schema version and the migrations, the lock.
 * ``_texts``: text hashes.
+* ``_counters``: each arena's game and player counters, updated in the transactions that
+  store them, so ``version`` reads one row.
 * ``_optuna_schema``: :func:`create_optuna_schema`, Optuna's schema made under the lock
   (by :func:`make_optuna_schema`, over one connection)
   (several processes starting at once on an empty database).
