@@ -503,3 +503,30 @@ def test_integrity_reports_stored_winners_outside_0_1_2_null(v0_sqlite_url, tmp_
     assert len(problems) == 2
     assert f"verdict {used} of pandalm-7b: winner 7" in problems
     assert any("numpy-judge: winner b'\\x01\\x00" in p for p in problems)
+
+
+def test_integrity_reports_a_game_stored_without_being_counted(v0_sqlite_url):
+    """A game written by a worker that does not count (an older one left running through the
+    upgrade to schema 4) leaves Store.version unchanged, so other workers keep a stale fit:
+    ``check`` names the counters that disagree with the rows."""
+    store = Store(v0_sqlite_url)  # migrated to schema 4: counters filled from the rows
+    arena = store.arena_id("v0-study")
+    assert arena is not None
+    assert not store.integrity(arena, 3)["game and player counters that disagree with the rows"]
+    before = store.version(arena)
+    path = sa.make_url(v0_sqlite_url).database
+    assert path is not None
+    with sqlite3.connect(path) as connection:  # what a schema-3 worker's save_games did
+        connection.execute(
+            "INSERT INTO pandalm_games (arena_id, match_id, first_player_id, second_player_id, "
+            "low_player_id, high_player_id, prompt_position, verdict_id, outcome, annotator, "
+            "created_at) SELECT arena_id, match_id, second_player_id, first_player_id, "
+            "low_player_id, high_player_id, prompt_position, verdict_id, outcome, 'human:x', "
+            "created_at FROM pandalm_games WHERE arena_id = ? LIMIT 1",
+            (arena,),
+        )
+    assert store.version(arena) == before  # not seen: what the check is for
+    problems = store.integrity(arena, 3)["game and player counters that disagree with the rows"]
+    assert problems[0] == f"games: {before[0]} counted, {before[0] + 1} in the rows"
+    assert problems[1].startswith(f"largest game id: {before[1]} counted, ")
+    assert len(problems) == 2

@@ -9,6 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from optuna_pandalm.outcomes import mirrored
+from optuna_pandalm.store._counters import count_rows, read_counts
 from optuna_pandalm.store._database import Database
 from optuna_pandalm.store._outage import database_operation
 from optuna_pandalm.store._schema import (
@@ -303,7 +304,23 @@ class Audit(Database):
             problems["players without a full set of generations"] = [
                 f"{key}: {n} of {n_prompts}" for key, n in incomplete
             ]
+            # What Store.version reads (a worker's cached fit waits for it to change): counts
+            # off from the rows mean a writer that did not count, e.g. an older worker left
+            # running through the upgrade to schema 4.
+            problems["game and player counters that disagree with the rows"] = (
+                _counter_problems(connection, arena_id) if self._has_counters() else []
+            )
         return problems
+
+
+def _counter_problems(connection: sa.Connection, arena_id: int) -> list[str]:
+    names = ("games", "largest game id", "players", "largest player id")
+    stored, rows = read_counts(connection, arena_id), count_rows(connection, arena_id)
+    return [
+        f"{name}: {kept} counted, {real} in the rows"
+        for name, kept, real in zip(names, stored, rows, strict=True)
+        if kept != real
+    ]
 
 
 def _seen_from(outcome: int | None, same_order: bool) -> int | None:

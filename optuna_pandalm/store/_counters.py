@@ -15,9 +15,9 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 
-from optuna_pandalm.store._schema import arenas
+from optuna_pandalm.store._schema import arenas, games, players
 
-__all__ = ["count_stored", "read_counts"]
+__all__ = ["count_rows", "count_stored", "read_counts"]
 
 _COLUMNS = {"games": ("n_games", "max_game_id"), "players": ("n_players", "max_player_id")}
 
@@ -57,4 +57,19 @@ def read_counts(connection: sa.Connection, arena_id: int) -> tuple[int, int, int
     ).one_or_none()
     if row is None:
         return 0, 0, 0, 0
+    return int(row[0]), int(row[1]), int(row[2]), int(row[3])
+
+
+def count_rows(connection: sa.Connection, arena_id: int) -> tuple[int, int, int, int]:
+    """What :func:`read_counts` says, counted from the rows themselves: for a database of a
+    schema before 4, and for ``check``, which compares the two."""
+    row = connection.execute(
+        sa.select(
+            *(
+                sa.select(aggregate).where(table.c.arena_id == arena_id).scalar_subquery()
+                for table in (games, players)
+                for aggregate in (sa.func.count(), sa.func.coalesce(sa.func.max(table.c.id), 0))
+            )
+        )
+    ).one()
     return int(row[0]), int(row[1]), int(row[2]), int(row[3])

@@ -52,6 +52,11 @@ class Database:
             return [sa.null().label(name) for name in names]
         return [arenas.c[name] for name in names]
 
+    def _has_counters(self) -> bool:
+        """Whether the arenas' game and player counters exist (schema 4; a database read
+        read-only at an older schema has none)."""
+        return not (self._found_version is not None and self._found_version < 4 and self.read_only)
+
     def _bind(self, engine: sa.Engine) -> None:
         self.engine = engine
         self._writer = engine.execution_options(**{WRITE: True})

@@ -18,7 +18,7 @@ import numpy as np
 import sqlalchemy as sa
 
 from optuna_pandalm.outcomes import Side, check_outcome, side
-from optuna_pandalm.store._counters import count_stored, read_counts
+from optuna_pandalm.store._counters import count_rows, count_stored, read_counts
 from optuna_pandalm.store._database import Database
 from optuna_pandalm.store._outage import database_operation
 from optuna_pandalm.store._schema import (
@@ -26,7 +26,6 @@ from optuna_pandalm.store._schema import (
     games,
     generations,
     matches,
-    players,
     verdicts,
 )
 
@@ -79,20 +78,6 @@ def _between(player_id: int, opponent_id: int) -> Any:
         games.c.low_player_id == min(player_id, opponent_id),
         games.c.high_player_id == max(player_id, opponent_id),
     )
-
-
-def _count_rows(connection: sa.Connection, arena_id: int) -> tuple[int, int, int, int]:
-    """``Games.version`` by counting the rows, for a database of a schema before 4."""
-    row = connection.execute(
-        sa.select(
-            *(
-                sa.select(aggregate).where(table.c.arena_id == arena_id).scalar_subquery()
-                for table in (games, players)
-                for aggregate in (sa.func.count(), sa.func.coalesce(sa.func.max(table.c.id), 0))
-            )
-        )
-    ).one()
-    return int(row[0]), int(row[1]), int(row[2]), int(row[3])
 
 
 class Games(Database):
@@ -219,8 +204,8 @@ class Games(Database):
         whenever a game or a player is added (by any worker; see ``_counters``), so fits can
         be cached on it and reproduced from it."""
         with self.engine.connect() as connection:
-            if self._found_version is not None and self._found_version < 4 and self.read_only:
-                return _count_rows(connection, arena_id)  # an older schema, read as it is
+            if not self._has_counters():
+                return count_rows(connection, arena_id)  # an older schema, read as it is
             return read_counts(connection, arena_id)
 
     @database_operation(writes=False)
