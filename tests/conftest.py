@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.postgres_server import PostgresServer, postgres_bin, private_postgres
+
 POSTGRES_URL = os.environ.get("OPTUNA_PANDALM_TEST_POSTGRES_URL")
 
 
@@ -32,6 +34,19 @@ def _postgres_database() -> Iterator[str]:
         with admin.connect() as connection:
             connection.execute(sa.text(f'DROP DATABASE "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def outage_server() -> Iterator[PostgresServer]:
+    """A PostgreSQL server of this test process's own, for tests that stop and restart it:
+    the shared one stays up for the tests running beside them."""
+    folder = postgres_bin()
+    if folder is None:
+        if os.environ.get("CI"):
+            pytest.fail("CI must run the outage tests: PostgreSQL's programs not found")
+        pytest.skip("PostgreSQL is not installed (set OPTUNA_PANDALM_TEST_POSTGRES_BIN)")
+    with private_postgres(folder) as server:
+        yield server
 
 
 @pytest.fixture(scope="session")
