@@ -15,6 +15,32 @@ from tests.postgres_server import PostgresServer, postgres_bin, private_postgres
 
 POSTGRES_URL = os.environ.get("OPTUNA_PANDALM_TEST_POSTGRES_URL")
 
+# The test files that take longest (a minute or more each on CI, mostly their module
+# fixtures), started first under ``pytest -n 2``: the two processes take whole files in
+# collection order (pyproject's addopts), and a long file taken last would run alone while
+# the other process idles. A file not named here keeps its place.
+LONGEST_FIRST = (
+    "tests/test_arena.py",
+    "tests/test_real_model.py",
+    "tests/test_store_optuna_schema.py",
+    "tests/test_demo_output.py",
+    "tests/test_ray_tune.py",
+    "tests/test_tune_and_demo.py",
+    "tests/test_many_workers.py",
+    "tests/test_workers.py",
+    "tests/test_faults.py",
+    "tests/test_outages.py",
+    "tests/test_readme.py",
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under xdist, the files of :data:`LONGEST_FIRST` first (each file's tests in order)."""
+    if not hasattr(config, "workerinput"):  # not an xdist worker: the usual order
+        return
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(rank)))
+
 
 def _postgres_database() -> Iterator[str]:
     """A fresh database on the test server, dropped afterwards."""
