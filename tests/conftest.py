@@ -11,7 +11,35 @@ from pathlib import Path
 
 import pytest
 
+from tests.postgres_server import PostgresServer, postgres_bin, private_postgres
+
 POSTGRES_URL = os.environ.get("OPTUNA_PANDALM_TEST_POSTGRES_URL")
+
+# The test files that take longest (a minute or more each on CI, mostly their module
+# fixtures), started first under ``pytest -n 2``: the two processes take whole files in
+# collection order (pyproject's addopts), and a long file taken last would run alone while
+# the other process idles. A file not named here keeps its place.
+LONGEST_FIRST = (
+    "tests/test_arena.py",
+    "tests/test_real_model.py",
+    "tests/test_store_optuna_schema.py",
+    "tests/test_demo_output.py",
+    "tests/test_ray_tune.py",
+    "tests/test_tune_and_demo.py",
+    "tests/test_many_workers.py",
+    "tests/test_workers.py",
+    "tests/test_faults.py",
+    "tests/test_outages.py",
+    "tests/test_readme.py",
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under xdist, the files of :data:`LONGEST_FIRST` first (each file's tests in order)."""
+    if not hasattr(config, "workerinput"):  # not an xdist worker: the usual order
+        return
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(rank)))
 
 
 def _postgres_database() -> Iterator[str]:
@@ -32,6 +60,19 @@ def _postgres_database() -> Iterator[str]:
         with admin.connect() as connection:
             connection.execute(sa.text(f'DROP DATABASE "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def outage_server() -> Iterator[PostgresServer]:
+    """A PostgreSQL server of this test process's own, for tests that stop and restart it:
+    the shared one stays up for the tests running beside them."""
+    folder = postgres_bin()
+    if folder is None:
+        if os.environ.get("CI"):
+            pytest.fail("CI must run the outage tests: PostgreSQL's programs not found")
+        pytest.skip("PostgreSQL is not installed (set OPTUNA_PANDALM_TEST_POSTGRES_BIN)")
+    with private_postgres(folder) as server:
+        yield server
 
 
 @pytest.fixture(scope="session")

@@ -18,7 +18,7 @@ import optuna
 import pytest
 
 from optuna_pandalm.study.optuna_storage import OutageTolerantStorage
-from tests.test_store_outage import _server_stopped, postgres_url  # noqa: F401 - fixture
+from tests.test_store_outage import postgres_url  # noqa: F401 - fixture
 
 OUTAGE_S = 1.0
 
@@ -80,9 +80,13 @@ def test_each_optuna_call_of_a_worker_rides_out_an_outage(call, tmp_path):
 
 @pytest.mark.postgres
 @pytest.mark.parametrize("call", list(WORKER_CALLS))
-def test_each_optuna_call_of_a_worker_rides_out_a_postgresql_restart(call, postgres_url):  # noqa: F811
+def test_each_optuna_call_of_a_worker_rides_out_a_postgresql_restart(
+    call,
+    outage_server,
+    postgres_url,  # noqa: F811
+):
     study, trial = _worker_study(OutageTolerantStorage(postgres_url, outage_timeout=60))
-    with _server_stopped(2.0):
+    with outage_server.stopped(2.0):
         start = time.monotonic()
         WORKER_CALLS[call](study, trial)  # the server is down: the call waits for it
     assert time.monotonic() - start >= 1.5

@@ -12,7 +12,7 @@ from optuna_pandalm import Arena, PublishCallback, StoreError
 from optuna_pandalm.study.check import check_study
 from optuna_pandalm.study.optuna_storage import OutageTolerantStorage
 from optuna_pandalm.testing import SimulatedJudge, simulated_prompts, simulated_response
-from tests.test_store_outage import _server_stopped, postgres_url  # noqa: F401 - fixture
+from tests.test_store_outage import postgres_url  # noqa: F401 - fixture
 
 PROMPTS = simulated_prompts(16, seed=2)
 
@@ -52,7 +52,10 @@ def test_verdicts_judged_while_the_database_is_away_are_stored_when_it_returns(m
 
 
 @pytest.mark.postgres
-def test_a_worker_rides_out_a_database_restart_and_its_study_goes_on(postgres_url):  # noqa: F811
+def test_a_worker_rides_out_a_database_restart_and_its_study_goes_on(
+    outage_server,
+    postgres_url,  # noqa: F811
+):
     judge = _Counting()
     arena = Arena(postgres_url, "outage", judge, PROMPTS, seed=0, batch_size=4)
     storage = OutageTolerantStorage(postgres_url, outage_timeout=60)
@@ -81,7 +84,7 @@ def test_a_worker_rides_out_a_database_restart_and_its_study_goes_on(postgres_ur
     worker = threading.Thread(target=work)
     worker.start()
     assert evaluated.wait(60)
-    with _server_stopped(6):
+    with outage_server.stopped(6):
         pass
     worker.join(300)
     assert not worker.is_alive() and not errors, errors

