@@ -86,9 +86,9 @@ def test_upgrade_migrates_a_version_0_database_and_says_what_it_did(tmp_path, ca
     shutil.copy(Path(__file__).parent / "data" / "schema_v0.sqlite", path)
     url = f"sqlite:///{path}"
     assert main(["upgrade", "--storage", url]) == 0
-    assert "schema 0 -> 3, every row kept" in capsys.readouterr().out
+    assert "schema 0 -> 4, every row kept" in capsys.readouterr().out
     assert main(["upgrade", "--storage", url]) == 0
-    assert "schema 3, up to date" in capsys.readouterr().out
+    assert "schema 4, up to date" in capsys.readouterr().out
 
 
 def test_upgrade_on_a_mistyped_path_creates_nothing(tmp_path, capsys):

@@ -37,7 +37,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import IO, Any
 
 import sqlalchemy as sa
 
@@ -49,6 +49,7 @@ __all__ = [
     "JUDGE_ANNOTATOR",
     "SCHEMA_VERSION",
     "arenas",
+    "check_lock_file",
     "games",
     "generations",
     "matches",
@@ -290,19 +291,32 @@ def schema_lock(engine: sa.Engine) -> Iterator[sa.Connection | None]:
     if path is None or fcntl is None:
         yield None
         return
-    try:
-        lock_file = open(f"{path}.pandalm-lock", "a")  # noqa: SIM115 - closed below
-    except OSError as error:  # a read-only folder: one clear error, not a raw OSError
-        raise StoreError(
-            f"cannot create the lock file {error.filename!r} beside the SQLite database "
-            f"({error.strerror}): its folder must be writable"
-        ) from None
-    with lock_file:
+    with _open_lock_file(path) as lock_file:
         fcntl.flock(lock_file, fcntl.LOCK_EX)
         try:
             yield None
         finally:
             fcntl.flock(lock_file, fcntl.LOCK_UN)
+
+
+def _open_lock_file(path: str) -> IO[str]:
+    """``<database>.pandalm-lock`` opened for appending (created when missing)."""
+    try:
+        return open(f"{path}.pandalm-lock", "a")
+    except OSError as error:  # a read-only folder: one clear error, not a raw OSError
+        raise StoreError(
+            f"cannot create the lock file {error.filename!r} beside the SQLite database "
+            f"({error.strerror}): its folder must be writable"
+        ) from None
+
+
+def check_lock_file(engine: sa.Engine) -> None:
+    """Fail now, with :func:`schema_lock`'s clear error, where a writing store on a SQLite
+    file could not take the lock later (its folder is not writable), even when the schema
+    is current and no lock is needed to open it; nothing for other databases."""
+    path = sqlite_path(engine.url) if engine.dialect.name == "sqlite" else None
+    if path is not None:
+        _open_lock_file(path).close()
 
 
 _LOCK_POLL_S = (0.02, 0.5)  # first and longest pause between tries of a held lock

@@ -24,6 +24,7 @@ from optuna_pandalm.store._outage import database_operation, ride_out
 from optuna_pandalm.store._players import Players
 from optuna_pandalm.store._schema import (
     SCHEMA_VERSION,
+    check_lock_file,
     newer_schema_error,
     read_schema_version,
     upgrade_schema,
@@ -205,6 +206,8 @@ file of 'sqlite:////no/such/dir/x.db'
             return found
         if found != SCHEMA_VERSION:
             found, _ = upgrade_schema(self.engine, self.masked_url)
+        else:  # no lock needed now: an unwritable SQLite folder is named here, not later
+            check_lock_file(self.engine)
         return found
 
     @database_operation(writes=False)
