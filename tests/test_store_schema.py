@@ -115,6 +115,22 @@ def _table(url: str, table: str) -> list[Any]:
         engine.dispose()
 
 
+def _vote_once_on_a_played_game(store: Store, arena: int, url: str) -> None:
+    """A person's vote on the first game's pair and prompt (schema 2's point: the judge
+    played it already) is stored once, however often it is saved."""
+    game = _table(url, "pandalm_games")[0]
+    vote = GameRecord(
+        game.prompt_position,
+        game.first_player_id,
+        game.second_player_id,
+        game.verdict_id,
+        game.outcome,
+        annotator="human:ann",
+    )
+    assert store.save_games(arena, game.match_id, [vote]) == 1
+    assert store.save_games(arena, game.match_id, [vote]) == 0
+
+
 def _columns(url: str, table: str) -> set[str]:
     engine = sa.create_engine(url)
     try:
@@ -239,17 +255,7 @@ def test_opening_a_version_0_database_migrates_it_keeping_every_row(backend, req
     assert arena is not None
     assert store.player(arena, trial=5, step=1, generations=["a", "b", "c"]) > 3
     # Schema 2's point: a person's vote on a pair and prompt the judge already played.
-    game = _table(url, "pandalm_games")[0]
-    vote = GameRecord(
-        game.prompt_position,
-        game.first_player_id,
-        game.second_player_id,
-        game.verdict_id,
-        game.outcome,
-        annotator="human:ann",
-    )
-    assert store.save_games(arena, game.match_id, [vote]) == 1
-    assert store.save_games(arena, game.match_id, [vote]) == 0
+    _vote_once_on_a_played_game(store, arena, url)
     assert [v.annotator for v in store.votes(arena)] == ["human:ann"]
     store.close()
 
@@ -325,18 +331,8 @@ def test_upgrade_counts_each_arenas_stored_games_and_players(backend, request):
         return len(games), max(r.id for r in games), len(players), max(r.id for r in players)
 
     assert store.version(arena) == counted() and counted()[0] > 0
-    game = _table(url, "pandalm_games")[0]
     store.player(arena, trial=99, step=1, generations=[""] * len(_table(url, "pandalm_prompts")))
-    vote = GameRecord(
-        game.prompt_position,
-        game.first_player_id,
-        game.second_player_id,
-        game.verdict_id,
-        game.outcome,
-        annotator="human:ann",
-    )
-    assert store.save_games(arena, game.match_id, [vote]) == 1
-    assert store.save_games(arena, game.match_id, [vote]) == 0  # stored once, counted once
+    _vote_once_on_a_played_game(store, arena, url)  # stored once, counted once
     assert store.version(arena) == counted()
     store.close()
 
