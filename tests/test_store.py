@@ -166,6 +166,26 @@ def test_verdict_lookup_handles_more_keys_than_one_batch(storage_url):
     assert [saved[key].winner for key, _ in items] == [i % 3 for i in range(1_200)]
 
 
+def test_verdict_lookup_finds_exactly_the_asked_keys_that_are_stored(storage_url):
+    """Over more keys than one batch, with keys whose every column belongs to some stored
+    key (an IN list per column matches them) and repeated keys."""
+    store = Store(storage_url)
+    stored = [
+        (_verdict_key(PROMPTS[i % 3], f"a{i}", f"b{i}"), StoredVerdict(winner=i % 3))
+        for i in range(700)
+    ]
+    store.save_verdicts("judge", stored)
+    store.save_verdicts("other-judge", [(key, StoredVerdict(winner=0)) for key, _ in stored])
+    crossed = [_verdict_key(PROMPTS[(i + 1) % 3], f"a{i}", f"b{i}") for i in range(0, 700, 7)] + [
+        _verdict_key(PROMPTS[i % 3], f"a{i}", f"b{i + 1}") for i in range(0, 700, 5)
+    ]
+    asked = [key for key, _ in stored[::2]] + crossed + [key for key, _ in stored[:10]]
+    found = store.find_verdicts("judge", asked)
+    expected = {key: v.winner for key, v in stored[::2] + stored[:10]}
+    assert {key: v.winner for key, v in found.items()} == expected
+    assert all(v.id is not None for v in found.values())
+
+
 def test_games_are_idempotent_and_counted_by_one_aggregate_query(storage_url):
     store = Store(storage_url)
     arena = _arena(store)

@@ -10,8 +10,10 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 
 from optuna_pandalm.outcomes import check_winner
 from optuna_pandalm.store._database import Database, chunks
@@ -47,6 +49,49 @@ class StoredVerdict:
     id: int | None = None
 
 
+def _key_lists(judge_name: str, keys: Sequence[VerdictKey]) -> sa.Select[Any]:
+    """SQLite's lookup: one IN list per column walks the unique index (a row-value IN list
+    is a full scan there); the few rows matching no asked key are dropped by the caller."""
+    return sa.select(verdicts).where(
+        verdicts.c.judge_name == judge_name,
+        verdicts.c.prompt_hash.in_({k.prompt_hash for k in keys}),
+        verdicts.c.response_1_hash.in_({k.response_1_hash for k in keys}),
+        verdicts.c.response_2_hash.in_({k.response_2_hash for k in keys}),
+    )
+
+
+def _key_join(judge_name: str, keys: Sequence[VerdictKey]) -> sa.Select[Any]:
+    """PostgreSQL's lookup: the keys as three arrays, unnested and joined on the unique
+    index, one index probe per key.
+
+    PostgreSQL 15 plans :func:`_key_lists` as a scan of every verdict of the judge (it
+    costs three IN lists on one index as the product of their lengths), which made it the
+    largest share of the server's time per evaluation at 3,000 players (27 ms a lookup,
+    against 0.02 ms a key here).
+    """
+    asked = (
+        sa.func.unnest(
+            sa.bindparam("prompts", [k.prompt_hash for k in keys], type_=_HASHES),
+            sa.bindparam("firsts", [k.response_1_hash for k in keys], type_=_HASHES),
+            sa.bindparam("seconds", [k.response_2_hash for k in keys], type_=_HASHES),
+        )
+        .table_valued("prompt_hash", "response_1_hash", "response_2_hash")
+        .render_derived()
+    )
+    return sa.select(verdicts).join(
+        asked,
+        sa.and_(
+            verdicts.c.judge_name == judge_name,
+            verdicts.c.prompt_hash == asked.c.prompt_hash,
+            verdicts.c.response_1_hash == asked.c.response_1_hash,
+            verdicts.c.response_2_hash == asked.c.response_2_hash,
+        ),
+    )
+
+
+_HASHES = postgresql.ARRAY(sa.String)
+
+
 class VerdictCache(Database):
     """The store's verdict cache (the ``pandalm_verdicts`` table)."""
 
@@ -58,17 +103,9 @@ class VerdictCache(Database):
         wanted = list(dict.fromkeys(keys))
         found: dict[VerdictKey, StoredVerdict] = {}
         with self.engine.connect() as connection:
+            lookup = _key_join if connection.dialect.name == "postgresql" else _key_lists
             for chunk in chunks(wanted):
-                # One IN list per column walks the unique index (a row-value IN list is a
-                # full scan on SQLite); the few extra rows are dropped below.
-                rows = connection.execute(
-                    sa.select(verdicts).where(
-                        verdicts.c.judge_name == judge_name,
-                        verdicts.c.prompt_hash.in_({k.prompt_hash for k in chunk}),
-                        verdicts.c.response_1_hash.in_({k.response_1_hash for k in chunk}),
-                        verdicts.c.response_2_hash.in_({k.response_2_hash for k in chunk}),
-                    )
-                ).all()
+                rows = connection.execute(lookup(judge_name, chunk)).all()
                 asked = set(chunk)
                 for row in rows:
                     key = VerdictKey(row.prompt_hash, row.response_1_hash, row.response_2_hash)
