@@ -70,7 +70,7 @@ from optuna_pandalm.store._journal import (
     replay_journals,
 )
 from optuna_pandalm.store._optuna_schema import create_optuna_schema, make_optuna_schema
-from optuna_pandalm.store._outage import is_transient, ride_out
+from optuna_pandalm.store._outage import is_transient, ride_out, wait_out
 from optuna_pandalm.store._players import PlayerRecord
 from optuna_pandalm.store._schema import HUMAN_PREFIX, JUDGE_ANNOTATOR, SCHEMA_VERSION
 from optuna_pandalm.store._store import DEFAULT_OUTAGE_TIMEOUT_S, Store
@@ -109,4 +109,5 @@ __all__ = [
     "replay_journals",
     "ride_out",
     "text_hash",
+    "wait_out",
 ]

@@ -24,7 +24,7 @@ from sqlalchemy import exc as sa_exc
 
 from optuna_pandalm.errors import StoreError
 
-__all__ = ["database_operation", "describe", "is_transient", "ride_out"]
+__all__ = ["database_operation", "describe", "is_transient", "ride_out", "wait_out"]
 
 _logger = logging.getLogger("optuna_pandalm.store")
 _T = TypeVar("_T")
@@ -106,6 +106,78 @@ def describe(error: BaseException) -> str:
     return f"{type(orig).__name__}: {text}" if text else type(orig).__name__
 
 
+def wait_out(
+    operation: str,
+    call: Callable[[], _T],
+    *,
+    outage_timeout: float,
+    waitable: Callable[[Exception], str | None],
+    give_up: Callable[[str, float], Exception],
+    lost: str = "database connection lost",
+    back: str = "database is back",
+    max_wait: float = MAX_WAIT_S,
+    logger: logging.Logger = _logger,
+) -> _T:
+    """``call()``, retried for up to ``outage_timeout`` seconds while it fails in a way that
+    waiting may cure: the one retry loop of the store and of our Optuna storages.
+
+    ``waitable(error)`` gives the cause of such a failure, or ``None`` for any other (raised
+    as it is). Waits grow from 0.05 s by doubling up to ``max_wait`` each, with a little
+    jitter, so that workers do not reconnect in lockstep. One warning is logged when an
+    outage starts (``"<lost> in <operation> (<cause>); retrying for up to ..."``) and one
+    info line when it is over (``"<back> after ... s; <operation> went through"``), both on
+    ``logger`` (by default ``optuna_pandalm.store``'s).
+
+    Raises:
+        Exception: ``give_up(cause, elapsed)``, past the bound.
+
+    Example:
+        >>> tries = []
+        >>> def flaky() -> str:
+        ...     tries.append(1)
+        ...     if len(tries) < 3:
+        ...         raise ConnectionRefusedError("refused")
+        ...     return "done"
+        >>> wait_out(
+        ...     "ping",
+        ...     flaky,
+        ...     outage_timeout=5,
+        ...     waitable=lambda e: str(e) if isinstance(e, ConnectionError) else None,
+        ...     give_up=lambda cause, elapsed: TimeoutError(cause),
+        ... ), len(tries)
+        ('done', 3)
+    """
+    start = time.monotonic()
+    attempt = 0
+    while True:
+        try:
+            result = call()
+        except Exception as error:
+            cause = waitable(error)
+            if cause is None:
+                raise
+            elapsed = time.monotonic() - start
+            if elapsed >= outage_timeout:
+                raise give_up(cause, elapsed) from None
+            if attempt == 0:
+                logger.warning(
+                    "%s in %s (%s); retrying for up to %g s",
+                    lost,
+                    operation,
+                    cause,
+                    outage_timeout,
+                )
+            wait = min(FIRST_WAIT_S * 2**attempt, max_wait) * random.uniform(0.8, 1.0)
+            time.sleep(min(wait, outage_timeout - elapsed))
+            attempt += 1
+            continue
+        if attempt:
+            logger.info(
+                "%s after %.1f s; %s went through", back, time.monotonic() - start, operation
+            )
+        return result
+
+
 def ride_out(
     operation: str,
     call: Callable[[], _T],
@@ -114,52 +186,36 @@ def ride_out(
     outage_timeout: float,
     failure: str | None = None,
 ) -> _T:
-    """``call()``, retried through transient failures for up to ``outage_timeout`` seconds.
-
-    Waits grow from 0.05 s by doubling up to 5 s each (with a little jitter, so workers do
-    not reconnect in lockstep). One warning is logged when an outage starts and one info
-    line when the database is back.
+    """``call()``, retried through transient database failures (:func:`is_transient`) for
+    up to ``outage_timeout`` seconds, as :func:`wait_out` retries.
 
     Raises:
         StoreError: past the bound, or at once for a failure that is not transient; the
             message starts with ``failure`` (default: "<operation> failed on <url>").
     """
     failure = failure or f"{operation} failed on {masked_url!r}"
-    start = time.monotonic()
-    attempt = 0
-    lost: str | None = None
-    while True:
+
+    def checked() -> _T:
         try:
-            result = call()
+            return call()
         except sa_exc.DBAPIError as error:
-            cause = describe(error)
             if not is_transient(error):
-                raise StoreError(f"{failure}: {cause}") from None
-            elapsed = time.monotonic() - start
-            if elapsed >= outage_timeout:
-                raise StoreError(
-                    f"{failure}: database unreachable for {elapsed:.1f} s "
-                    f"(outage_timeout={outage_timeout:g} s): {cause}"
-                ) from None
-            if lost is None:
-                lost = cause
-                _logger.warning(
-                    "database connection lost in %s (%s); retrying for up to %g s",
-                    operation,
-                    cause,
-                    outage_timeout,
-                )
-            wait = min(FIRST_WAIT_S * 2**attempt, MAX_WAIT_S) * random.uniform(0.8, 1.0)
-            time.sleep(min(wait, outage_timeout - elapsed))
-            attempt += 1
-            continue
-        if lost is not None:
-            _logger.info(
-                "database is back after %.1f s; %s went through",
-                time.monotonic() - start,
-                operation,
-            )
-        return result
+                raise StoreError(f"{failure}: {describe(error)}") from None
+            raise
+
+    def unreachable(cause: str, elapsed: float) -> StoreError:
+        return StoreError(
+            f"{failure}: database unreachable for {elapsed:.1f} s "
+            f"(outage_timeout={outage_timeout:g} s): {cause}"
+        )
+
+    return wait_out(
+        operation,
+        checked,
+        outage_timeout=outage_timeout,
+        waitable=lambda error: describe(error) if isinstance(error, sa_exc.DBAPIError) else None,
+        give_up=unreachable,
+    )
 
 
 def database_operation(*, writes: bool) -> Callable[[_F], _F]:

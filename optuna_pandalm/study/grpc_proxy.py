@@ -13,52 +13,51 @@ the proxy rides out a database outage for every worker (``docs/distributed.md``)
 
 from __future__ import annotations
 
-import functools
 import logging
-import random
-import threading
-import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import optuna
 from optuna.storages import GrpcStorageProxy
 
-from optuna_pandalm.store import DEFAULT_OUTAGE_TIMEOUT_S
+from optuna_pandalm.store import DEFAULT_OUTAGE_TIMEOUT_S, wait_out
+from optuna_pandalm.study._patience import patient
 
 __all__ = ["OutageTolerantGrpcStorageProxy"]
 
 _logger = logging.getLogger(__name__)
-_F = TypeVar("_F", bound=Callable[..., Any])
-
-FIRST_WAIT_S = 0.05
 MAX_WAIT_S = 2.0  # a restarted proxy is noticed within 2 s
 
-# Set while this thread is inside a patient call: a call made of others (get_n_trials calls
-# get_all_trials) rides one outage once, not nested.
-_riding = threading.local()
 
-
-def _unavailable(error: BaseException) -> bool:
-    """Whether ``error`` says the proxy cannot be reached now (down, restarting, or its
-    connection cut mid-call): waiting may cure it. Any other status is the storage's answer."""
+def _unavailable(error: Exception) -> str | None:
+    """The cause when ``error`` says the proxy cannot be reached now (gRPC status
+    ``UNAVAILABLE``: down, restarting, or its connection cut mid-call), so that waiting may
+    cure it; ``None`` for any other answer, which is the storage's."""
     import grpc  # type: ignore[import-untyped, unused-ignore]
 
-    return isinstance(error, grpc.RpcError) and error.code() == grpc.StatusCode.UNAVAILABLE
+    if isinstance(error, grpc.RpcError) and error.code() == grpc.StatusCode.UNAVAILABLE:
+        return str(error.details()) if hasattr(error, "details") else str(error)
+    return None
 
 
-def _patient(name: str, method: _F) -> _F:
-    @functools.wraps(method)
-    def wrapper(self: OutageTolerantGrpcStorageProxy, *args: Any, **kwargs: Any) -> Any:
-        if getattr(_riding, "active", False):
-            return method(self, *args, **kwargs)
-        _riding.active = True
-        try:
-            return self._ride_out(name, lambda: method(self, *args, **kwargs))
-        finally:
-            _riding.active = False
+def _ride(proxy: OutageTolerantGrpcStorageProxy, name: str, call: Callable[[], Any]) -> Any:
+    def unreachable(cause: str, elapsed: float) -> Exception:
+        return optuna.exceptions.StorageInternalError(
+            f"Optuna's gRPC storage proxy at {proxy.address} unreachable for {elapsed:.1f} s "
+            f"(outage_timeout={proxy.outage_timeout:g} s) in {name}: {cause}"
+        )
 
-    return wrapper  # type: ignore[return-value]
+    return wait_out(
+        name,
+        call,
+        outage_timeout=proxy.outage_timeout,
+        waitable=_unavailable,
+        give_up=unreachable,
+        lost=f"Optuna's gRPC storage proxy at {proxy.address} unreachable",
+        back=f"Optuna's gRPC storage proxy at {proxy.address} is back",
+        max_wait=MAX_WAIT_S,
+        logger=_logger,
+    )
 
 
 class OutageTolerantGrpcStorageProxy(GrpcStorageProxy):
@@ -107,49 +106,6 @@ class OutageTolerantGrpcStorageProxy(GrpcStorageProxy):
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.address!r})"
 
-    def _ride_out(self, name: str, call: Callable[[], Any]) -> Any:
-        start = time.monotonic()
-        attempt = 0
-        while True:
-            try:
-                result = call()
-            except optuna.exceptions.UpdateFinishedTrialError:
-                if name == "set_trial_state_values" and attempt > 0:
-                    return True  # the first attempt landed before the connection was cut
-                raise
-            except Exception as error:
-                if not _unavailable(error):
-                    raise
-                elapsed = time.monotonic() - start
-                cause = error.details() if hasattr(error, "details") else str(error)
-                if elapsed >= self.outage_timeout:
-                    raise optuna.exceptions.StorageInternalError(
-                        f"Optuna's gRPC storage proxy at {self.address} unreachable for "
-                        f"{elapsed:.1f} s (outage_timeout={self.outage_timeout:g} s) in "
-                        f"{name}: {cause}"
-                    ) from None
-                if attempt == 0:
-                    _logger.warning(
-                        "Optuna's gRPC storage proxy at %s unreachable in %s (%s); retrying "
-                        "for up to %g s",
-                        self.address,
-                        name,
-                        cause,
-                        self.outage_timeout,
-                    )
-                wait = min(FIRST_WAIT_S * 2**attempt, MAX_WAIT_S) * random.uniform(0.8, 1.0)
-                time.sleep(min(wait, self.outage_timeout - elapsed))
-                attempt += 1
-                continue
-            if attempt:
-                _logger.info(
-                    "Optuna's gRPC storage proxy at %s is back after %.1f s; %s went through",
-                    self.address,
-                    time.monotonic() - start,
-                    name,
-                )
-            return result
-
 
 # Every storage call Optuna's client makes over gRPC; the others (get_n_trials,
 # get_best_trial, ...) are made of these.
@@ -162,6 +118,6 @@ for _name in _CALLS:
     setattr(
         OutageTolerantGrpcStorageProxy,
         _name,
-        _patient(_name, getattr(GrpcStorageProxy, _name)),
+        patient(_name, getattr(GrpcStorageProxy, _name), _ride),
     )
 del _name

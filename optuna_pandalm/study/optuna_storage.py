@@ -10,10 +10,8 @@ backoff as our own store, so a worker waits for the database and the study goes 
 
 from __future__ import annotations
 
-import functools
-import threading
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import optuna
 import sqlalchemy as sa
@@ -30,14 +28,9 @@ from optuna_pandalm.store import (
     optuna_storage_arguments,
     ride_out,
 )
+from optuna_pandalm.study._patience import patient
 
 __all__ = ["OutageTolerantStorage"]
-
-_F = TypeVar("_F", bound=Callable[..., Any])
-
-# Set while this thread is inside a patient call: a public call made of private ones
-# (``create_new_trial`` calls ``_create_new_trial``) rides one outage once, not nested.
-_riding = threading.local()
 
 # Every storage call a worker makes: the public ones, and the private ones that Optuna's
 # ``_CachedStorage`` (which ``create_study`` wraps around an RDB storage) calls on its
@@ -91,41 +84,26 @@ def _database_error(error: BaseException) -> sa_exc.DBAPIError | None:
     return None
 
 
-def _patient(name: str, method: _F) -> _F:
-    @functools.wraps(method)
-    def wrapper(self: OutageTolerantStorage, *args: Any, **kwargs: Any) -> Any:
-        if getattr(_riding, "active", False):
-            return method(self, *args, **kwargs)
-        attempts = [0]
+def _transient(error: Exception) -> Exception | None:
+    """The transient database error inside a failed Optuna storage call, for
+    :func:`~optuna_pandalm.store.ride_out` to wait out; ``None`` for any other failure."""
+    if isinstance(error, sa_exc.SQLAlchemyError | optuna.exceptions.StorageInternalError):
+        database = _database_error(error)
+        if database is not None and is_transient(database):
+            return database
+    return None
 
-        def call() -> Any:
-            attempts[0] += 1
-            try:
-                return method(self, *args, **kwargs)
-            except optuna.exceptions.UpdateFinishedTrialError:
-                if name == "set_trial_state_values" and attempts[0] > 1:
-                    return True  # the first attempt's commit landed before the drop
-                raise
-            except (sa_exc.SQLAlchemyError, optuna.exceptions.StorageInternalError) as error:
-                database = _database_error(error)
-                if database is not None and is_transient(database):
-                    raise database from None
-                raise
 
-        _riding.active = True
-        try:
-            return ride_out(
-                f"Optuna's {name}",
-                call,
-                masked_url=self.masked_url,
-                outage_timeout=self.outage_timeout,
-            )
-        except StoreError as error:
-            raise optuna.exceptions.StorageInternalError(str(error)) from None
-        finally:
-            _riding.active = False
-
-    return wrapper  # type: ignore[return-value]
+def _ride(storage: OutageTolerantStorage, name: str, call: Callable[[], Any]) -> Any:
+    try:
+        return ride_out(
+            f"Optuna's {name}",
+            call,
+            masked_url=storage.masked_url,
+            outage_timeout=storage.outage_timeout,
+        )
+    except StoreError as error:
+        raise optuna.exceptions.StorageInternalError(str(error)) from None
 
 
 class OutageTolerantStorage(RDBStorage):
@@ -219,5 +197,9 @@ class OutageTolerantStorage(RDBStorage):
 
 
 for _name in _CALLS:
-    setattr(OutageTolerantStorage, _name, _patient(_name, getattr(RDBStorage, _name)))
+    setattr(
+        OutageTolerantStorage,
+        _name,
+        patient(_name, getattr(RDBStorage, _name), _ride, reveal=_transient),
+    )
 del _name
