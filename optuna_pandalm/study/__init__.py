@@ -5,6 +5,9 @@
 * ``judged_study``: creating or resuming a judge-driven study, and ``optimize`` with the
   publishing callback.
 * ``optuna_storage``: :class:`OutageTolerantStorage`, Optuna's RDB storage riding outages.
+* ``grpc_proxy``: :class:`OutageTolerantGrpcStorageProxy`, Optuna's gRPC client riding a
+  restart of its proxy.
+* ``_patience``: the wrapper both put around each storage call.
 * ``direction``: the one direction judge scores make sense in.
 * ``check``: :func:`check_study`, the arena's integrity against its Optuna study.
 
