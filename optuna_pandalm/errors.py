@@ -97,10 +97,14 @@ class RemoteJudgeError(JudgeUnavailableError):
 
 class JudgeRefusedError(RemoteJudgeError):
     """Raised by the remote judge when the server refuses a request with a status that
-    retrying cannot change (400, 404, 422...); ``status`` is that HTTP status."""
+    retrying cannot change (400, 401, 404, 422...); ``status`` is that HTTP status. The arena
+    saves the batch's ``completed`` verdicts and fails the trial at once with
+    :class:`JudgeFailedError`, without asking again."""
 
-    def __init__(self, message: str, status: int) -> None:
-        super().__init__(message)
+    def __init__(
+        self, message: str, status: int, *, completed: Mapping[int, Any] | None = None
+    ) -> None:
+        super().__init__(message, completed=completed)
         self.status = status
 
 

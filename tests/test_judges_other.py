@@ -10,12 +10,15 @@ import time
 from collections.abc import Iterator
 
 import pytest
+import sqlalchemy as sa
 
-from optuna_pandalm import JudgeRequest, RemoteJudge, Verdict
+from optuna_pandalm import Arena, JudgeRequest, RemoteJudge, Verdict
+from optuna_pandalm.arena import JudgeFailedError
 from optuna_pandalm.judges import EnsembleJudge, PairwiseJudge, ReferenceJudge, RewardModelJudge
 from optuna_pandalm.judges.base import JudgeUnavailableError
 from optuna_pandalm.judges.reference import exact_match, rouge_l, token_f1
 from optuna_pandalm.judges.spec import check_spec, judge_from_spec
+from optuna_pandalm.testing import simulated_prompts
 
 
 # --- reference ---------------------------------------------------------------------------------
@@ -202,6 +205,34 @@ def test_remote_batch_cut_short_keeps_the_answers_it_got(server):
         judge.judge([JudgeRequest("Q", "a", "b"), JudgeRequest("Q", "c", "d")])
     assert list(failure.value.completed) == [0]
     assert failure.value.completed[0].winner == 1
+
+
+def test_an_arena_fails_at_once_when_the_server_refuses_and_keeps_what_it_answered(
+    server, tmp_path
+):
+    """HTTP 401 (a wrong key) is asked once, not once per retry: the trial fails at once
+    with JudgeFailedError naming the refusal, and the verdict answered before it is kept."""
+    server["default"] = (401, {"error": "invalid api key"})
+    judge = RemoteJudge(server["url"], "m", api_key_env=None, max_concurrency=1, backoff=0.01)
+    prompts = simulated_prompts(4)
+    arena = Arena(
+        f"sqlite:///{tmp_path / 'db.sqlite'}",
+        "refused",
+        judge,
+        prompts,
+        racing=False,
+        judge_backoff=0.01,
+    )
+    arena.evaluate(0, 1, [f"first {i}" for i in range(4)])  # no opponent yet: no judge call
+    assert server["calls"] == 0
+    server["script"] = [(200, _logprobs({"1": -0.1}))]
+    with pytest.raises(JudgeFailedError, match=r"refused on .* retrying cannot change that.*401"):
+        arena.evaluate(1, 1, [f"second {i}" for i in range(4)])
+    prompts_sent = [body["prompt"] for body in server["bodies"]]
+    assert len(prompts_sent) >= 2 and len(set(prompts_sent)) == len(prompts_sent)
+    with arena.store.engine.connect() as connection:
+        stored = connection.execute(sa.text("SELECT winner FROM pandalm_verdicts")).all()
+    assert [row.winner for row in stored] == [1]
 
 
 def test_remote_reply_without_labels_is_invalid(server):

@@ -42,6 +42,7 @@ from optuna_pandalm.errors import (
     InvalidVerdictError,
     JudgeFailedError,
     JudgeInputError,
+    JudgeRefusedError,
     JudgeTimeoutError,
     JudgeUnavailableError,
 )
@@ -182,6 +183,7 @@ class MatchPlay:
         remaining = list(range(len(requests)))
         for attempt in range(self.rules.judge_retries + 1):
             start = time.perf_counter()
+            refused = False
             try:
                 answers = self.judge.judge([requests[i] for i in remaining])
                 error: Exception | None = None
@@ -195,6 +197,7 @@ class MatchPlay:
                 ) from failure
             except Exception as failure:  # OOM, HTTP, timeouts: a failure to answer
                 error, malformed = failure, None
+                refused = isinstance(failure, JudgeRefusedError)
                 partial = failure.completed if isinstance(failure, JudgeUnavailableError) else {}
                 completed = {
                     remaining[j]: canonical_verdict(v, judge=self.judge.name, index=remaining[j])
@@ -211,6 +214,11 @@ class MatchPlay:
             remaining = [i for i in remaining if i not in done]
             if error is None or not remaining:
                 return saved
+            if refused:  # the server said no (HTTP 4xx): asking again cannot change that
+                raise JudgeFailedError(
+                    f"judge {self.judge.name!r} was refused on {len(remaining)} of "
+                    f"{len(requests)} requests, and retrying cannot change that: {error}"
+                ) from error
             if attempt == self.rules.judge_retries:
                 raise JudgeFailedError(
                     f"judge {self.judge.name!r} failed {attempt + 1} times on "

@@ -515,6 +515,14 @@ class RemoteJudge(PairwiseJudge):
                 failures.append((index, error))
             else:
                 raise error
+        refused = [(i, e) for i, e in failures if isinstance(e, JudgeRefusedError)]
+        if refused:  # asking again cannot change these: say so, with what was answered
+            index, error = refused[0]
+            raise JudgeRefusedError(
+                f"{len(refused)} of {len(requests)} requests refused (request {index}: {error})",
+                refused[0][1].status,
+                completed=completed,
+            )
         if failures:
             index, error = failures[0]
             raise RemoteJudgeError(
