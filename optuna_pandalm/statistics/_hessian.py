@@ -10,6 +10,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from optuna_pandalm.statistics._games import _Float, _Games
+from optuna_pandalm.statistics._threads import one_blas_thread
 
 _logger = logging.getLogger(__name__)
 
@@ -112,12 +113,13 @@ class _Hessian:
         if self._sparse_lu is None:
             from scipy.sparse import linalg as sparse_linalg
 
-            self._sparse_lu = sparse_linalg.splu(
-                self.sparse(),
-                permc_spec="MMD_AT_PLUS_A",
-                diag_pivot_thresh=0.0,
-                options={"SymmetricMode": True},
-            )
+            with one_blas_thread():
+                self._sparse_lu = sparse_linalg.splu(
+                    self.sparse(),
+                    permc_spec="MMD_AT_PLUS_A",
+                    diag_pivot_thresh=0.0,
+                    options={"SymmetricMode": True},
+                )
         return self._sparse_lu
 
     def solve(self, rhs: _Float, *, rtol: float = 1e-10) -> _Float:
@@ -130,7 +132,9 @@ class _Hessian:
             solved: _Float = linalg.cho_solve(self.cholesky(), rhs, check_finite=False)
             return solved
         if rhs.ndim == 2:
-            solved = self.sparse_lu().solve(np.asfortranarray(rhs))
+            factors = self.sparse_lu()
+            with one_blas_thread():  # SuperLU's dense blocks: see statistics/_threads.py
+                solved = factors.solve(np.asfortranarray(rhs))
             return solved
         return self._cg(rhs, rtol)
 

@@ -9,15 +9,12 @@ and passes their covariance to :func:`_share_best`.
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
-import functools
 import math
-from collections.abc import Callable, Iterator
 
 import numpy as np
 
 from optuna_pandalm.statistics._games import _Float, _Int
+from optuna_pandalm.statistics._threads import one_blas_thread
 
 _OPTIMISM_SIGMAS = 3.0  # optimistic score: score + this many conditional standard deviations
 _P_BEST_SIGMAS = 5.0  # players this far below a rival are not drawn in p_best
@@ -89,71 +86,6 @@ def surely_below(bound: float, threshold: float, n_samples: int) -> bool:
     if t < 1.0:
         divergence += (1 - t) * math.log((1 - t) / (1 - b))
     return n_samples * divergence > 40.0
-
-
-@contextlib.contextmanager
-def one_blas_thread() -> Iterator[None]:
-    """Run the block on one BLAS thread, then restore the BLAS's own setting:
-    ``threadpoolctl`` when installed, else OpenBLAS's ``*set_num_threads*`` functions of
-    the libraries this process has loaded (numpy's and scipy's wheels bundle OpenBLAS);
-    nothing when neither is found (another BLAS, another system).
-
-    Example:
-        >>> with one_blas_thread():
-        ...     float(np.ones((2, 2)) @ np.ones(2) @ np.ones(2))
-        4.0
-    """
-    try:
-        from threadpoolctl import threadpool_limits  # type: ignore[import-not-found, import-untyped, unused-ignore]
-    except ImportError:
-        threadpool_limits = None
-    if threadpool_limits is not None:
-        with threadpool_limits(limits=1, user_api="blas"):
-            yield
-        return
-    controls = _openblas_controls()
-    before = [get() for get, _ in controls]
-    for _, set_threads in controls:
-        set_threads(1)
-    try:
-        yield
-    finally:
-        for (_, set_threads), threads in zip(controls, before, strict=True):
-            set_threads(threads)
-
-
-_Control = tuple[Callable[[], int], Callable[[int], None]]
-# OpenBLAS's thread functions by build: plain, 64-bit integers (numpy's and scipy's wheels).
-_OPENBLAS_NAMES = ("openblas", "scipy_openblas", "openblas64_", "scipy_openblas64_")
-
-
-@functools.cache
-def _openblas_controls() -> tuple[_Control, ...]:
-    """(get, set) thread-count functions of each OpenBLAS loaded in this process, found in
-    ``/proc/self/maps`` (Linux); empty elsewhere. Cached: numpy loads its BLAS on import,
-    before any draw."""
-    try:
-        with open("/proc/self/maps", encoding="utf-8", errors="replace") as maps:
-            paths = sorted({line.split()[-1] for line in maps if "openblas" in line.lower()})
-    except OSError:
-        return ()
-    controls = []
-    for path in paths:
-        try:
-            library = ctypes.CDLL(path)
-        except OSError:
-            continue
-        for name in _OPENBLAS_NAMES:
-            stem = name.removesuffix("64_")
-            suffix = "64_" if name.endswith("64_") else ""
-            getter = getattr(library, f"{stem}_get_num_threads{suffix}", None)
-            setter = getattr(library, f"{stem}_set_num_threads{suffix}", None)
-            if getter is not None and setter is not None:
-                getter.restype, setter.restype = ctypes.c_int, None
-                setter.argtypes = [ctypes.c_int]
-                controls.append((getter, setter))
-                break
-    return tuple(controls)
 
 
 def _square_root(covariance: _Float) -> _Float:
