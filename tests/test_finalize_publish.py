@@ -135,6 +135,38 @@ def test_the_sparse_factorisation_behind_the_leaderboards_intervals_runs_on_one_
     assert np.all(stderr > 0)
 
 
+def test_the_dense_factorisations_of_a_few_players_run_on_one_blas_thread(monkeypatch):
+    from scipy import linalg
+
+    controls = _openblas_controls()
+    if not controls:
+        pytest.skip("no OpenBLAS loaded in this process")
+    get, set_threads = controls[0]
+    seen: list[tuple[str, int]] = []
+    for module, name in ((linalg, "cho_factor"), (linalg.lapack, "dpotri")):
+        original = getattr(module, name)
+
+        def watched(*args, _name=name, _original=original, **kwargs):
+            seen.append((_name, get()))
+            return _original(*args, **kwargs)
+
+        monkeypatch.setattr(module, name, watched)
+    rng = np.random.default_rng(1)
+    first, second = rng.integers(0, 20, 400), rng.integers(0, 20, 400)
+    keep = first != second
+    result = fit_bradley_terry(first[keep], second[keep], rng.integers(0, 3, int(keep.sum())))
+    before = get()
+    set_threads(2)
+    try:
+        stderr = result.stderr  # the dense inverse: Cholesky, then LAPACK's dpotri
+        assert ("cho_factor", 1) in seen and ("dpotri", 1) in seen
+        assert all(threads == 1 for _, threads in seen)
+        assert get() == 2
+    finally:
+        set_threads(before)
+    assert np.all(stderr[np.arange(20) != result.anchor] > 0)
+
+
 def test_publishing_computes_the_leaderboard_once_and_writes_small_attributes(study, monkeypatch):
     study_, arena = study
     leaderboards = _count_calls(monkeypatch, Standings, "leaderboard")

@@ -13,7 +13,7 @@
   * ``_result``: :class:`BradleyTerryResult`, with standard errors, intervals, contrasts
     and effects from the Laplace approximation, computed on first use.
   * ``_p_best``: P(best) by sampling the Laplace posterior, and which players to draw.
-  * ``_threads``: one BLAS thread for the bursts of dense work (P(best), the sparse LU).
+  * ``_threads``: one BLAS thread for the bursts of dense work (P(best), the factorisations).
 
 * ``sign_test``: the sign test that racing and pruning decide with (ties split).
 

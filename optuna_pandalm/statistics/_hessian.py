@@ -86,7 +86,8 @@ class _Hessian:
         if self._cholesky is None:
             from scipy import linalg
 
-            self._cholesky = linalg.cho_factor(self.dense(), lower=True, check_finite=False)
+            with one_blas_thread():
+                self._cholesky = linalg.cho_factor(self.dense(), lower=True, check_finite=False)
         return self._cholesky
 
     def sparse(self) -> Any:
@@ -129,7 +130,9 @@ class _Hessian:
         if self.dense_ok:
             from scipy import linalg
 
-            solved: _Float = linalg.cho_solve(self.cholesky(), rhs, check_finite=False)
+            factor = self.cholesky()
+            with one_blas_thread():
+                solved: _Float = linalg.cho_solve(factor, rhs, check_finite=False)
             return solved
         if rhs.ndim == 2:
             factors = self.sparse_lu()

@@ -21,6 +21,7 @@ from optuna_pandalm.statistics._p_best import (
     surely_below,
 )
 from optuna_pandalm.statistics._problem import _Point, _Problem
+from optuna_pandalm.statistics._threads import one_blas_thread
 
 # Up to this many players P(best) samples every plausible player from the dense covariance
 # (O(n**3)); above it, the ``max_candidates`` players with the highest optimistic score, their
@@ -189,7 +190,8 @@ class BradleyTerryResult:
             from scipy import linalg
 
             factor = self._hessian.cholesky()
-            inverse, info = linalg.lapack.dpotri(factor[0], lower=1)
+            with one_blas_thread():
+                inverse, info = linalg.lapack.dpotri(factor[0], lower=1)
             if info != 0:
                 raise np.linalg.LinAlgError(f"dpotri failed with info={info}")
             self._cache.inverse_lower = inverse[: self.n_players, : self.n_players]
@@ -211,8 +213,9 @@ class BradleyTerryResult:
 
                 spread = self._cluster_scores().toarray()  # clusters x parameters
                 factor = self._hessian.cholesky()
-                half = linalg.cho_solve(factor, spread.T, check_finite=False)[:n]
-                covariance = half @ half.T
+                with one_blas_thread():
+                    half = linalg.cho_solve(factor, spread.T, check_finite=False)[:n]
+                    covariance = half @ half.T
             else:
                 lower = np.tril(self._inverse_lower())
                 covariance = lower + np.tril(lower, -1).T

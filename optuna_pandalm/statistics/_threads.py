@@ -2,8 +2,9 @@
 
 OpenBLAS (bundled with numpy's and scipy's wheels) runs a large product or factorisation on
 a thread per core, and its threads then spin for a while waiting for more work. Our dense
-work is small and bursty (P(best)'s draws; the sparse LU behind the leaderboard's intervals),
-so the extra threads bought no wall time and burned a core: at 3,000 players publishing took
+work is small and bursty (P(best)'s draws; the factorisations behind standard errors and
+intervals, dense for a few hundred players and sparse LU above), so the extra threads bought
+no wall time and burned a core: at 3,000 players publishing took
 116 ms wall and 200 ms CPU with two threads against 119 and 119 with one, and the spinning
 ran on into the next ``evaluate`` (``benchmarks/README.md``, "Bookkeeping").
 """
