@@ -27,7 +27,7 @@ def one_blas_thread() -> Iterator[None]:
     BLAS builds), else nothing.
 
     Cheap when it matters: the dense solves of small fits run it at every Newton step, and
-    ``threadpoolctl``'s search of the loaded libraries (about 0.3 ms a time) made the
+    ``threadpoolctl``'s search of the loaded libraries (0.7 ms a time) made the
     HPO-efficiency benchmark's fits 26% slower; the OpenBLAS functions cost microseconds,
     and nothing is set when every BLAS already runs one thread.
 
